@@ -1,0 +1,106 @@
+"""The `reactive-store` command line: `serve` runs the server, `run` calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import values
+from .deployment import Deployment, Settings
+from .errors import ReactiveStoreError
+from .limits import Limits
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", type=Path, default=Path.cwd(),
+                        help="folder holding schema/ and functions/ (default: current folder)")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="PostgreSQL URL (default: $DATABASE_URL; without it, an embedded "
+                             "PostgreSQL in APP/.reactive-store/)")
+    parser.add_argument("--db-schema", default=os.environ.get("REACTIVE_STORE_DB_SCHEMA", "app"),
+                        help="Postgres schema the deployment's tables live in (default: app)")
+    parser.add_argument("--function-timeout", type=float, default=1.0,
+                        help="seconds a query or mutation may run (default: 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reactive-store", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3210)
+    serve.add_argument("--log-level", default="info")
+    run = sub.add_parser("run", help="call one function and print its JSON result")
+    _common(run)
+    run.add_argument("path", help="function path, e.g. accounts:open")
+    run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    return parser
+
+
+def settings_from(ns: argparse.Namespace) -> Settings:
+    from .engine import EngineConfig
+
+    return Settings(
+        app_dir=ns.app.resolve(),
+        database_url=ns.database_url or None,
+        namespace=ns.db_schema,
+        engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout)),
+    )
+
+
+def serve(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import create_app
+
+    logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    deployment = Deployment(settings_from(ns))
+    app = create_app(deployment)
+    print(f"reactive-store: serving {ns.app.resolve()} at http://{ns.host}:{ns.port}",
+          flush=True)
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on")
+    return 0
+
+
+async def _run(ns: argparse.Namespace) -> Any:
+    try:
+        raw = orjson.loads(ns.args)
+    except orjson.JSONDecodeError as exc:
+        raise SystemExit(f"error: ARGS is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SystemExit("error: ARGS must be a JSON object")
+    deployment = Deployment(settings_from(ns))
+    engine = await deployment.start()
+    try:
+        outcome = await engine.run(ns.path, raw, internal_ok=True)
+    finally:
+        await deployment.stop()
+    return values.export_clean(outcome.value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    if ns.command == "serve":
+        return serve(ns)
+    try:
+        result = asyncio.run(_run(ns))
+    except ReactiveStoreError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI reports any function failure
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

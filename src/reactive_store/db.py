@@ -1,0 +1,240 @@
+"""`ctx.db`: the reader (queries) and writer (mutations) that functions see.
+
+Everything a function reads is recorded as index intervals (its read set) and everything
+it writes as index keys, old and new (its write set); subscriptions are matched on these.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from . import values
+from .errors import InvalidIdError, QueryError, ValidationError, WriteError
+from .ids import new_id, table_number_of
+from .intervals import Interval
+from .limits import Limits, Usage
+from .query import Query, ScanRecord
+from .readset import ReadSet, WriteSet
+from .schema import BY_ID, Schema, TableDefinition, id_key, index_keys, validate_document
+from .storage import Row, Transaction
+from .types import Document, Value
+from .validators import _Object, _Optional, _Union
+
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+"""In `ctx.db.patch(id, {"field": UNSET})`: remove the field (Convex's `undefined`)."""
+
+
+class DatabaseReader:
+    """Read access inside one transaction, recording what is read."""
+
+    def __init__(
+        self,
+        tx: Transaction,
+        schema: Schema,
+        table_numbers: dict[str, int],
+        table_names: dict[int, str],
+        limits: Limits,
+    ) -> None:
+        self._tx = tx
+        self._schema = schema
+        self._numbers = table_numbers
+        self._names = table_names
+        self._usage = Usage(limits)
+        self._limits = limits
+        self._scans: list[ScanRecord] = []
+        self._points: list[tuple[str, bytes]] = []
+
+    # -- what was read ------------------------------------------------------------------
+    def read_set(self) -> ReadSet:
+        reads = ReadSet()
+        for table, key in self._points:
+            reads.record(table, BY_ID, Interval.point(key))
+        for scan in self._scans:
+            interval = scan.consumed()
+            if interval is not None:
+                reads.record(scan.table, scan.index, interval)
+        return reads
+
+    # -- helpers for Query ----------------------------------------------------------------
+    def _table(self, table: str) -> TableDefinition:
+        if not isinstance(table, str) or table not in self._schema.tables:
+            raise QueryError(f"no table named {table!r} in the schema")
+        return self._schema.tables[table]
+
+    async def _scan(
+        self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool, limit: int
+    ) -> list[Row]:
+        self._usage.range_read()
+        rows = await self._tx.scan(table, index, lo, hi, desc, limit)
+        self._usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
+        return rows
+
+    @staticmethod
+    def _decode(row: Row) -> Document:
+        fields = values.decode(orjson.loads(row.doc))
+        return {"_id": row.id, "_creationTime": row.creation_time, **fields}
+
+    def _coerce(self, table: str, field: str, value: Value) -> Value:
+        """Normalise a range value as the field's validator would (an int for a float64)."""
+        if field == "_creationTime":
+            return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        validator: Any = self._schema.tables[table].validator
+        for part in field.split("."):
+            while isinstance(validator, _Optional):
+                validator = validator.inner
+            if not isinstance(validator, _Object) or part not in validator.fields:
+                return value
+            validator = validator.fields[part]
+        try:
+            return validator.validate(value, field)
+        except ValidationError:
+            return value
+        except TypeError:
+            return value
+
+    def _parse_id(self, doc_id: Any, table: str | None = None) -> str:
+        try:
+            number = table_number_of(doc_id)
+        except ValueError as exc:
+            raise InvalidIdError(str(exc)) from None
+        name = self._names.get(number)
+        if name is None or name not in self._schema.tables:
+            raise InvalidIdError(f"id {doc_id!r} does not belong to any table in the schema")
+        if table is not None and name != table:
+            raise InvalidIdError(f"id {doc_id!r} belongs to table {name!r}, not {table!r}")
+        return name
+
+    # -- the public API -------------------------------------------------------------------
+    async def get(self, doc_id: str) -> Document | None:
+        """The document with this id, or None."""
+        table = self._parse_id(doc_id)
+        self._points.append((table, id_key(doc_id)))
+        self._usage.range_read()
+        row = await self._tx.get(table, doc_id)
+        if row is None:
+            return None
+        self._usage.documents_read(1, len(row.doc))
+        return self._decode(row)
+
+    def query(self, table: str) -> Query:
+        """A query over `table`, by creation time unless `.with_index(...)` says otherwise."""
+        return Query(self, table)
+
+    def normalize_id(self, table: str, doc_id: Any) -> str | None:
+        """`doc_id` when it is a valid id of `table`, else None."""
+        self._table(table)
+        try:
+            self._parse_id(doc_id, table)
+        except InvalidIdError:
+            return None
+        return str(doc_id)
+
+
+class DatabaseWriter(DatabaseReader):
+    """Read and write access inside a mutation's SERIALIZABLE transaction."""
+
+    def __init__(
+        self,
+        tx: Transaction,
+        schema: Schema,
+        table_numbers: dict[str, int],
+        table_names: dict[int, str],
+        limits: Limits,
+    ) -> None:
+        super().__init__(tx, schema, table_numbers, table_names, limits)
+        self.writes = WriteSet()
+
+    def _encode(self, table: str, fields: Document) -> bytes:
+        values.check_document_shape(
+            fields,
+            max_depth=self._limits.nesting_depth,
+            max_array=self._limits.array_elements,
+            max_fields=self._limits.document_fields,
+            path=table,
+        )
+        raw = orjson.dumps(values.encode(fields, table))
+        if len(raw) > self._limits.document_bytes:
+            raise ValidationError(
+                f"table {table!r}: document of {len(raw)} bytes is larger than the limit of "
+                f"{self._limits.document_bytes} bytes"
+            )
+        self._usage.document_written(len(raw))
+        return raw
+
+    def _record_keys(self, table: str, keys: dict[str, bytes]) -> None:
+        for index, key in keys.items():
+            self.writes.add(table, index, key)
+
+    async def insert(self, table: str, doc: Document) -> str:
+        """Insert a document; returns its new `_id`."""
+        definition = self._table(table)
+        fields = validate_document(table, definition, doc)
+        raw = self._encode(table, fields)
+        doc_id = new_id(self._numbers[table])
+        stored = {"_id": doc_id, "_creationTime": time.time() * 1000.0, **fields}
+        keys = index_keys(definition, stored)
+        await self._tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
+        self._record_keys(table, keys)
+        self.writes.add(table, BY_ID, id_key(doc_id))
+        return doc_id
+
+    async def _load(self, doc_id: Any, verb: str) -> tuple[str, TableDefinition, Document]:
+        table = self._parse_id(doc_id)
+        old = await self.get(doc_id)
+        if old is None:
+            raise WriteError(f"{verb}: document {doc_id!r} does not exist")
+        return table, self._schema.tables[table], old
+
+    async def _store(
+        self, table: str, definition: TableDefinition, old: Document, fields: Document
+    ) -> None:
+        fields = validate_document(table, definition, fields)
+        raw = self._encode(table, fields)
+        new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
+        old_keys = index_keys(definition, old)
+        new_keys = index_keys(definition, new)
+        await self._tx.update(table, old["_id"], raw, new_keys)
+        self._record_keys(table, old_keys)
+        self._record_keys(table, new_keys)
+        self.writes.add(table, BY_ID, id_key(old["_id"]))
+
+    async def patch(self, doc_id: str, fields: Document) -> None:
+        """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
+        if not isinstance(fields, dict):
+            raise WriteError(f"patch: fields must be an object, got {values.type_name(fields)}")
+        table, definition, old = await self._load(doc_id, "patch")
+        merged = {k: v for k, v in old.items() if not k.startswith("_")}
+        for name, value in fields.items():
+            if isinstance(name, str) and name.startswith("_"):
+                if name in old and old[name] == value:
+                    continue
+                raise WriteError(f"patch: system field {name!r} cannot be written")
+            if value is UNSET:
+                merged.pop(name, None)
+            else:
+                merged[name] = value
+        await self._store(table, definition, old, merged)
+
+    async def replace(self, doc_id: str, doc: Document) -> None:
+        """Replace the whole document (system fields are kept)."""
+        if not isinstance(doc, dict):
+            raise WriteError(f"replace: document must be an object, got {values.type_name(doc)}")
+        table, definition, old = await self._load(doc_id, "replace")
+        fields = dict(doc)
+        for name in ("_id", "_creationTime"):
+            if name in fields:
+                if fields[name] != old[name]:
+                    raise WriteError(f"replace: system field {name!r} cannot be changed")
+                del fields[name]
+        await self._store(table, definition, old, fields)
+
+    async def delete(self, doc_id: str) -> None:
+        """Delete the document."""
+        table, definition, old = await self._load(doc_id, "delete")
+        await self._tx.delete(table, doc_id)
+        self._usage.document_written(0)
+        self._record_keys(table, index_keys(definition, old))
+        self.writes.add(table, BY_ID, id_key(doc_id))

@@ -1,0 +1,93 @@
+"""A running deployment: the app loaded, its database opened (embedded or not), schema pushed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import values
+from .engine import Engine, EngineConfig
+from .loader import App, load_app
+from .storage import PushReport, Store
+
+log = logging.getLogger("reactive_store")
+
+
+@dataclass
+class Settings:
+    """Where the app is and which database it uses; `database_url=None` means embedded."""
+
+    app_dir: Path = field(default_factory=Path.cwd)
+    database_url: str | None = None
+    namespace: str = "app"
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    pool_size: int = 10
+
+
+def decode_row(doc_id: str, creation_time: float, raw: bytes) -> dict[str, Any]:
+    """A stored row as the document functions see."""
+    return {"_id": doc_id, "_creationTime": creation_time, **values.decode(orjson.loads(raw))}
+
+
+def redact_url(url: str) -> str:
+    """A database URL without its password, for terminal output."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+class Deployment:
+    """Owns the store, the engine and (when no URL is given) the embedded Postgres."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: App | None = None
+        self.store: Store | None = None
+        self.engine: Engine | None = None
+        self.push_report: PushReport | None = None
+        self.database_label = ""
+        self._embedded: Any = None
+
+    async def start(self) -> Engine:
+        s = self.settings
+        app = load_app(s.app_dir)
+        url = s.database_url
+        if url is None:
+            import asyncio
+
+            from .storage.embedded import EmbeddedPostgres
+
+            data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
+            self._embedded = EmbeddedPostgres(data_dir)
+            url = await asyncio.to_thread(self._embedded.start)
+            self.database_label = f"embedded PostgreSQL in {data_dir}"
+        else:
+            self.database_label = redact_url(url)
+        try:
+            store = await Store.open(url, s.namespace, max_size=s.pool_size)
+            self.push_report = await store.push_schema(app.schema, decode_row)
+        except BaseException:
+            await self._stop_embedded()
+            raise
+        self.app, self.store = app, store
+        self.engine = Engine(store, app, s.engine)
+        return self.engine
+
+    async def stop(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        await self._stop_embedded()
+
+    async def _stop_embedded(self) -> None:
+        if self._embedded is not None:
+            import asyncio
+
+            await asyncio.to_thread(self._embedded.stop)
+            self._embedded = None

@@ -1,0 +1,188 @@
+"""Run functions: queries in one snapshot, mutations SERIALIZABLE with retries, then publish."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import values
+from .context import ActionCtx, Identity, MutationCtx, QueryCtx
+from .db import DatabaseReader, DatabaseWriter
+from .errors import BadRequest, ConflictError, FunctionTimeout, QueryError, ValidationError
+from .functions import FunctionSpec, Kind
+from .ids import TABLE_NAMES
+from .limits import Limits
+from .loader import App
+from .readset import ReadSet, WriteSet
+from .storage import Store, TransientConflict
+
+log = logging.getLogger("reactive_store.engine")
+
+CommitListener = Callable[[int, WriteSet], Awaitable[None] | None]
+
+
+@dataclass
+class Outcome:
+    """A function's result: the value, its Convex encoding, and what it read or wrote."""
+
+    value: Any
+    encoded: Any
+    reads: ReadSet = field(default_factory=ReadSet)
+    writes: WriteSet = field(default_factory=WriteSet)
+    ts: int | None = None
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    limits: Limits = field(default_factory=Limits)
+    max_attempts: int = 16
+    backoff_base: float = 0.002
+    backoff_cap: float = 0.1
+
+
+class Engine:
+    """Runs an app's functions against its store. Publishes commits to listeners after COMMIT."""
+
+    def __init__(self, store: Store, app: App, config: EngineConfig | None = None) -> None:
+        self.store = store
+        self.app = app
+        self.config = config or EngineConfig()
+        self._listeners: list[CommitListener] = []
+
+    def on_commit(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def _prepare(
+        self, ref: Any, args: Any, kind: Kind, internal_ok: bool
+    ) -> tuple[FunctionSpec, dict[str, Any]]:
+        spec = self.app.functions.resolve(ref, kind=kind, internal_ok=internal_ok)
+        token = TABLE_NAMES.set(self.store.table_names)
+        try:
+            return spec, spec.args.validate(args)
+        finally:
+            TABLE_NAMES.reset(token)
+
+    async def _call(self, spec: FunctionSpec, ctx: Any, args: dict[str, Any]) -> tuple[Any, Any]:
+        """Call the handler under the time limit; validate and encode what it returns."""
+        token = TABLE_NAMES.set(self.store.table_names)
+        try:
+            try:
+                async with asyncio.timeout(self.config.limits.function_seconds):
+                    result = spec.handler(ctx, **args)
+                    if inspect.isawaitable(result):
+                        result = await result
+            except TimeoutError:
+                raise FunctionTimeout(
+                    f"{spec.path} ran past its time limit of "
+                    f"{self.config.limits.function_seconds:g} s and was cancelled"
+                ) from None
+            if spec.returns is not None:
+                try:
+                    result = spec.returns.validate(result, "return value")
+                except ValidationError as exc:
+                    raise ValidationError(f"{spec.path}: {exc.message}") from None
+            return result, values.encode(result, "return value")
+        finally:
+            TABLE_NAMES.reset(token)
+
+    def _reader(self, tx: Any) -> DatabaseReader:
+        s = self.store
+        return DatabaseReader(tx, self.app.schema, s.table_numbers, s.table_names,
+                              self.config.limits)
+
+    async def run_query(
+        self, ref: Any, args: Any, identity: Identity | None = None, *,
+        internal_ok: bool = False, with_ts: bool = False, at_ts: int | None = None,
+    ) -> Outcome:
+        """Run a query in one REPEATABLE READ snapshot; `with_ts` also reads its timestamp.
+
+        With `at_ts`, the result must be the one the query had at that earlier commit.
+        Postgres keeps no old versions, so the query runs on the current snapshot and the
+        commit log proves that no commit since `at_ts` wrote inside what it read.
+        """
+        spec, checked = self._prepare(ref, args, Kind.QUERY, internal_ok)
+        async with self.store.read() as tx:
+            ts = await tx.snapshot_ts() if with_ts or at_ts is not None else None
+            if at_ts is not None and ts is not None and at_ts > ts:
+                raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
+            db = self._reader(tx)
+            value, encoded = await self._call(spec, QueryCtx(db, identity), checked)
+            reads = db.read_set()
+            if at_ts is not None and ts is not None and at_ts < ts:
+                for commit_ts, text in await tx.commits_between(at_ts, ts):
+                    if reads.overlaps(WriteSet.from_text(text)):
+                        raise QueryError(
+                            f"{spec.path}: what it reads changed at {commit_ts}, after the "
+                            f"requested timestamp {at_ts}; query again at a newer timestamp"
+                        )
+                ts = at_ts
+        return Outcome(value, encoded, reads=reads, ts=ts)
+
+    async def run_mutation(
+        self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
+    ) -> Outcome:
+        """Run a mutation as one SERIALIZABLE transaction, re-running it on conflict.
+
+        The commit timestamp is taken inside the transaction (storage orders commits), and
+        listeners hear of the write set only after COMMIT has succeeded.
+        """
+        spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
+        s = self.store
+        for attempt in range(self.config.max_attempts):
+            try:
+                async with s.write() as tx:
+                    db = DatabaseWriter(tx, self.app.schema, s.table_numbers, s.table_names,
+                                        self.config.limits)
+                    value, encoded = await self._call(spec, MutationCtx(db, identity), checked)
+                    ts = await tx.commit_writes(db.writes.to_text()) if db.writes else None
+            except TransientConflict:
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            if ts is None:
+                ts = await s.latest_ts()
+            else:
+                await self._publish(ts, db.writes)
+            return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
+        raise ConflictError(
+            f"{spec.path}: conflict with concurrent mutations: retried "
+            f"{self.config.max_attempts} times"
+        )
+
+    async def run_action(
+        self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
+    ) -> Outcome:
+        """Run an action outside any transaction; it reaches data through ctx.run_*."""
+        spec, checked = self._prepare(ref, args, Kind.ACTION, internal_ok)
+        result = spec.handler(ActionCtx(self, identity), **checked)
+        if inspect.isawaitable(result):
+            result = await result
+        if spec.returns is not None:
+            result = spec.returns.validate(result, f"{spec.path}: return value")
+        return Outcome(result, values.encode(result, "return value"))
+
+    async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
+                  internal_ok: bool = False) -> Outcome:
+        """Run a function of whatever kind it is."""
+        spec = self.app.functions.resolve(ref, internal_ok=internal_ok)
+        runner = {Kind.QUERY: self.run_query, Kind.MUTATION: self.run_mutation,
+                  Kind.ACTION: self.run_action}[spec.kind]
+        return await runner(spec, args, identity, internal_ok=True)
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.config.backoff_cap, self.config.backoff_base * (2**attempt))
+        return random.uniform(0, cap)
+
+    async def _publish(self, ts: int, writes: WriteSet) -> None:
+        for listener in self._listeners:
+            try:
+                result = listener(ts, writes)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("commit listener failed")

@@ -1,0 +1,99 @@
+"""The errors the engine raises, each with a short code and a message that names what was wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ReactiveStoreError(Exception):
+    """Base class: an error whose message is safe and useful to send to a client."""
+
+    code = "Error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConvexError(Exception):
+    """Raised by a function to send structured `data` to the client as `errorData`."""
+
+    def __init__(self, data: Any) -> None:
+        super().__init__(data if isinstance(data, str) else "ConvexError")
+        self.data = data
+
+
+class ValidationError(ReactiveStoreError):
+    """A value does not match its validator; `path` names the offending field."""
+
+    code = "ValidationError"
+
+
+class SchemaError(ReactiveStoreError):
+    """A schema declaration is malformed, or cannot be pushed onto the stored data."""
+
+    code = "SchemaError"
+
+
+class InvalidIdError(ReactiveStoreError):
+    """An id string is malformed or belongs to another table."""
+
+    code = "InvalidId"
+
+
+class FunctionNotFound(ReactiveStoreError):
+    """No public function at that path (internal functions look missing to clients)."""
+
+    code = "FunctionNotFound"
+
+
+class WrongFunctionKind(ReactiveStoreError):
+    """A function was called through the endpoint for another kind (query vs mutation ...)."""
+
+    code = "WrongFunctionKind"
+
+
+class QueryError(ReactiveStoreError):
+    """A `ctx.db` query was built or consumed wrongly (bad index range, unique() on many...)."""
+
+    code = "QueryError"
+
+
+class WriteError(ReactiveStoreError):
+    """A write was refused: not in a mutation, missing document, system field..."""
+
+    code = "WriteError"
+
+
+class LimitExceeded(ReactiveStoreError):
+    """A transaction or document went past one of the configured limits."""
+
+    code = "LimitExceeded"
+
+
+class FunctionTimeout(ReactiveStoreError):
+    """A query or mutation ran past its time limit and was cancelled and rolled back."""
+
+    code = "FunctionTimeout"
+
+
+class ConflictError(ReactiveStoreError):
+    """A mutation kept conflicting with concurrent ones and ran out of retries."""
+
+    code = "Conflict"
+
+
+class BadRequest(ReactiveStoreError):
+    """A request that is malformed before any function runs (bad JSON, bad format, bad path)."""
+
+    code = "BadRequest"
+
+    def __init__(self, message: str, code: str = "BadRequest") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InternalError(ReactiveStoreError):
+    """A failure of the server itself; the client sees a generic message, the log the cause."""
+
+    code = "InternalServerError"

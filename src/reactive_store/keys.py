@@ -1,0 +1,110 @@
+"""Order-preserving byte encoding of index keys: bytes compare (memcmp) as the values do.
+
+Each value is a type tag followed by a self-delimiting payload, in the spirit of the
+FoundationDB tuple layer, so a tuple's key is the concatenation of its elements' keys and
+tuples order lexicographically. Type order follows Convex:
+missing < null < int64 < float64 < boolean < string < bytes < array < object.
+No encoding is a prefix of another, and every tag is below 0xFF, which the range helpers
+below rely on: `prefix + b"\\xff"` is above every key that extends `prefix`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+from .types import Value
+
+TAG_MISSING = 0x01
+TAG_NULL = 0x02
+TAG_INT64 = 0x03
+TAG_FLOAT64 = 0x04
+TAG_BOOLEAN = 0x05
+TAG_STRING = 0x06
+TAG_BYTES = 0x07
+TAG_ARRAY = 0x08
+TAG_OBJECT = 0x09
+END = b"\x00"
+TOP = b"\xff"
+
+# A sentinel for "this field is absent from the document".
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+_CANONICAL_NAN = struct.pack(">d", math.nan)
+
+
+def _escape(raw: bytes) -> bytes:
+    # 0x00 inside a payload becomes 0x00 0xFF so that 0x00 0x00 can only be a terminator.
+    return raw.replace(b"\x00", b"\x00\xff") + END
+
+
+def _float_bits(x: float) -> bytes:
+    raw = _CANONICAL_NAN if math.isnan(x) else struct.pack(">d", x)
+    if raw[0] & 0x80:  # negative: flip every bit so larger magnitudes sort first
+        return bytes(b ^ 0xFF for b in raw)
+    return bytes([raw[0] | 0x80]) + raw[1:]
+
+
+def encode_value(value: Value, out: bytearray) -> None:
+    """Append the order-preserving encoding of one value to `out`."""
+    if value is MISSING:
+        out.append(TAG_MISSING)
+    elif value is None:
+        out.append(TAG_NULL)
+    elif isinstance(value, bool):
+        out.append(TAG_BOOLEAN)
+        out.append(1 if value else 0)
+    elif isinstance(value, int):
+        out.append(TAG_INT64)
+        out += struct.pack(">Q", (value + (1 << 63)) & 0xFFFFFFFFFFFFFFFF)
+    elif isinstance(value, float):
+        out.append(TAG_FLOAT64)
+        out += _float_bits(value)
+    elif isinstance(value, str):
+        out.append(TAG_STRING)
+        out += _escape(value.encode("utf-8"))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        out.append(TAG_BYTES)
+        out += _escape(bytes(value))
+    elif isinstance(value, list | tuple):
+        out.append(TAG_ARRAY)
+        for item in value:
+            encode_value(item, out)
+        out += END
+    elif isinstance(value, dict):
+        out.append(TAG_OBJECT)
+        for key in sorted(value):
+            encode_value(key, out)
+            encode_value(value[key], out)
+        out += END
+    else:
+        raise TypeError(f"cannot encode {type(value).__name__} in an index key")
+
+
+def encode_tuple(values: list[Value] | tuple[Value, ...]) -> bytes:
+    """The key of a tuple of values: the concatenation of their encodings."""
+    out = bytearray()
+    for value in values:
+        encode_value(value, out)
+    return bytes(out)
+
+
+def field_value(doc: dict[str, Any], path: str) -> Value:
+    """The value at a dotted field path of a document, or MISSING."""
+    current: Any = doc
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return MISSING
+        current = current[part]
+    return current
+
+
+def successor(key: bytes) -> bytes:
+    """The smallest key strictly after `key` (keys are unique, so [a, successor(a)) is {a})."""
+    return key + END
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """An exclusive upper bound above every key that starts with `prefix`."""
+    return prefix + TOP

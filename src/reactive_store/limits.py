@@ -1,0 +1,74 @@
+"""Per-transaction and per-document limits (Convex's numbers as defaults) and their counters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import LimitExceeded
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Configurable ceilings; exceeding one aborts the function with LimitExceeded."""
+
+    documents_scanned: int = 32_000
+    index_ranges_read: int = 4_096
+    documents_written: int = 16_000
+    bytes_read: int = 16 * MIB
+    bytes_written: int = 16 * MIB
+    document_bytes: int = 1 * MIB
+    document_fields: int = 1_024
+    nesting_depth: int = 16
+    array_elements: int = 8_192
+    function_seconds: float = 1.0
+
+
+class Usage:
+    """What one transaction has consumed so far, checked against its Limits on every step."""
+
+    __slots__ = ("bytes_read", "bytes_written", "documents_scanned", "documents_written",
+                 "index_ranges_read", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.documents_scanned = 0
+        self.index_ranges_read = 0
+        self.documents_written = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+
+    def range_read(self) -> None:
+        self.index_ranges_read += 1
+        if self.index_ranges_read > self.limits.index_ranges_read:
+            raise LimitExceeded(
+                f"too many index ranges read in one transaction "
+                f"(limit {self.limits.index_ranges_read})"
+            )
+
+    def documents_read(self, count: int, nbytes: int) -> None:
+        self.documents_scanned += count
+        self.bytes_read += nbytes
+        if self.documents_scanned > self.limits.documents_scanned:
+            raise LimitExceeded(
+                f"too many documents read in one transaction "
+                f"(limit {self.limits.documents_scanned}); use an index or paginate"
+            )
+        if self.bytes_read > self.limits.bytes_read:
+            raise LimitExceeded(
+                f"too many bytes read in one transaction (limit {self.limits.bytes_read})"
+            )
+
+    def document_written(self, nbytes: int) -> None:
+        self.documents_written += 1
+        self.bytes_written += nbytes
+        if self.documents_written > self.limits.documents_written:
+            raise LimitExceeded(
+                f"too many documents written in one transaction "
+                f"(limit {self.limits.documents_written})"
+            )
+        if self.bytes_written > self.limits.bytes_written:
+            raise LimitExceeded(
+                f"too many bytes written in one transaction (limit {self.limits.bytes_written})"
+            )

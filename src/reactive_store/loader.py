@@ -1,0 +1,102 @@
+"""Load an app folder: `schema/` (a `schema` object) and every module under `functions/`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import sys
+import traceback
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ReactiveStoreError
+from .functions import FunctionSpec, Registry
+from .schema import Schema, define_schema
+
+_counter = itertools.count()
+
+
+class AppLoadError(ReactiveStoreError):
+    """The app could not be loaded: the message names the file, line and error."""
+
+    code = "AppLoadError"
+
+
+@dataclass
+class App:
+    """A loaded app: its folder, schema and function registry."""
+
+    root: Path
+    schema: Schema
+    functions: Registry
+    package: str
+
+
+def _package(root: Path) -> str:
+    # Each load gets a fresh package name, so two apps (or two versions of one app) in a
+    # process never share modules; relative imports inside the app work as usual.
+    name = f"_reactive_store_app_{next(_counter)}"
+    module = types.ModuleType(name)
+    module.__path__ = [str(root)]
+    module.__package__ = name
+    sys.modules[name] = module
+    return name
+
+
+def _import(name: str, root: Path) -> types.ModuleType:
+    try:
+        return importlib.import_module(name)
+    except SyntaxError as exc:
+        where = f"{exc.filename}:{exc.lineno}" if exc.filename else name
+        raise AppLoadError(f"{where}: syntax error: {exc.msg}") from exc
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename.startswith(str(root))]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
+        raise AppLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+
+
+def module_path(functions_dir: Path, file: Path) -> str:
+    """`functions/dir/chatSessions.py` -> `dir/chatSessions`."""
+    return file.relative_to(functions_dir).with_suffix("").as_posix()
+
+
+def load_app(root: Path | str) -> App:
+    """Import the app at `root`; raise AppLoadError naming the first broken file."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise AppLoadError(f"app folder {root} does not exist")
+    package = _package(root)
+    schema = define_schema({})
+    if (root / "schema").is_dir() or (root / "schema.py").is_file():
+        module = _import(f"{package}.schema", root)
+        found = getattr(module, "schema", None)
+        if not isinstance(found, Schema):
+            raise AppLoadError(
+                f"{root / 'schema'}: expected a variable `schema = define_schema({{...}})`"
+            )
+        schema = found
+    registry = Registry()
+    functions_dir = root / "functions"
+    if functions_dir.is_dir():
+        for file in sorted(functions_dir.rglob("*.py")):
+            rel = file.relative_to(functions_dir)
+            if any(part.startswith(("_", ".")) for part in rel.parts):
+                continue
+            dotted = ".".join(rel.with_suffix("").parts)
+            module = _import(f"{package}.functions.{dotted}", root)
+            for attr, value in vars(module).items():
+                if not isinstance(value, FunctionSpec) or attr.startswith("_"):
+                    continue
+                if getattr(value.handler, "__module__", None) != module.__name__:
+                    continue  # imported from another module: registered under that one
+                registry.add(f"{module_path(functions_dir, file)}:{attr}", value)
+    return App(root, schema, registry, package)
+
+
+def unload_app(app: App) -> None:
+    """Forget an app's modules (tests load many apps; hot reload replaces them)."""
+    for name in [m for m in sys.modules if m == app.package or m.startswith(app.package + ".")]:
+        del sys.modules[name]

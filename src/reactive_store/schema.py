@@ -1,0 +1,168 @@
+"""Table and index declarations, document validation, and the index keys of a document."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SchemaError, ValidationError
+from .keys import MISSING, encode_tuple, field_value
+from .types import Document, Value
+from .validators import Validator, _Object, _Union, object_fields
+
+BY_ID = "by_id"
+BY_CREATION_TIME = "by_creation_time"
+SYSTEM_FIELDS = ("_id", "_creationTime")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+# A Postgres btree entry must fit in a third of a page; keep keys well below that.
+MAX_INDEX_KEY_BYTES = 2000
+
+
+@dataclass(frozen=True)
+class Index:
+    """A named index over document fields; every key ends with (_creationTime, _id)."""
+
+    name: str
+    fields: tuple[str, ...]
+
+    def key(self, doc: Document) -> bytes:
+        values: list[Value] = [field_value(doc, f) for f in self.fields]
+        values.append(doc["_creationTime"])
+        values.append(doc["_id"])
+        key = encode_tuple(values)
+        if len(key) > MAX_INDEX_KEY_BYTES:
+            raise ValidationError(
+                f"index {self.name!r}: key of {len(key)} bytes is larger than "
+                f"{MAX_INDEX_KEY_BYTES}; index shorter fields"
+            )
+        return key
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        return (*self.fields, "_creationTime")
+
+
+@dataclass
+class TableDefinition:
+    """`define_table({...})`: a document validator plus named indexes."""
+
+    validator: Validator
+    indexes: dict[str, Index] = field(default_factory=dict)
+
+    def index(self, name: str, fields: list[str] | tuple[str, ...]) -> TableDefinition:
+        if not isinstance(name, str) or not _NAME.match(name) or name in (BY_ID, BY_CREATION_TIME):
+            raise SchemaError(f"invalid index name {name!r}")
+        if name in self.indexes:
+            raise SchemaError(f"index {name!r} is declared twice")
+        if not isinstance(fields, list | tuple) or not fields:
+            raise SchemaError(f"index {name!r}: fields must be a non-empty list of field names")
+        for f in fields:
+            if not isinstance(f, str) or not f or f.startswith("_"):
+                raise SchemaError(f"index {name!r}: invalid field {f!r}")
+        if len(set(fields)) != len(fields):
+            raise SchemaError(f"index {name!r}: a field appears twice")
+        self.indexes[name] = Index(name, tuple(fields))
+        return self
+
+
+def define_table(fields: Mapping[str, Validator] | Validator) -> TableDefinition:
+    """Declare a table by its fields (a dict of validators, or a v.object / v.union)."""
+    if isinstance(fields, Validator):
+        members = fields.members if isinstance(fields, _Union) else (fields,)
+        if not all(isinstance(m, _Object) for m in members):
+            raise SchemaError("define_table() takes a dict of fields, v.object or v.union of them")
+        for member in members:
+            assert isinstance(member, _Object)
+            _check_no_system_fields(member.fields)
+        return TableDefinition(fields)
+    checked = object_fields(fields, "define_table")
+    _check_no_system_fields(checked)
+    return TableDefinition(_Object(checked))
+
+
+def _check_no_system_fields(fields: Mapping[str, Validator]) -> None:
+    for name in fields:
+        if name.startswith("_"):
+            raise SchemaError(f"field {name!r}: names starting with '_' are reserved")
+
+
+@dataclass
+class Schema:
+    """`define_schema({...})`: the app's tables by name."""
+
+    tables: dict[str, TableDefinition]
+
+    def table(self, name: str) -> TableDefinition:
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise SchemaError(f"no table named {name!r} in the schema") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            name: {
+                "document": table.validator.to_json(),
+                "indexes": {i.name: list(i.fields) for i in table.indexes.values()},
+            }
+            for name, table in self.tables.items()
+        }
+
+
+def define_schema(tables: Mapping[str, TableDefinition]) -> Schema:
+    """Declare the app's schema: table name -> `define_table(...)`."""
+    if not isinstance(tables, Mapping):
+        raise SchemaError("define_schema() takes a dict of table name -> define_table(...)")
+    out: dict[str, TableDefinition] = {}
+    for name, table in tables.items():
+        if not isinstance(name, str) or not _NAME.match(name) or name.startswith("_"):
+            raise SchemaError(
+                f"invalid table name {name!r}: use letters, digits and '_', "
+                "starting with a letter, at most 63 characters"
+            )
+        if not isinstance(table, TableDefinition):
+            raise SchemaError(f"table {name!r}: expected define_table(...), got {table!r}")
+        out[name] = table
+    return Schema(out)
+
+
+def all_indexes(table: TableDefinition) -> dict[str, Index]:
+    """The user's indexes plus the built-in creation-time index (by_id is the primary key)."""
+    return {BY_CREATION_TIME: Index(BY_CREATION_TIME, ()), **table.indexes}
+
+
+def validate_document(table_name: str, table: TableDefinition, doc: Any) -> Document:
+    """Validate a user document (no system fields) against its table; return it normalised."""
+    if not isinstance(doc, dict):
+        raise ValidationError(f"table {table_name!r}: a document must be an object")
+    for name in doc:
+        if isinstance(name, str) and name.startswith("_"):
+            raise ValidationError(
+                f"table {table_name!r}: field {name!r} is a system field or reserved "
+                "(names starting with '_' cannot be written)"
+            )
+    result: Document = table.validator.validate(doc, table_name)
+    return result
+
+
+def index_keys(table: TableDefinition, doc: Document) -> dict[str, bytes]:
+    """Every index key of a stored document (one that has _id and _creationTime)."""
+    return {name: index.key(doc) for name, index in all_indexes(table).items()}
+
+
+def id_key(doc_id: str) -> bytes:
+    """The key of a document in its table's by_id index (point reads and writes)."""
+    return encode_tuple([doc_id])
+
+
+__all__ = [
+    "BY_CREATION_TIME",
+    "BY_ID",
+    "MISSING",
+    "Index",
+    "Schema",
+    "TableDefinition",
+    "define_schema",
+    "define_table",
+]

@@ -1,0 +1,264 @@
+"""The Starlette app: the HTTP function API of protocol.md §1, `/version`, and CORS."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from . import values
+from .deployment import Deployment
+from .engine import Engine, Outcome
+from .errors import (
+    BadRequest,
+    ConvexError,
+    InternalError,
+    ReactiveStoreError,
+)
+from .functions import Kind
+from .timestamps import decode_ts, encode_ts
+
+log = logging.getLogger("reactive_store.server")
+
+FORMATS = {
+    "convex_encoded_json": "convex",
+    "convex_json": "convex",
+    "json": "clean",
+    "convex_clean_json": "clean",
+    "export_json": "clean",
+}
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """A function failure as the clients expect it: message, and data for ConvexError.
+
+    Our own errors carry messages written for the caller; a user function's exception
+    reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
+    """
+    if isinstance(exc, ConvexError):
+        message = exc.data if isinstance(exc.data, str) else "ConvexError"
+        try:
+            data = values.encode(exc.data, "errorData")
+        except ReactiveStoreError:
+            data = str(exc.data)
+        return {"errorMessage": message, "errorData": data}
+    if isinstance(exc, InternalError):
+        log.error("internal error: %s", exc, exc_info=exc)
+        return {"errorMessage": "Server Error"}
+    if isinstance(exc, ReactiveStoreError):
+        return {"errorMessage": exc.message}
+    log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return {"errorMessage": f"Uncaught {type(exc).__name__}: {exc}"}
+
+
+def clean_error_data(body: dict[str, Any], fmt: str) -> dict[str, Any]:
+    if fmt == "clean" and "errorData" in body:
+        body["errorData"] = values.export_clean(values.decode(body["errorData"]))
+    return body
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", "BadJsonBody") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object", "BadJsonBody")
+    return body
+
+
+def parse_args(raw: Any) -> dict[str, Any]:
+    """`args` as `[obj]` (legacy positional) or `obj`, Convex-encoded, to a Python dict."""
+    if raw is None:
+        return {}
+    if isinstance(raw, list):
+        if len(raw) != 1:
+            raise BadRequest(f"args must be one object, got a list of {len(raw)}", "InvalidArgs")
+        raw = raw[0]
+    if not isinstance(raw, dict):
+        raise BadRequest("args must be an object", "InvalidArgs")
+    decoded: dict[str, Any] = values.decode(raw)
+    return decoded
+
+
+def parse_format(body: dict[str, Any]) -> str:
+    name = body.get("format", "json")
+    if name not in FORMATS:
+        raise BadRequest(f"unknown format {name!r}; use one of {sorted(FORMATS)}", "BadFormat")
+    return FORMATS[name]
+
+
+def _identity(request: Request) -> Any:
+    return getattr(request.state, "identity", None)
+
+
+class HttpApi:
+    """Handlers of /api/*: each parses, runs one function and answers 200 with a UdfResponse."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+
+    @property
+    def engine(self) -> Engine:
+        assert self.deployment.engine is not None, "deployment not started"
+        return self.deployment.engine
+
+    async def _respond(self, fmt: str, run: Callable[[], Awaitable[Outcome]]) -> Response:
+        try:
+            outcome = await run()
+        except BadRequest:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every function failure is answered as 200
+            body = clean_error_data(error_body(exc), fmt)
+            return JSONResponse({"status": "error", **body, "logLines": []})
+        value = outcome.encoded if fmt == "convex" else values.export_clean(outcome.value)
+        return JSONResponse({"status": "success", "value": value, "logLines": []})
+
+    def kind_endpoint(self, kind: Kind | None) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            if request.method == "GET":
+                params = request.query_params
+                try:
+                    raw_args = orjson.loads(params.get("args", "{}"))
+                except orjson.JSONDecodeError:
+                    raise BadRequest("args query parameter is not valid JSON",
+                                     "BadJsonBody") from None
+                body = {"path": params.get("path"), "args": raw_args,
+                        "format": params.get("format", "json")}
+            else:
+                body = await _json_body(request)
+            fmt = parse_format(body)
+            args = parse_args(body.get("args"))
+            return await self._respond(fmt, lambda: self._run(kind, body.get("path"), args,
+                                                              request))
+
+        return endpoint
+
+    async def _run(self, kind: Kind | None, path: Any, args: dict[str, Any],
+                   request: Request) -> Outcome:
+        from .functions import canonical_path
+
+        canonical_path(path)  # malformed paths are a 400, before any function runs
+        identity = _identity(request)
+        if kind is Kind.QUERY:
+            return await self.engine.run_query(path, args, identity)
+        if kind is Kind.MUTATION:
+            return await self.engine.run_mutation(path, args, identity)
+        if kind is Kind.ACTION:
+            return await self.engine.run_action(path, args, identity)
+        return await self.engine.run(path, args, identity)
+
+    async def run_by_path(self, request: Request) -> Response:
+        segments = request.path_params["path"].strip("/").split("/")
+        if len(segments) < 2:
+            raise BadRequest("expected /api/run/<module path>/<function>",
+                             "BadConvexFunctionIdentifier")
+        path = "/".join(segments[:-1]) + ":" + segments[-1]
+        body = await _json_body(request)
+        fmt = parse_format(body)
+        args = parse_args(body.get("args"))
+        return await self._respond(fmt, lambda: self._run(None, path, args, request))
+
+    async def query_ts(self, request: Request) -> Response:
+        ts = await self.engine.store.latest_ts()
+        return JSONResponse({"ts": encode_ts(ts)})
+
+    async def query_at_ts(self, request: Request) -> Response:
+        body = await _json_body(request)
+        fmt = parse_format(body)
+        args = parse_args(body.get("args"))
+        ts = decode_ts(body.get("ts"))
+        path = body.get("path")
+        from .functions import canonical_path
+
+        canonical_path(path)
+        return await self._respond(
+            fmt, lambda: self.engine.run_query(path, args, _identity(request), at_ts=ts)
+        )
+
+    async def query_batch(self, request: Request) -> Response:
+        body = await _json_body(request)
+        queries = body.get("queries")
+        if not isinstance(queries, list):
+            raise BadRequest("query_batch expects {'queries': [...]}", "BadJsonBody")
+        results = []
+        for item in queries:
+            if not isinstance(item, dict):
+                raise BadRequest("each query must be an object", "BadJsonBody")
+            fmt = parse_format(item)
+            args = parse_args(item.get("args"))
+            path = item.get("path")
+            response = await self._respond(
+                fmt, lambda p=path, a=args: self._run(Kind.QUERY, p, a, request)  # type: ignore[misc]
+            )
+            results.append(orjson.loads(response.body))
+        return JSONResponse({"results": results})
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BadRequest)
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=400)
+
+
+def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starlette:
+    """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server."""
+    api = HttpApi(deployment)
+
+    async def version(request: Request) -> Response:
+        from . import __version__
+
+        return PlainTextResponse(f"reactive-store {__version__}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifespan:
+            await deployment.start()
+        try:
+            yield
+        finally:
+            if manage_lifespan:
+                await deployment.stop()
+
+    routes = [
+        Route("/version", version, methods=["GET"]),
+        Route("/api/query", api.kind_endpoint(Kind.QUERY), methods=["GET", "POST"]),
+        Route("/api/mutation", api.kind_endpoint(Kind.MUTATION), methods=["POST"]),
+        Route("/api/action", api.kind_endpoint(Kind.ACTION), methods=["POST"]),
+        Route("/api/function", api.kind_endpoint(None), methods=["POST"]),
+        Route("/api/run/{path:path}", api.run_by_path, methods=["POST"]),
+        Route("/api/query_ts", api.query_ts, methods=["POST"]),
+        Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
+        Route("/api/query_batch", api.query_batch, methods=["POST"]),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origin_regex=".*",
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
+            allow_headers=["*"],
+        )
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={BadRequest: _bad_request},
+    )

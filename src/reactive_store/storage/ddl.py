@@ -1,0 +1,252 @@
+"""Schema push: create what the schema needs in Postgres, backfill new index keys, and refuse
+changes the stored documents do not satisfy (listing their ids). Nothing is ever dropped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from ..errors import SchemaError, ValidationError
+from ..schema import Schema, TableDefinition, all_indexes
+from .names import Names
+
+MAX_REPORTED_IDS = 20
+BACKFILL_BATCH = 500
+
+# Decodes a stored row into the document that index keys are computed from.
+RowDecoder = Callable[[str, float, bytes], dict[str, Any]]
+
+
+@dataclass
+class PushReport:
+    """What a schema push did, for the terminal and for tests."""
+
+    created_tables: list[str] = field(default_factory=list)
+    created_indexes: list[str] = field(default_factory=list)
+    rebuilt_indexes: list[str] = field(default_factory=list)
+    retired_tables: list[str] = field(default_factory=list)
+    retired_indexes: list[str] = field(default_factory=list)
+    table_numbers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.created_tables
+            or self.created_indexes
+            or self.rebuilt_indexes
+            or self.retired_tables
+            or self.retired_indexes
+        )
+
+
+def system_ddl(n: Names) -> list[str]:
+    """The deployment's system objects: table registry, commit log, timestamp sequence."""
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {n.schema}",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('tables')} (
+            name text PRIMARY KEY, number integer UNIQUE NOT NULL,
+            document jsonb NOT NULL, active boolean NOT NULL DEFAULT true)""",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('indexes')} (
+            table_name text NOT NULL, index_name text NOT NULL, fields jsonb NOT NULL,
+            active boolean NOT NULL DEFAULT true, PRIMARY KEY (table_name, index_name))""",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('commits')} (
+            ts bigint PRIMARY KEY, writes text NOT NULL,
+            committed_at timestamptz NOT NULL DEFAULT now())""",
+        f"CREATE SEQUENCE IF NOT EXISTS {n.system('ts_seq')}",
+        # Commit ordering. The advisory lock is taken at the end of the mutation and held
+        # through COMMIT, so the order in which transactions take a timestamp here is the
+        # order in which they become visible and the order of their NOTIFYs. Sequences are
+        # not transactional, so nextval/setval never cause serialization failures.
+        f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(writes text) RETURNS bigint
+        LANGUAGE plpgsql AS $$
+        DECLARE t bigint;
+        BEGIN
+            PERFORM pg_advisory_xact_lock({n.commit_lock});
+            t := greatest(nextval('{n.system('ts_seq')}'),
+                          (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
+            PERFORM setval('{n.system('ts_seq')}', t);
+            INSERT INTO {n.system('commits')} (ts, writes) VALUES (t, writes);
+            IF length(writes) <= 7000 THEN
+                PERFORM pg_notify('{n.channel}', t::text || ' ' || writes);
+            ELSE
+                PERFORM pg_notify('{n.channel}', t::text);
+            END IF;
+            RETURN t;
+        END $$""",
+    ]
+
+
+def _table_ddl(n: Names, name: str, table: TableDefinition) -> list[str]:
+    columns = ", ".join(f"{n.key_column(i)} bytea" for i in all_indexes(table))
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {n.table(name)} (
+            _id text COLLATE "C" PRIMARY KEY, _creation_time double precision NOT NULL,
+            doc jsonb NOT NULL, {columns})"""
+    ]
+
+
+def _index_ddl(n: Names, table: str, index: str) -> list[str]:
+    return [
+        f"ALTER TABLE {n.table(table)} ADD COLUMN IF NOT EXISTS {n.key_column(index)} bytea",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {n.index_name(table, index)} "
+        f"ON {n.table(table)} ({n.key_column(index)})",
+    ]
+
+
+async def push_schema(
+    conn: asyncpg.Connection, n: Names, schema: Schema, decode_row: RowDecoder
+) -> PushReport:
+    """Bring the database in line with `schema` in one transaction, or change nothing."""
+    report = PushReport()
+    async with conn.transaction():
+        await conn.execute(f"SELECT pg_advisory_xact_lock({n.push_lock})")
+        for statement in system_ddl(n):
+            await conn.execute(statement)
+        stored_tables = {
+            r["name"]: r
+            for r in await conn.fetch(
+                f"SELECT name, number, document, active FROM {n.system('tables')}"
+            )
+        }
+        stored_indexes = {
+            (r["table_name"], r["index_name"]): r
+            for r in await conn.fetch(
+                f"SELECT table_name, index_name, fields, active FROM {n.system('indexes')}"
+            )
+        }
+        next_number = max((r["number"] for r in stored_tables.values()), default=0) + 1
+        for name, table in schema.tables.items():
+            document = json.dumps(table.validator.to_json(), sort_keys=True)
+            old = stored_tables.get(name)
+            if old is None:
+                for statement in _table_ddl(n, name, table):
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"INSERT INTO {n.system('tables')} (name, number, document) VALUES ($1,$2,$3)",
+                    name, next_number, document,
+                )
+                report.created_tables.append(name)
+                report.table_numbers[name] = next_number
+                next_number += 1
+            else:
+                report.table_numbers[name] = old["number"]
+                if json.loads(old["document"]) != json.loads(document) or not old["active"]:
+                    await _check_documents(conn, n, name, table, decode_row)
+                    await conn.execute(
+                        f"UPDATE {n.system('tables')} SET document = $2, active = true "
+                        "WHERE name = $1",
+                        name, document,
+                    )
+            await _push_indexes(conn, n, name, table, stored_indexes, report, decode_row)
+        for name, row in stored_tables.items():
+            if name not in schema.tables and row["active"]:
+                await conn.execute(
+                    f"UPDATE {n.system('tables')} SET active = false WHERE name = $1", name
+                )
+                report.retired_tables.append(name)
+        for (table_name, index_name), row in stored_indexes.items():
+            in_schema = table_name in schema.tables and index_name in all_indexes(
+                schema.tables[table_name]
+            )
+            if not in_schema and row["active"]:
+                await conn.execute(
+                    f"UPDATE {n.system('indexes')} SET active = false "
+                    "WHERE table_name = $1 AND index_name = $2",
+                    table_name, index_name,
+                )
+                report.retired_indexes.append(f"{table_name}.{index_name}")
+    return report
+
+
+async def _push_indexes(
+    conn: asyncpg.Connection,
+    n: Names,
+    name: str,
+    table: TableDefinition,
+    stored: dict[tuple[str, str], Any],
+    report: PushReport,
+    decode_row: RowDecoder,
+) -> None:
+    for index_name, index in all_indexes(table).items():
+        fields = json.dumps(list(index.fields))
+        old = stored.get((name, index_name))
+        if old is not None and json.loads(old["fields"]) == list(index.fields) and old["active"]:
+            continue
+        for statement in _index_ddl(n, name, index_name):
+            await conn.execute(statement)
+        await _backfill(conn, n, name, index_name, table, decode_row)
+        await conn.execute(
+            f"""INSERT INTO {n.system('indexes')} (table_name, index_name, fields, active)
+            VALUES ($1, $2, $3, true) ON CONFLICT (table_name, index_name)
+            DO UPDATE SET fields = excluded.fields, active = true""",
+            name, index_name, fields,
+        )
+        if old is None:
+            if name not in report.created_tables:
+                report.created_indexes.append(f"{name}.{index_name}")
+        else:
+            report.rebuilt_indexes.append(f"{name}.{index_name}")
+
+
+async def _backfill(
+    conn: asyncpg.Connection,
+    n: Names,
+    name: str,
+    index_name: str,
+    table: TableDefinition,
+    decode_row: RowDecoder,
+) -> None:
+    """Recompute one index's key for every row, in batches by primary key."""
+    index = all_indexes(table)[index_name]
+    column = n.key_column(index_name)
+    after = ""
+    while True:
+        rows = await conn.fetch(
+            f"SELECT _id, _creation_time, doc FROM {n.table(name)} WHERE _id > $1 "
+            f"ORDER BY _id LIMIT {BACKFILL_BATCH}",
+            after,
+        )
+        if not rows:
+            return
+        updates = []
+        for row in rows:
+            doc = decode_row(row["_id"], row["_creation_time"], row["doc"])
+            try:
+                updates.append((row["_id"], index.key(doc)))
+            except ValidationError as exc:
+                raise SchemaError(f"cannot build index {name}.{index_name}: {exc}") from None
+        await conn.executemany(
+            f"UPDATE {n.table(name)} SET {column} = $2 WHERE _id = $1", updates
+        )
+        after = rows[-1]["_id"]
+
+
+async def _check_documents(
+    conn: asyncpg.Connection, n: Names, name: str, table: TableDefinition, decode_row: RowDecoder
+) -> None:
+    """Refuse the push when stored documents no longer validate; name up to 20 of them."""
+    bad: list[str] = []
+    total = 0
+    first_error = ""
+    async for row in conn.cursor(
+        f"SELECT _id, _creation_time, doc FROM {n.table(name)}", prefetch=BACKFILL_BATCH
+    ):
+        doc = decode_row(row["_id"], row["_creation_time"], row["doc"])
+        fields = {k: v for k, v in doc.items() if not k.startswith("_")}
+        try:
+            table.validator.validate(fields, name)
+        except ValidationError as exc:
+            total += 1
+            first_error = first_error or exc.message
+            if len(bad) < MAX_REPORTED_IDS:
+                bad.append(row["_id"])
+    if total:
+        more = f" (and {total - len(bad)} more)" if total > len(bad) else ""
+        raise SchemaError(
+            f"schema change refused: {total} document(s) in table {name!r} no longer "
+            f"validate: {', '.join(bad)}{more}; first error: {first_error}"
+        )

@@ -1,0 +1,227 @@
+"""The Postgres store of one deployment: pool, transactions, index scans, writes, commits.
+
+The engine sees only `Store` and `Transaction`; asyncpg and SQL stay in this package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
+
+import asyncpg
+
+from ..errors import InternalError
+from ..schema import BY_ID, Schema
+from .ddl import PushReport, RowDecoder, push_schema
+from .names import Names
+
+log = logging.getLogger("reactive_store.storage")
+
+
+class TransientConflict(Exception):
+    """A serialization failure or deadlock: the whole transaction may be retried."""
+
+
+class StorageError(InternalError):
+    """The database failed in a way the client should not see the details of."""
+
+
+class Row(NamedTuple):
+    """A stored document: id, creation time, its fields as raw JSON, and the scanned key."""
+
+    id: str
+    creation_time: float
+    doc: bytes
+    key: bytes | None
+
+
+_RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+def _jsonb_encode(data: bytes | str) -> bytes:
+    return b"\x01" + (data.encode() if isinstance(data, str) else data)
+
+
+def _jsonb_decode(data: bytes) -> bytes:
+    return data[1:]
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog",
+        format="binary",
+    )
+
+
+class Transaction:
+    """One Postgres transaction. Calls are serialised, so a function may gather() them."""
+
+    def __init__(self, conn: asyncpg.Connection, names: Names) -> None:
+        self._conn = conn
+        self._n = names
+        self._lock = asyncio.Lock()
+        # Set on the first serialization failure or deadlock. Postgres has aborted the
+        # transaction by then, so even if the function swallows the error, every later
+        # call and the commit must report the conflict and let the engine retry.
+        self.conflicted = False
+
+    async def _run(self, op: Callable[[], Any]) -> Any:
+        async with self._lock:
+            if self.conflicted:
+                raise TransientConflict("transaction already conflicted")
+            try:
+                return await op()
+            except _RETRYABLE as exc:
+                self.conflicted = True
+                raise TransientConflict(str(exc)) from exc
+            except asyncpg.PostgresError as exc:
+                log.error("database error: %s", exc)
+                raise StorageError("database error") from exc
+
+    async def get(self, table: str, doc_id: str) -> Row | None:
+        sql = f"SELECT _id, _creation_time, doc FROM {self._n.table(table)} WHERE _id = $1"
+        rec = await self._run(lambda: self._conn.fetchrow(sql, doc_id))
+        return None if rec is None else Row(rec[0], rec[1], rec[2], None)
+
+    async def scan(
+        self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool, limit: int
+    ) -> list[Row]:
+        """Rows whose `index` key k has lo <= k < hi, in key order (or reverse), at most limit."""
+        col = self._n.key_column(index)
+        where = f"{col} >= $1" + ("" if hi is None else f" AND {col} < $3")
+        sql = (
+            f"SELECT _id, _creation_time, doc, {col} FROM {self._n.table(table)} WHERE {where} "
+            f"ORDER BY {col} {'DESC' if desc else 'ASC'} LIMIT $2"
+        )
+        args = (lo, limit) if hi is None else (lo, limit, hi)
+        recs = await self._run(lambda: self._conn.fetch(sql, *args))
+        return [Row(r[0], r[1], r[2], r[3]) for r in recs]
+
+    async def insert(
+        self, table: str, doc_id: str, creation_time: float, doc: bytes, keys: dict[str, bytes]
+    ) -> None:
+        cols = [self._n.key_column(i) for i in keys]
+        params = ", ".join(f"${i + 4}" for i in range(len(keys)))
+        sql = (
+            f"INSERT INTO {self._n.table(table)} (_id, _creation_time, doc, {', '.join(cols)}) "
+            f"VALUES ($1, $2, $3, {params})"
+        )
+        await self._run(lambda: self._conn.execute(sql, doc_id, creation_time, doc, *keys.values()))
+
+    async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes]) -> None:
+        sets = ", ".join(f"{self._n.key_column(i)} = ${n + 3}" for n, i in enumerate(keys))
+        sql = f"UPDATE {self._n.table(table)} SET doc = $2, {sets} WHERE _id = $1"
+        await self._run(lambda: self._conn.execute(sql, doc_id, doc, *keys.values()))
+
+    async def delete(self, table: str, doc_id: str) -> None:
+        sql = f"DELETE FROM {self._n.table(table)} WHERE _id = $1"
+        await self._run(lambda: self._conn.execute(sql, doc_id))
+
+    async def commit_writes(self, writes: str) -> int:
+        """Take this transaction's commit timestamp and log its writes; COMMIT must follow."""
+        sql = f"SELECT {self._n.system('commit')}($1)"
+        ts: int = await self._run(lambda: self._conn.fetchval(sql, writes))
+        return ts
+
+    async def snapshot_ts(self) -> int:
+        """The newest commit this transaction's snapshot includes (commits form a prefix)."""
+        sql = f"SELECT coalesce(max(ts), 0) FROM {self._n.system('commits')}"
+        ts: int = await self._run(lambda: self._conn.fetchval(sql))
+        return ts
+
+    async def commits_between(self, after: int, upto: int) -> list[tuple[int, str]]:
+        """The logged writes of commits with after < ts <= upto, in ts order."""
+        sql = (
+            f"SELECT ts, writes FROM {self._n.system('commits')} "
+            "WHERE ts > $1 AND ts <= $2 ORDER BY ts"
+        )
+        recs = await self._run(lambda: self._conn.fetch(sql, after, upto))
+        return [(r[0], r[1]) for r in recs]
+
+
+class Store:
+    """A deployment's data: one Postgres schema holding its tables and system tables."""
+
+    def __init__(self, pool: asyncpg.Pool, names: Names) -> None:
+        self._pool = pool
+        self.names = names
+        self.table_numbers: dict[str, int] = {}
+        self.table_names: dict[int, str] = {}
+
+    @classmethod
+    async def open(
+        cls, url: str, namespace: str = "app", *, min_size: int = 2, max_size: int = 10
+    ) -> Store:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, init=_init_connection
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StorageError(f"cannot connect to the database: {exc}") from exc
+        assert pool is not None
+        return cls(pool, Names(namespace))
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def push_schema(self, schema: Schema, decode_row: RowDecoder) -> PushReport:
+        async with self._pool.acquire() as conn:
+            report = await push_schema(conn, self.names, schema, decode_row)
+        self.table_numbers = dict(report.table_numbers)
+        self.table_names = {n: t for t, n in self.table_numbers.items()}
+        return report
+
+    @asynccontextmanager
+    async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
+        async with self._pool.acquire() as conn:
+            tx = conn.transaction(**options)
+            await tx.start()
+            transaction = Transaction(conn, self.names)
+            try:
+                yield transaction
+                if transaction.conflicted:
+                    raise TransientConflict("a statement of this transaction conflicted")
+            except BaseException:
+                await _rollback(conn, tx)
+                if transaction.conflicted:
+                    raise TransientConflict("a statement of this transaction conflicted") from None
+                raise
+            try:
+                await tx.commit()
+            except _RETRYABLE as exc:
+                raise TransientConflict(str(exc)) from exc
+            except asyncpg.PostgresError as exc:
+                raise StorageError(f"commit failed: {exc}") from exc
+
+    def read(self) -> Any:
+        """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
+        return self._transaction(isolation="repeatable_read", readonly=True)
+
+    def write(self) -> Any:
+        """A SERIALIZABLE transaction; TransientConflict means: run the whole thing again."""
+        return self._transaction(isolation="serializable")
+
+    async def latest_ts(self) -> int:
+        sql = f"SELECT coalesce(max(ts), 0) FROM {self.names.system('commits')}"
+        ts: int = await self._pool.fetchval(sql)
+        return ts
+
+    async def drop(self) -> None:
+        """Drop the whole deployment schema (tests and `reset` only)."""
+        await self._pool.execute(f"DROP SCHEMA IF EXISTS {self.names.schema} CASCADE")
+
+    @property
+    def id_index(self) -> str:
+        return BY_ID
+
+
+async def _rollback(conn: asyncpg.Connection, tx: Any) -> None:
+    # After a cancelled query the connection can be mid-protocol; if ROLLBACK cannot run
+    # promptly, drop the connection (the server rolls back) and let the pool replace it.
+    try:
+        await asyncio.wait_for(tx.rollback(), timeout=5)
+    except Exception:  # noqa: BLE001 - any failure here means the connection is unusable
+        conn.terminate()

@@ -1,0 +1,331 @@
+"""Validators (`v.string()`, `v.object({...})` ...) for table fields, function args and returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ValidationError
+from .ids import table_of
+from .types import Value
+from .values import INT64_MAX, INT64_MIN, field_name_problem, type_name
+
+
+class Validator:
+    """Checks a value and returns it normalised (e.g. an int accepted as float64 becomes float)."""
+
+    optional = False
+
+    def validate(self, value: Value, path: str) -> Value:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _fail(self, value: Value, path: str) -> ValidationError:
+        return ValidationError(
+            f"{path}: expected {self.describe()}, got {type_name(value)} {_preview(value)}"
+        )
+
+
+def _preview(value: Value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class _Simple(Validator):
+    name: str
+    check: Callable[[Any], bool]
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not self.check(value):
+            raise self._fail(value, path)
+        return value
+
+    def describe(self) -> str:
+        return self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.name}
+
+
+class _Float64(Validator):
+    def validate(self, value: Value, path: str) -> Value:
+        if isinstance(value, float):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+            return float(value)
+        raise self._fail(value, path)
+
+    def describe(self) -> str:
+        return "float64"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "number"}
+
+
+class _Int64(Validator):
+    def validate(self, value: Value, path: str) -> Value:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if INT64_MIN <= value <= INT64_MAX:
+                return value
+        raise self._fail(value, path)
+
+    def describe(self) -> str:
+        return "int64"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "bigint"}
+
+
+@dataclass(frozen=True)
+class _Id(Validator):
+    table: str
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not isinstance(value, str):
+            raise self._fail(value, path)
+        try:
+            table = table_of(value)
+        except ValueError as exc:
+            raise ValidationError(f"{path}: {exc}") from None
+        if table is not None and table != self.table:
+            raise ValidationError(
+                f"{path}: expected an id of table {self.table!r}, got an id of table {table!r}"
+            )
+        return value
+
+    def describe(self) -> str:
+        return f"id of table {self.table!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "id", "tableName": self.table}
+
+
+@dataclass(frozen=True)
+class _Literal(Validator):
+    literal: Value
+
+    def validate(self, value: Value, path: str) -> Value:
+        if type(value) is type(self.literal) and value == self.literal:
+            return value
+        raise self._fail(value, path)
+
+    def describe(self) -> str:
+        return f"literal {self.literal!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "literal", "value": self.literal}
+
+
+@dataclass(frozen=True)
+class _Array(Validator):
+    item: Validator
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not isinstance(value, list | tuple):
+            raise self._fail(value, path)
+        return [self.item.validate(x, f"{path}[{i}]") for i, x in enumerate(value)]
+
+    def describe(self) -> str:
+        return f"array of {self.item.describe()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "array", "value": self.item.to_json()}
+
+
+@dataclass(frozen=True)
+class _Object(Validator):
+    fields: Mapping[str, Validator]
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not isinstance(value, dict):
+            raise self._fail(value, path)
+        extra = [k for k in value if k not in self.fields]
+        if extra:
+            raise ValidationError(f"{path}: unexpected field {extra[0]!r}")
+        out: dict[str, Any] = {}
+        for name, validator in self.fields.items():
+            if name not in value:
+                if not validator.optional:
+                    raise ValidationError(
+                        f"{path}: missing required field {name!r} ({validator.describe()})"
+                    )
+                continue
+            out[name] = validator.validate(value[name], f"{path}.{name}")
+        return out
+
+    def describe(self) -> str:
+        return "object {" + ", ".join(self.fields) + "}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "value": {
+                k: {"fieldType": f.to_json(), "optional": f.optional} for k, f in self.fields.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class _Record(Validator):
+    keys: Validator
+    values: Validator
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not isinstance(value, dict):
+            raise self._fail(value, path)
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            problem = field_name_problem(key)
+            if problem is not None:
+                raise ValidationError(f"{path}: {problem}")
+            self.keys.validate(key, f"{path} key {key!r}")
+            out[key] = self.values.validate(item, f"{path}.{key}")
+        return out
+
+    def describe(self) -> str:
+        return f"record of {self.keys.describe()} to {self.values.describe()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "record", "keys": self.keys.to_json(), "values": self.values.to_json()}
+
+
+@dataclass(frozen=True)
+class _Union(Validator):
+    members: tuple[Validator, ...]
+
+    def validate(self, value: Value, path: str) -> Value:
+        for member in self.members:
+            try:
+                return member.validate(value, path)
+            except ValidationError:
+                continue
+        raise self._fail(value, path)
+
+    def describe(self) -> str:
+        return " | ".join(m.describe() for m in self.members)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "union", "value": [m.to_json() for m in self.members]}
+
+
+@dataclass(frozen=True)
+class _Optional(Validator):
+    inner: Validator
+    optional: bool = field(default=True, init=False)
+
+    def validate(self, value: Value, path: str) -> Value:
+        return self.inner.validate(value, path)
+
+    def describe(self) -> str:
+        return f"optional {self.inner.describe()}"
+
+    def to_json(self) -> dict[str, Any]:
+        return self.inner.to_json()
+
+
+def _is_bytes(x: Any) -> bool:
+    return isinstance(x, bytes | bytearray | memoryview)
+
+
+class _V:
+    """The `v` namespace: constructors for every validator."""
+
+    def string(self) -> Validator:
+        return _Simple("string", lambda x: isinstance(x, str))
+
+    def float64(self) -> Validator:
+        return _Float64()
+
+    number = float64
+
+    def int64(self) -> Validator:
+        return _Int64()
+
+    def boolean(self) -> Validator:
+        return _Simple("boolean", lambda x: isinstance(x, bool))
+
+    def null(self) -> Validator:
+        return _Simple("null", lambda x: x is None)
+
+    def bytes(self) -> Validator:
+        return _Simple("bytes", _is_bytes)
+
+    def any(self) -> Validator:
+        return _Simple("any", lambda x: True)
+
+    def id(self, table: str) -> Validator:
+        return _Id(table)
+
+    def array(self, item: Validator) -> Validator:
+        return _Array(_require(item, "v.array"))
+
+    def object(self, fields: Mapping[str, Validator]) -> Validator:
+        return _Object(object_fields(fields, "v.object"))
+
+    def record(self, keys: Validator, values: Validator) -> Validator:
+        return _Record(_require(keys, "v.record"), _require(values, "v.record"))
+
+    def union(self, *members: Validator) -> Validator:
+        if not members:
+            raise TypeError("v.union() needs at least one member")
+        return _Union(tuple(_require(m, "v.union") for m in members))
+
+    def literal(self, value: str | int | float | bool) -> Validator:
+        if not isinstance(value, str | int | float | bool) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            raise TypeError(f"v.literal() takes a string, number or boolean, got {value!r}")
+        return _Literal(value)
+
+    def optional(self, inner: Validator) -> Validator:
+        return _Optional(_require(inner, "v.optional"))
+
+
+def _require(x: Any, where: str) -> Validator:
+    if not isinstance(x, Validator):
+        raise TypeError(f"{where}() expects validators, got {x!r}")
+    return x
+
+
+def object_fields(fields: Mapping[str, Validator], where: str) -> dict[str, Validator]:
+    """Check a field map of validators, as `v.object` and `define_table` take it."""
+    if not isinstance(fields, Mapping):
+        raise TypeError(f"{where}() expects a dict of field name -> validator, got {fields!r}")
+    out: dict[str, Validator] = {}
+    for name, validator in fields.items():
+        problem = field_name_problem(name)
+        if problem is not None:
+            raise TypeError(f"{where}(): {problem}")
+        out[name] = _require(validator, where)
+    return out
+
+
+v = _V()
+
+
+def is_optional(validator: Validator) -> bool:
+    """True for `v.optional(...)`: the field may be absent."""
+    return validator.optional
+
+
+@dataclass(frozen=True)
+class ArgsSpec:
+    """A function's argument validator, or None for unvalidated args."""
+
+    validator: Validator | None
+
+    def validate(self, args: Any) -> dict[str, Any]:
+        if not isinstance(args, dict):
+            raise ValidationError(f"args: expected an object, got {type_name(args)}")
+        if self.validator is None:
+            return args
+        result: dict[str, Any] = self.validator.validate(args, "args")
+        return result

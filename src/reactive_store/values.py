@@ -1,0 +1,183 @@
+"""The document value model and its Convex JSON encoding (the wire and storage form).
+
+Python holds Convex values as: None, bool, int (int64), float (float64), str, bytes,
+list and dict[str, value]. A Python int is always an int64 and is encoded as
+`{"$integer": ...}`; plain JSON numbers decode to float, as in Convex.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+from typing import Any
+
+from .errors import BadRequest, ValidationError
+from .types import Value
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_FIELD_NAME_LENGTH = 1024
+
+
+def type_name(value: Any) -> str:
+    """The Convex name of a Python value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "bytes"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return f"unsupported Python type {type(value).__name__}"
+
+
+def field_name_problem(name: Any) -> str | None:
+    """Why `name` may not be an object key in a Convex value, or None when it may."""
+    if not isinstance(name, str):
+        return f"object keys must be strings, got {type(name).__name__}"
+    if len(name) > MAX_FIELD_NAME_LENGTH:
+        return f"field name longer than {MAX_FIELD_NAME_LENGTH} characters"
+    if name.startswith("$"):
+        return f"field name {name!r} starts with '$'"
+    if any(ord(c) < 32 or ord(c) >= 127 for c in name):
+        return f"field name {name!r} has non-printable or non-ASCII characters"
+    return None
+
+
+def _encode_float(x: float) -> Any:
+    if math.isfinite(x) and not (x == 0.0 and math.copysign(1.0, x) < 0):
+        return x
+    return {"$float": base64.b64encode(struct.pack("<d", x)).decode()}
+
+
+def encode(value: Value, path: str = "value") -> Any:
+    """Python value -> JSON-ready Convex encoding. Raises ValidationError on what Convex forbids."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(f"{path}: integer {value} does not fit in int64")
+        return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
+    if isinstance(value, float):
+        return _encode_float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, list | tuple):
+        return [encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            problem = field_name_problem(key)
+            if problem is not None:
+                raise ValidationError(f"{path}: {problem}")
+            out[key] = encode(item, f"{path}.{key}")
+        return out
+    raise ValidationError(f"{path}: {type_name(value)} is not a Convex value")
+
+
+def _b64(text: Any, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise BadRequest(f"{what} must be a base64 string, got {type(text).__name__}")
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError as exc:
+        raise BadRequest(f"{what} is not valid base64: {text!r}") from exc
+
+
+def decode(data: Any) -> Value:
+    """Convex JSON -> Python value. Raises BadRequest on malformed special objects."""
+    if data is None or isinstance(data, bool | str):
+        return data
+    if isinstance(data, int | float):
+        return float(data)
+    if isinstance(data, list):
+        return [decode(item) for item in data]
+    if isinstance(data, dict):
+        if len(data) == 1:
+            ((key, inner),) = data.items()
+            if key.startswith("$"):
+                return _decode_special(key, inner)
+        out: dict[str, Any] = {}
+        for key, item in data.items():
+            if key.startswith("$"):
+                raise BadRequest(f"field name {key!r} starts with '$'")
+            out[key] = decode(item)
+        return out
+    raise BadRequest(f"{type(data).__name__} is not a JSON value")
+
+
+def _decode_special(key: str, inner: Any) -> Value:
+    if key == "$integer":
+        raw = _b64(inner, "$integer")
+        if len(raw) != 8:
+            raise BadRequest(f"$integer must hold 8 bytes, got {len(raw)}")
+        return int(struct.unpack("<q", raw)[0])
+    if key == "$float":
+        raw = _b64(inner, "$float")
+        if len(raw) != 8:
+            raise BadRequest(f"$float must hold 8 bytes, got {len(raw)}")
+        x = float(struct.unpack("<d", raw)[0])
+        if math.isfinite(x) and not (x == 0.0 and math.copysign(1.0, x) < 0):
+            raise BadRequest(f"$float may only hold NaN, Infinity or -0, got {x}")
+        return x
+    if key == "$bytes":
+        return _b64(inner, "$bytes")
+    if key in ("$set", "$map"):
+        raise BadRequest(f"{key} values are no longer supported")
+    raise BadRequest(f"unknown special value {key!r}")
+
+
+def export_clean(value: Value) -> Any:
+    """The lossy `json` format: int64 as decimal strings, bytes as base64, non-finite as names."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, list | tuple):
+        return [export_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {key: export_clean(item) for key, item in value.items()}
+    raise ValidationError(f"{type_name(value)} is not a Convex value")
+
+
+def check_document_shape(
+    value: Value, *, max_depth: int, max_array: int, max_fields: int, path: str = "document"
+) -> int:
+    """Check nesting depth, array lengths and field counts; return the number of fields seen."""
+    fields = 0
+    stack: list[tuple[Any, int, str]] = [(value, 1, path)]
+    while stack:
+        item, depth, where = stack.pop()
+        if isinstance(item, dict | list | tuple) and depth > max_depth:
+            raise ValidationError(f"{where}: nesting deeper than {max_depth} levels")
+        if isinstance(item, dict):
+            fields += len(item)
+            if fields > max_fields:
+                raise ValidationError(f"{path}: more than {max_fields} fields")
+            stack.extend((v, depth + 1, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            if len(item) > max_array:
+                raise ValidationError(
+                    f"{where}: array of {len(item)} elements, more than {max_array}"
+                )
+            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(item))
+    return fields
