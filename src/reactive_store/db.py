@@ -216,7 +216,14 @@ class DatabaseWriter(DatabaseReader):
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        await self._store(table, definition, old, merged)
+        try:
+            await self._store(table, definition, old, merged)
+        except ValidationError as exc:
+            if any(value is None for value in fields.values()):
+                raise ValidationError(
+                    f"{exc.message} (to remove a field, patch it to reactive_store.UNSET)"
+                ) from None
+            raise
 
     async def replace(self, doc_id: str, doc: Document) -> None:
         """Replace the whole document (system fields are kept)."""

@@ -69,10 +69,13 @@ class Deployment:
             self.database_label = f"embedded PostgreSQL in {data_dir}"
         else:
             self.database_label = redact_url(url)
+        store: Store | None = None
         try:
             store = await Store.open(url, s.namespace, max_size=s.pool_size)
             self.push_report = await store.push_schema(app.schema, decode_row)
         except BaseException:
+            if store is not None:
+                await store.close()
             await self._stop_embedded()
             raise
         self.app, self.store = app, store

@@ -41,11 +41,11 @@ def _unb32(text: str) -> bytes:
         if char not in _DECODE:
             raise ValueError(f"invalid id {text!r}: unexpected character {char!r}")
         bits = (bits << 5) | _DECODE[char]
+    # The data is right-aligned: the leading (len*5 - nbytes*8) bits are zero padding.
     nbytes = len(text) * 5 // 8
-    extra = len(text) * 5 - nbytes * 8
-    if bits & ((1 << extra) - 1):
+    if bits >> (nbytes * 8):
         raise ValueError(f"invalid id {text!r}: bad padding")
-    return (bits >> extra).to_bytes(nbytes, "big")
+    return bits.to_bytes(nbytes, "big")
 
 
 def new_id(table_number: int) -> str:

@@ -136,7 +136,7 @@ def decode_cursor(cursor: Any) -> bytes:
     if not isinstance(cursor, str):
         raise QueryError(f"paginate: cursor must be a string or None, got {cursor!r}")
     try:
-        return base64.urlsafe_b64decode(cursor.encode())
+        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
     except ValueError:
         raise QueryError(f"paginate: malformed cursor {cursor!r}") from None
 

@@ -28,9 +28,8 @@ class Validator:
         raise NotImplementedError
 
     def _fail(self, value: Value, path: str) -> ValidationError:
-        return ValidationError(
-            f"{path}: expected {self.describe()}, got {type_name(value)} {_preview(value)}"
-        )
+        shown = "" if value is None or isinstance(value, bool) else " " + _preview(value)
+        return ValidationError(f"{path}: expected {self.describe()}, got {type_name(value)}{shown}")
 
 
 def _preview(value: Value) -> str:

@@ -65,6 +65,7 @@ def system_ddl(n: Names) -> list[str]:
         LANGUAGE plpgsql AS $$
         DECLARE t bigint;
         BEGIN
+            PERFORM set_config('lock_timeout', '0', true);
             PERFORM pg_advisory_xact_lock({n.commit_lock});
             t := greatest(nextval('{n.system('ts_seq')}'),
                           (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
@@ -103,6 +104,7 @@ async def push_schema(
     """Bring the database in line with `schema` in one transaction, or change nothing."""
     report = PushReport()
     async with conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '30s'")
         await conn.execute(f"SELECT pg_advisory_xact_lock({n.push_lock})")
         for statement in system_ddl(n):
             await conn.execute(statement)
