@@ -118,3 +118,48 @@ ACCOUNTS_APP: AppFiles = {
     "schema/__init__.py": ACCOUNTS_SCHEMA,
     "functions/accounts.py": ACCOUNTS_FUNCTIONS,
 }
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Run an app on a real uvicorn server in this event loop; yields (base_url, deployment)."""
+    import asyncio
+
+    import uvicorn
+
+    from reactive_store.server import create_app
+
+    running: list[tuple[Any, Any, Deployment]] = []
+
+    async def start(app_dir: Path, *, namespace: str | None = None,
+                    config: EngineConfig | None = None) -> tuple[str, Deployment]:
+        deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
+                                         namespace=namespace or new_namespace(),
+                                         engine=config or EngineConfig(), pool_size=12))
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(deployment), host="127.0.0.1",
+                                               port=port, log_level="warning", lifespan="on"))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        running.append((server, task, deployment))
+        return f"http://127.0.0.1:{port}", deployment
+
+    yield start
+    for server, task, deployment in running:
+        store = deployment.store
+        if store is not None:
+            await store.drop()
+        server.should_exit = True
+        await task

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except ReactiveStoreError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    except Exception as exc:  # noqa: BLE001 - the CLI reports any function failure
+    except Exception as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

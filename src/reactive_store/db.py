@@ -21,7 +21,7 @@ from .readset import ReadSet, WriteSet
 from .schema import BY_ID, Schema, TableDefinition, id_key, index_keys, validate_document
 from .storage import Row, Transaction
 from .types import Document, Value
-from .validators import _Object, _Optional, _Union
+from .validators import _Object, _Optional
 
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 """In `ctx.db.patch(id, {"field": UNSET})`: remove the field (Convex's `undefined`)."""

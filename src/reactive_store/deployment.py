@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 
 from . import values
+from .commits import CommitStream
 from .engine import Engine, EngineConfig
 from .loader import App, load_app
 from .storage import PushReport, Store
+from .subscriptions import SubscriptionManager
 
 log = logging.getLogger("reactive_store")
 
@@ -51,6 +53,8 @@ class Deployment:
         self.store: Store | None = None
         self.engine: Engine | None = None
         self.push_report: PushReport | None = None
+        self.subscriptions: SubscriptionManager | None = None
+        self.commits: CommitStream | None = None
         self.database_label = ""
         self._embedded: Any = None
 
@@ -80,9 +84,19 @@ class Deployment:
             raise
         self.app, self.store = app, store
         self.engine = Engine(store, app, s.engine)
+        self.subscriptions = SubscriptionManager(self.engine)
+        self.commits = CommitStream(store, self.subscriptions.process_commit)
+        processed = await self.commits.start()
+        self.subscriptions.start(processed)
         return self.engine
 
     async def stop(self) -> None:
+        if self.commits is not None:
+            await self.commits.stop()
+            self.commits = None
+        if self.subscriptions is not None:
+            await self.subscriptions.stop()
+            self.subscriptions = None
         if self.store is not None:
             await self.store.close()
             self.store = None

@@ -13,7 +13,14 @@ from typing import Any
 from . import values
 from .context import ActionCtx, Identity, MutationCtx, QueryCtx
 from .db import DatabaseReader, DatabaseWriter
-from .errors import BadRequest, ConflictError, FunctionTimeout, QueryError, ValidationError
+from .errors import (
+    BadRequest,
+    ConflictError,
+    FunctionTimeout,
+    InternalError,
+    QueryError,
+    ValidationError,
+)
 from .functions import FunctionSpec, Kind
 from .ids import TABLE_NAMES
 from .limits import Limits
@@ -36,6 +43,19 @@ class Outcome:
     writes: WriteSet = field(default_factory=WriteSet)
     ts: int | None = None
     retries: int = 0
+
+
+@dataclass
+class QueryFailure:
+    """A query that raised: the error, and what it had read before (it re-runs on change)."""
+
+    error: BaseException
+    reads: ReadSet
+    ts: int
+
+
+class _BrokenSnapshot(Exception):
+    """A query broke its batch's transaction; the rest of the batch needs a new one."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +143,36 @@ class Engine:
                         )
                 ts = at_ts
         return Outcome(value, encoded, reads=reads, ts=ts)
+
+    async def run_query_batch(
+        self, calls: list[tuple[Any, Any, Identity | None]]
+    ) -> tuple[int, list[Outcome | QueryFailure]]:
+        """Run several queries in one snapshot; return its timestamp and each result.
+
+        A query that fails leaves the others untouched, unless it broke the transaction
+        (time limit, database error): then the rest run again in a fresh snapshot.
+        """
+        results: list[Outcome | QueryFailure] = []
+        ts = 0
+        while len(results) < len(calls):
+            try:
+                async with self.store.read() as tx:
+                    ts = await tx.snapshot_ts()
+                    for ref, args, identity in calls[len(results):]:
+                        db = self._reader(tx)
+                        try:
+                            spec, checked = self._prepare(ref, args, Kind.QUERY, False)
+                            value, encoded = await self._call(
+                                spec, QueryCtx(db, identity), checked)
+                            results.append(Outcome(value, encoded, reads=db.read_set(), ts=ts))
+                        except (FunctionTimeout, InternalError) as exc:
+                            results.append(QueryFailure(exc, db.read_set(), ts))
+                            raise _BrokenSnapshot from exc
+                        except Exception as exc:
+                            results.append(QueryFailure(exc, db.read_set(), ts))
+            except _BrokenSnapshot:
+                continue
+        return ts, results
 
     async def run_mutation(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,

@@ -1,4 +1,4 @@
-"""Function decorators (`query`, `mutation`, `action` and internal kinds), paths and the registry."""
+"""Function decorators (`query`, `mutation`, `action`, internal kinds), paths, the registry."""
 
 from __future__ import annotations
 

@@ -13,18 +13,16 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from . import values
+from .connection import ConnectionClosed, SyncConnection
 from .deployment import Deployment
 from .engine import Engine, Outcome
-from .errors import (
-    BadRequest,
-    ConvexError,
-    InternalError,
-    ReactiveStoreError,
-)
+from .errors import BadRequest
 from .functions import Kind
+from .protocol import ProtocolError, error_body
 from .timestamps import decode_ts, encode_ts
 
 log = logging.getLogger("reactive_store.server")
@@ -43,28 +41,6 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def error_body(exc: BaseException) -> dict[str, Any]:
-    """A function failure as the clients expect it: message, and data for ConvexError.
-
-    Our own errors carry messages written for the caller; a user function's exception
-    reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
-    """
-    if isinstance(exc, ConvexError):
-        message = exc.data if isinstance(exc.data, str) else "ConvexError"
-        try:
-            data = values.encode(exc.data, "errorData")
-        except ReactiveStoreError:
-            data = str(exc.data)
-        return {"errorMessage": message, "errorData": data}
-    if isinstance(exc, InternalError):
-        log.error("internal error: %s", exc, exc_info=exc)
-        return {"errorMessage": "Server Error"}
-    if isinstance(exc, ReactiveStoreError):
-        return {"errorMessage": exc.message}
-    log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
-    return {"errorMessage": f"Uncaught {type(exc).__name__}: {exc}"}
 
 
 def clean_error_data(body: dict[str, Any], fmt: str) -> dict[str, Any]:
@@ -125,7 +101,7 @@ class HttpApi:
             outcome = await run()
         except BadRequest:
             raise
-        except Exception as exc:  # noqa: BLE001 - every function failure is answered as 200
+        except Exception as exc:
             body = clean_error_data(error_body(exc), fmt)
             return JSONResponse({"status": "error", **body, "logLines": []})
         value = outcome.encoded if fmt == "convex" else values.export_clean(outcome.value)
@@ -236,7 +212,30 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
             if manage_lifespan:
                 await deployment.stop()
 
+    async def sync(websocket: WebSocket) -> None:
+        await websocket.accept()
+        assert deployment.engine is not None and deployment.subscriptions is not None
+
+        async def receive() -> str:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise ConnectionClosed()
+            text = message.get("text")
+            if text is None:
+                raise ProtocolError("binary frames are not part of the protocol")
+            return str(text)
+
+        connection = SyncConnection(deployment.engine, deployment.subscriptions, receive,
+                                    websocket.send_text)
+        await connection.run()
+        if connection.close_reason is not None:
+            code = 1011 if connection.close_reason.startswith("InternalServerError") else 1000
+            with contextlib.suppress(Exception):
+                await websocket.close(code, connection.close_reason[:123])
+
     routes = [
+        WebSocketRoute("/api/sync", sync),
+        WebSocketRoute("/api/{client_version}/sync", sync),
         Route("/version", version, methods=["GET"]),
         Route("/api/query", api.kind_endpoint(Kind.QUERY), methods=["GET", "POST"]),
         Route("/api/mutation", api.kind_endpoint(Kind.MUTATION), methods=["POST"]),

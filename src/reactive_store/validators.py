@@ -71,9 +71,10 @@ class _Float64(Validator):
 
 class _Int64(Validator):
     def validate(self, value: Value, path: str) -> Value:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if INT64_MIN <= value <= INT64_MAX:
-                return value
+        if isinstance(value, int) and not isinstance(value, bool) and (
+            INT64_MIN <= value <= INT64_MAX
+        ):
+            return value
         raise self._fail(value, path)
 
     def describe(self) -> str:
@@ -167,7 +168,8 @@ class _Object(Validator):
         return {
             "type": "object",
             "value": {
-                k: {"fieldType": f.to_json(), "optional": f.optional} for k, f in self.fields.items()
+                k: {"fieldType": f.to_json(), "optional": f.optional}
+                for k, f in self.fields.items()
             },
         }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple
 
@@ -16,6 +16,7 @@ import asyncpg
 from ..errors import InternalError
 from ..schema import BY_ID, Schema
 from .ddl import PushReport, RowDecoder, push_schema
+from .listener import Listener
 from .names import Names
 
 log = logging.getLogger("reactive_store.storage")
@@ -154,9 +155,10 @@ class Transaction:
 class Store:
     """A deployment's data: one Postgres schema holding its tables and system tables."""
 
-    def __init__(self, pool: asyncpg.Pool, names: Names) -> None:
+    def __init__(self, pool: asyncpg.Pool, names: Names, url: str = "") -> None:
         self._pool = pool
         self.names = names
+        self.url = url
         self.table_numbers: dict[str, int] = {}
         self.table_names: dict[int, str] = {}
 
@@ -172,7 +174,7 @@ class Store:
         except (OSError, asyncpg.PostgresError) as exc:
             raise StorageError(f"cannot connect to the database: {exc}") from exc
         assert pool is not None
-        return cls(pool, Names(namespace))
+        return cls(pool, Names(namespace), url)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -219,6 +221,22 @@ class Store:
         ts: int = await self._pool.fetchval(sql)
         return ts
 
+    def listener(self, on_payload: Callable[[str], None],
+                 on_connected: Callable[[], Awaitable[None]]) -> Listener:
+        """A LISTEN connection on this deployment's commit channel (start() it)."""
+        return Listener(self.url, self.names.channel, on_payload, on_connected)
+
+    async def commits_after(self, ts: int, limit: int = 10_000) -> list[tuple[int, str]]:
+        """Logged commits with a timestamp above `ts`, oldest first."""
+        sql = (f"SELECT ts, writes FROM {self.names.system('commits')} WHERE ts > $1 "
+               "ORDER BY ts LIMIT $2")
+        return [(r[0], r[1]) for r in await self._pool.fetch(sql, ts, limit)]
+
+    async def commit_at(self, ts: int) -> str | None:
+        sql = f"SELECT writes FROM {self.names.system('commits')} WHERE ts = $1"
+        writes: str | None = await self._pool.fetchval(sql, ts)
+        return writes
+
     async def drop(self) -> None:
         """Drop the whole deployment schema (tests and `reset` only)."""
         await self._pool.execute(f"DROP SCHEMA IF EXISTS {self.names.schema} CASCADE")
@@ -233,5 +251,5 @@ async def _rollback(conn: asyncpg.Connection, tx: Any) -> None:
     # promptly, drop the connection (the server rolls back) and let the pool replace it.
     try:
         await asyncio.wait_for(tx.rollback(), timeout=5)
-    except Exception:  # noqa: BLE001 - any failure here means the connection is unusable
+    except Exception:
         conn.terminate()

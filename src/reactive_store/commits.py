@@ -1,0 +1,92 @@
+"""The ordered stream of committed write sets, delivered to every server process.
+
+Storage orders commits (see `_commit` in storage/ddl.py and docs/architecture.md): commit
+timestamps increase in commit order, and NOTIFY delivers in commit order. This stream turns
+the notifications into `(ts, WriteSet)` calls in strictly increasing ts order, reading the
+commit log for payloads too large to notify and for whatever was committed while the
+listening connection was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from .readset import WriteSet
+from .storage import Store
+
+log = logging.getLogger("reactive_store.commits")
+
+CommitHandler = Callable[[int, WriteSet], None]
+
+
+class CommitStream:
+    """Feeds every commit to `handler` once, in timestamp order.
+
+    Invariant: `processed_ts` is the timestamp of the last commit handed to the handler;
+    anything at or below it is a duplicate and dropped. While a catch-up read is in flight,
+    notifications are held back and replayed after it, so the order cannot invert.
+    """
+
+    def __init__(self, store: Store, handler: CommitHandler) -> None:
+        self._store = store
+        self._handler = handler
+        self.processed_ts = 0
+        self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
+        self._held: list[str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listener = store.listener(self._on_payload, self._catch_up)
+        self._started = False
+
+    async def start(self) -> int:
+        """Start listening; return the timestamp everything after which will be delivered."""
+        self.processed_ts = await self._store.latest_ts()
+        self._started = True
+        await self._listener.start()
+        self._task = asyncio.create_task(self._consume())
+        return self.processed_ts
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _on_payload(self, payload: str) -> None:
+        if self._held is not None:
+            self._held.append(payload)
+            return
+        ts_text, _, writes = payload.partition(" ")
+        self._queue.put_nowait((int(ts_text), writes or None))
+
+    async def _catch_up(self) -> None:
+        """Runs on every (re)connection, with LISTEN active: read what we may have missed."""
+        if not self._started:
+            return
+        self._held = []
+        try:
+            # Everything committed after the newest timestamp queued or processed so far.
+            newest = self.processed_ts
+            for ts, writes in await self._store.commits_after(newest):
+                self._queue.put_nowait((ts, writes))
+        finally:
+            held, self._held = self._held, None
+            for payload in held:
+                self._on_payload(payload)
+
+    async def _consume(self) -> None:
+        while True:
+            ts, writes = await self._queue.get()
+            if ts <= self.processed_ts:
+                continue
+            if writes is None:
+                writes = await self._store.commit_at(ts)
+                if writes is None:
+                    log.error("commit %s is missing from the commit log", ts)
+                    continue
+            try:
+                self._handler(ts, WriteSet.from_text(writes))
+            except Exception:
+                log.exception("commit handler failed at %s", ts)
+            self.processed_ts = ts

@@ -1,0 +1,222 @@
+"""One sync connection: reads client messages, runs mutations and actions, pumps Transitions.
+
+Socket-agnostic: it is given `receive()` and `send(text)` coroutines. Three tasks share one
+`SyncSession`: the reader applies client messages, the mutation runner executes mutations
+one at a time in arrival order, and the pump is the only sender, so messages leave in the
+order the protocol needs (responses before the Transitions that include their writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from . import values
+from .engine import Engine
+from .functions import canonical_path
+from .protocol import (
+    PING,
+    ActionRequest,
+    Authenticate,
+    Connect,
+    Event,
+    ModifyQuerySet,
+    MutationRequest,
+    ProtocolError,
+    action_response,
+    auth_error,
+    error_body,
+    mutation_response,
+    parse_client_message,
+)
+from .subscriptions import SubscriptionManager
+from .sync import SessionQuery, SyncSession, Waiting
+
+log = logging.getLogger("reactive_store.sync")
+
+HEARTBEAT_SECONDS = 15.0
+SEND_TIMEOUT_SECONDS = 30.0
+MAX_PENDING_REQUESTS = 1000
+
+
+class ConnectionClosed(Exception):
+    """Raised by `receive` when the client went away."""
+
+
+class SyncConnection:
+    """Serves one client socket until it closes; `close_reason` says why we closed it."""
+
+    def __init__(self, engine: Engine, manager: SubscriptionManager,
+                 receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
+                 ) -> None:
+        self.engine = engine
+        self.manager = manager
+        self._receive = receive
+        self._send = send
+        self.session = SyncSession()
+        self.identity: dict[str, Any] | None = None
+        self._responses: deque[dict[str, Any]] = deque()
+        self._mutations: asyncio.Queue[MutationRequest] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._actions: set[asyncio.Task[None]] = set()
+        self.close_reason: str | None = None
+        self._last_send = 0.0
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._last_send = asyncio.get_running_loop().time()
+        tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._run_mutations()),
+                 asyncio.create_task(self._pump())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    if isinstance(exc, ProtocolError):
+                        self.close_reason = str(exc)
+                    elif not isinstance(exc, ConnectionClosed):
+                        log.error("sync connection failed", exc_info=exc)
+                        self.close_reason = "InternalServerError"
+        finally:
+            for task in [*tasks, *self._actions]:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._actions, return_exceptions=True)
+            for query in self.session.queries.values():
+                if query.live is not None:
+                    self.manager.unsubscribe(query.live, self._poke)
+
+    # -- reading ------------------------------------------------------------------------
+    async def _read(self) -> None:
+        while True:
+            text = await self._receive()
+            try:
+                raw = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise ProtocolError("message is not valid JSON") from None
+            message = parse_client_message(raw)
+            if isinstance(message, Connect):
+                self.session.session_id = message.session_id
+            elif isinstance(message, ModifyQuerySet):
+                added, removed = self.session.modify_query_set(message)
+                for query in removed:
+                    if query.live is not None:
+                        self.manager.unsubscribe(query.live, self._poke)
+                for query in added:
+                    self._subscribe(query)
+                self._poke()
+            elif isinstance(message, MutationRequest):
+                if self._mutations.qsize() >= MAX_PENDING_REQUESTS:
+                    raise ProtocolError("TooManyConcurrentRequests")
+                self.session.mutations_in_flight += 1
+                self._mutations.put_nowait(message)
+            elif isinstance(message, ActionRequest):
+                if len(self._actions) >= MAX_PENDING_REQUESTS:
+                    raise ProtocolError("TooManyConcurrentRequests")
+                task = asyncio.create_task(self._run_action(message))
+                self._actions.add(task)
+                task.add_done_callback(self._actions.discard)
+            elif isinstance(message, Authenticate):
+                await self._authenticate(message)
+            elif isinstance(message, Event):
+                pass
+
+    def _subscribe(self, query: SessionQuery) -> None:
+        try:
+            path = canonical_path(query.path)
+            self.engine.app.functions.resolve(path)  # fail fast on missing functions
+            args = values.decode(query.args)
+        except Exception as exc:
+            query.failure = error_body(exc)
+            return
+        query.live = self.manager.subscribe(path, args, self.identity, self._poke)
+
+    async def _authenticate(self, message: Authenticate) -> None:
+        self.session.authenticate(message)
+        if message.token_type != "None":
+            # Identity verification (JWT/OIDC, admin keys) is not configured on this server.
+            base = self.session.received_identity - 1
+            self._responses.append(auth_error(
+                "No auth provider is configured on this server to verify the token",
+                base, True))
+            self._poke()
+            await self._flush_responses()
+            raise ProtocolError("AuthError")
+        self.identity = None
+        self._poke()
+
+    # -- requests ---------------------------------------------------------------------
+    async def _run_mutations(self) -> None:
+        while True:
+            request = await self._mutations.get()
+            try:
+                outcome = await self.engine.run_mutation(
+                    canonical_path(request.udf_path), values.decode(request.args), self.identity)
+            except Exception as exc:
+                response = mutation_response(request.request_id, error=error_body(exc))
+            else:
+                assert outcome.ts is not None
+                response = mutation_response(request.request_id, value=outcome.encoded,
+                                             ts=outcome.ts)
+                self.session.min_ts = max(self.session.min_ts, outcome.ts)
+            self._responses.append(response)
+            self.session.force = True
+            self.session.mutations_in_flight -= 1
+            self._poke()
+
+    async def _run_action(self, request: ActionRequest) -> None:
+        try:
+            outcome = await self.engine.run_action(
+                canonical_path(request.udf_path), values.decode(request.args), self.identity)
+        except Exception as exc:
+            response = action_response(request.request_id, error=error_body(exc))
+        else:
+            response = action_response(request.request_id, value=outcome.encoded)
+        self._responses.append(response)
+        self.session.force = True
+        self._poke()
+
+    # -- sending ----------------------------------------------------------------------
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                await self._send(orjson.dumps(message).decode())
+        except TimeoutError:
+            raise ProtocolError("client stopped reading") from None
+        self._last_send = asyncio.get_running_loop().time()
+
+    async def _flush_responses(self) -> None:
+        while self._responses:
+            await self._send_json(self._responses.popleft())
+
+    async def _pump(self) -> None:
+        while True:
+            self._wake.clear()
+            await self._flush_responses()
+            step = self.session.next_transition(self.manager.processed_ts)
+            if isinstance(step, dict):
+                await self._send_json(step)
+                continue
+            waiter: asyncio.Task[None] | None = None
+            if isinstance(step, Waiting) and step.for_ts is not None:
+                waiter = asyncio.create_task(self.manager.wait_processed(step.for_ts))
+                waiter.add_done_callback(lambda _: self._poke())
+            silent_for = asyncio.get_running_loop().time() - self._last_send
+            try:
+                async with asyncio.timeout(max(0.0, HEARTBEAT_SECONDS - silent_for)):
+                    await self._wake.wait()
+            except TimeoutError:
+                await self._send_json(PING)
+            finally:
+                if waiter is not None and not waiter.done():
+                    waiter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await waiter
+

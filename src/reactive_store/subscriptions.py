@@ -1,0 +1,239 @@
+"""Live queries: shared executions, invalidation by read set, and bounded batched re-runs.
+
+Every distinct (path, args, identity) that some client subscribes to is one `LiveQuery` with
+one result. Its read set is registered in an interval index per (table, index); each commit
+from the commit stream is matched against those indexes (a bisect per written key), and the
+live queries it hits are re-run, in batches that share one snapshot, by a bounded pool of
+workers. Nothing here touches the database while nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .engine import Engine, Outcome, QueryFailure
+from .interval_index import IntervalIndex
+from .protocol import error_body
+from .readset import IndexRef, ReadSet, WriteSet
+from .writelog import WriteLog
+
+log = logging.getLogger("reactive_store.subscriptions")
+
+QueryKey = tuple[str, bytes, str | None]
+
+
+class LiveState(enum.Enum):
+    PENDING = "pending"  # no result yet, or invalidated: queued for a run
+    RUNNING = "running"  # a run is in flight
+    FRESH = "fresh"  # result valid from `ts` through everything processed so far
+
+
+@dataclass(eq=False)
+class LiveQuery:
+    """One shared query execution and its latest result.
+
+    `ts` is the snapshot the result holds at. `valid_until` starts None (the result is valid
+    at every timestamp from `ts` through the write log's `processed_ts`) and becomes the
+    timestamp of the first later commit that wrote inside `reads`; the result can then be
+    used only at timestamps in [ts, valid_until). Both change only in this module.
+    """
+
+    key: QueryKey
+    path: str
+    args: Any
+    identity: dict[str, Any] | None
+    state: LiveState = LiveState.PENDING
+    ts: int = 0
+    valid_until: int | None = None
+    reads: ReadSet = field(default_factory=ReadSet)
+    ok: bool = True
+    value: Any = None  # the Convex-encoded value, or the error body when not ok
+    result_hash: bytes = b""
+    watchers: set[Callable[[], None]] = field(default_factory=set)
+
+    def usable_at(self, ts: int) -> bool:
+        """True when the current result is the query's result at timestamp `ts`."""
+        if self.result_hash == b"" or self.ts > ts:
+            return False
+        return self.valid_until is None or ts < self.valid_until
+
+
+def query_key(path: str, args: Any, identity: dict[str, Any] | None) -> QueryKey:
+    who = None if identity is None else orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
+    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who)
+
+
+class SubscriptionManager:
+    """Owns every LiveQuery of a process and keeps each one's result fresh."""
+
+    def __init__(self, engine: Engine, *, workers: int = 4, batch: int = 32) -> None:
+        self.engine = engine
+        self.log = WriteLog()
+        self.queries: dict[QueryKey, LiveQuery] = {}
+        # One interval index per (table, index); entries are LiveQuery objects that are
+        # FRESH or RUNNING with a previous result (their registered read set is current).
+        self._indexes: dict[IndexRef, IntervalIndex[LiveQuery]] = {}
+        self._registered: dict[LiveQuery, ReadSet] = {}
+        self._dirty: dict[LiveQuery, None] = {}  # an ordered set
+        self._work = asyncio.Event()
+        self._workers_n = workers
+        self._batch = batch
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ts_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.runs = 0  # executions, for tests and benchmarks
+
+    def start(self, processed_ts: int) -> None:
+        self.log = WriteLog(processed_ts)
+        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers_n)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @property
+    def processed_ts(self) -> int:
+        return self.log.processed_ts
+
+    # -- subscribing ----------------------------------------------------------------------
+    def subscribe(self, path: str, args: Any, identity: dict[str, Any] | None,
+                  watcher: Callable[[], None]) -> LiveQuery:
+        key = query_key(path, args, identity)
+        live = self.queries.get(key)
+        if live is None:
+            live = LiveQuery(key, path, args, identity)
+            self.queries[key] = live
+            self._mark_dirty(live)
+        live.watchers.add(watcher)
+        return live
+
+    def unsubscribe(self, live: LiveQuery, watcher: Callable[[], None]) -> None:
+        live.watchers.discard(watcher)
+        if not live.watchers:
+            self.queries.pop(live.key, None)
+            self._dirty.pop(live, None)
+            self._unregister(live)
+
+    def rerun_all(self) -> None:
+        """Re-run every live query (new code after a reload)."""
+        for live in list(self.queries.values()):
+            self._invalidate(live, self.log.processed_ts)
+
+    # -- commits ----------------------------------------------------------------------------
+    def process_commit(self, ts: int, writes: WriteSet) -> None:
+        """Take in the next commit (in timestamp order) and invalidate what it touched."""
+        self.log.append(ts, writes)
+        hit: set[LiveQuery] = set()
+        for ref, keys in writes.keys.items():
+            index = self._indexes.get(ref)
+            if index is not None:
+                hit |= index.stab_many(keys)
+        for live in hit:
+            if live.ts < ts:
+                self._invalidate(live, ts)
+        waiters, self._ts_waiters = self._ts_waiters, []
+        for target, future in waiters:
+            if target <= ts:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                self._ts_waiters.append((target, future))
+        if not hit:
+            return
+
+    async def wait_processed(self, ts: int) -> None:
+        """Return once the commit stream has delivered every commit up to `ts`."""
+        if ts <= self.log.processed_ts:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ts_waiters.append((ts, future))
+        await future
+
+    def _invalidate(self, live: LiveQuery, ts: int) -> None:
+        if live.valid_until is None or live.valid_until > ts:
+            live.valid_until = ts
+        self._unregister(live)
+        if live.state is LiveState.FRESH:
+            live.state = LiveState.PENDING
+            self._mark_dirty(live)
+        self._notify(live)
+
+    def _mark_dirty(self, live: LiveQuery) -> None:
+        self._dirty[live] = None
+        self._work.set()
+
+    def _notify(self, live: LiveQuery) -> None:
+        for watcher in list(live.watchers):
+            watcher()
+
+    def _register(self, live: LiveQuery, reads: ReadSet) -> None:
+        self._unregister(live)
+        for ref, interval in reads:
+            self._indexes.setdefault(ref, IntervalIndex()).add(live, interval.start, interval.end)
+        self._registered[live] = reads
+
+    def _unregister(self, live: LiveQuery) -> None:
+        reads = self._registered.pop(live, None)
+        if reads is None:
+            return
+        for ref, interval in reads:
+            self._indexes[ref].remove(live, interval.start, interval.end)
+
+    # -- re-runs ----------------------------------------------------------------------------
+    async def _worker(self) -> None:
+        while True:
+            while not self._dirty:
+                self._work.clear()
+                await self._work.wait()
+            batch: list[LiveQuery] = []
+            while self._dirty and len(batch) < self._batch:
+                live = next(iter(self._dirty))
+                del self._dirty[live]
+                if live.state is not LiveState.RUNNING:
+                    live.state = LiveState.RUNNING
+                    batch.append(live)
+            if batch:
+                try:
+                    await self._run(batch)
+                except Exception:
+                    log.exception("re-running live queries failed")
+                    for live in batch:
+                        live.state = LiveState.PENDING
+                        self._mark_dirty(live)
+                    await asyncio.sleep(0.5)
+
+    async def _run(self, batch: list[LiveQuery]) -> None:
+        _, results = await self.engine.run_query_batch(
+            [(live.path, live.args, live.identity) for live in batch])
+        self.runs += len(batch)
+        for live, result in zip(batch, results, strict=True):
+            self._complete(live, result)
+
+    def _complete(self, live: LiveQuery, result: Outcome | QueryFailure) -> None:
+        if live.key not in self.queries:
+            return  # unsubscribed while running
+        if isinstance(result, QueryFailure):
+            live.ok, live.value = False, error_body(result.error)
+        else:
+            live.ok, live.value = True, result.encoded
+        assert result.ts is not None
+        live.ts = result.ts
+        live.reads = result.reads
+        live.result_hash = orjson.dumps([live.ok, live.value])
+        # Commits already processed past the snapshot may have written inside what it read.
+        live.valid_until = self.log.refresh(live.reads, live.ts)
+        live.state = LiveState.FRESH
+        if live.valid_until is not None:
+            live.state = LiveState.PENDING
+            self._mark_dirty(live)
+        else:
+            self._register(live, live.reads)
+        self._notify(live)

@@ -1,0 +1,147 @@
+"""Per-connection sync state: versions, the query set, and what the client last saw.
+
+No sockets and no awaits here: the connection task feeds it client messages and asks it for
+the next Transition; it answers with a message, or with what it is waiting for.
+
+Rule 1: every Transition starts exactly at the previous one's end version.
+Rule 2: a Transition at timestamp T carries, for every query of the client, the result the
+        query had at T (each LiveQuery result is usable in [ts, valid_until)), and T never
+        moves backwards.
+Rule 3: a Transition is never built while one of the client's mutations is in flight, so a
+        MutationResponse always precedes the first Transition that includes its write.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .protocol import (
+    AddQuery,
+    Authenticate,
+    ModifyQuerySet,
+    ProtocolError,
+    StateVersion,
+    query_failed,
+    query_removed,
+    query_updated,
+    transition,
+)
+from .subscriptions import LiveQuery
+
+
+@dataclass
+class SessionQuery:
+    """One query of the client. `sent_hash` is the result hash last sent (b"" = never)."""
+
+    query_id: int
+    path: str
+    args: Any
+    live: LiveQuery | None = None
+    failure: dict[str, Any] | None = None  # set when the query cannot even start
+    sent_hash: bytes = b""
+
+
+@dataclass
+class Waiting:
+    """Why no Transition can be built yet: a commit not yet processed, or results pending."""
+
+    for_ts: int | None = None
+
+
+@dataclass
+class SyncSession:
+    """The protocol state of one connection.
+
+    `received` holds the newest query-set and identity versions the client asked for;
+    `sent` is the end version of the last Transition (Rule 1). `min_ts` is raised by each
+    successful mutation to its commit timestamp (read-your-writes) and `force` by every
+    mutation or action response, so that a Transition follows it even when nothing changed.
+    """
+
+    session_id: str | None = None
+    received_query_set: int = 0
+    received_identity: int = 0
+    sent: StateVersion = field(default_factory=StateVersion)
+    queries: dict[int, SessionQuery] = field(default_factory=dict)
+    removed: list[int] = field(default_factory=list)
+    min_ts: int = 0
+    force: bool = False
+    mutations_in_flight: int = 0
+
+    def modify_query_set(
+        self, msg: ModifyQuerySet
+    ) -> tuple[list[SessionQuery], list[SessionQuery]]:
+        """Apply a ModifyQuerySet; return the queries added and removed."""
+        if msg.base_version != self.received_query_set:
+            raise ProtocolError(
+                f"BaseVersionMismatch: ModifyQuerySet base version {msg.base_version}, "
+                f"expected {self.received_query_set}"
+            )
+        if msg.new_version <= msg.base_version:
+            raise ProtocolError(
+                f"ModifyQuerySet: new version {msg.new_version} is not after "
+                f"{msg.base_version}"
+            )
+        added: list[SessionQuery] = []
+        removed: list[SessionQuery] = []
+        for mod in msg.modifications:
+            if isinstance(mod, AddQuery):
+                if mod.query_id in self.queries:
+                    raise ProtocolError(f"ModifyQuerySet: query {mod.query_id} added twice")
+                query = SessionQuery(mod.query_id, mod.udf_path, mod.args)
+                self.queries[mod.query_id] = query
+                added.append(query)
+            else:
+                gone = self.queries.pop(mod.query_id, None)
+                if gone is None:
+                    raise ProtocolError(f"ModifyQuerySet: unknown query id {mod.query_id}")
+                self.removed.append(mod.query_id)
+                removed.append(gone)
+        self.received_query_set = msg.new_version
+        return added, removed
+
+    def authenticate(self, msg: Authenticate) -> None:
+        if msg.base_version != self.received_identity:
+            raise ProtocolError(
+                f"Authenticate base version {msg.base_version}, expected {self.received_identity}"
+            )
+        self.received_identity += 1
+
+    def next_transition(self, processed_ts: int) -> dict[str, Any] | Waiting | None:
+        """The next Transition to send, what it waits for, or None when nothing is due."""
+        if self.mutations_in_flight:
+            return Waiting()
+        target = max(self.sent.ts, self.min_ts)
+        for query in self.queries.values():
+            if query.live is not None and query.live.result_hash:
+                target = max(target, query.live.ts)
+        if target > processed_ts:
+            return Waiting(for_ts=target)
+        for query in self.queries.values():
+            if query.live is not None and not query.live.usable_at(target):
+                return Waiting()
+        modifications: list[dict[str, Any]] = [query_removed(q) for q in self.removed]
+        for query in self.queries.values():
+            live = query.live
+            if live is None:
+                if query.failure is not None and not query.sent_hash:
+                    modifications.append(query_failed(query.query_id, query.failure))
+                    query.sent_hash = b"failed"
+                continue
+            if live.result_hash == query.sent_hash:
+                continue
+            if live.ok:
+                modifications.append(query_updated(query.query_id, live.value))
+            else:
+                modifications.append(query_failed(query.query_id, live.value))
+            query.sent_hash = live.result_hash
+        end = StateVersion(self.received_query_set, self.received_identity, target)
+        if not modifications and end == self.sent and not self.force:
+            return None
+        message = transition(self.sent, end, modifications, time.time_ns())
+        self.sent = end
+        self.removed.clear()
+        self.force = False
+        return message
