@@ -69,6 +69,7 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
                                          engine=config or EngineConfig(), pool_size=12))
         engine = await deployment.start()
         started.append(deployment)
+        engine.deployment = deployment  # type: ignore[attr-defined]
         return engine
 
     yield start

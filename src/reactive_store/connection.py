@@ -104,6 +104,8 @@ class SyncConnection:
             message = parse_client_message(raw)
             if isinstance(message, Connect):
                 self.session.session_id = message.session_id
+                # Only a reconnecting client can replay requests it sent before.
+                self.session.reconnected = message.connection_count > 0
             elif isinstance(message, ModifyQuerySet):
                 added, removed = self.session.modify_query_set(message)
                 for query in removed:
@@ -157,8 +159,11 @@ class SyncConnection:
         while True:
             request = await self._mutations.get()
             try:
+                session = self.session.session_id
                 outcome = await self.engine.run_mutation(
-                    canonical_path(request.udf_path), values.decode(request.args), self.identity)
+                    canonical_path(request.udf_path), values.decode(request.args), self.identity,
+                    request=None if session is None else (session, request.request_id),
+                    replay_possible=self.session.reconnected)
             except Exception as exc:
                 response = mutation_response(request.request_id, error=error_body(exc))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,11 @@ class Settings:
     namespace: str = "app"
     engine: EngineConfig = field(default_factory=EngineConfig)
     pool_size: int = 10
+    # The commit log backs /api/query_at_ts and listener catch-up; request results back
+    # mutation replays after a reconnect.
+    commit_retention_s: float = 900.0
+    request_retention_s: float = 3600.0
+    prune_every_s: float = 60.0
 
 
 def decode_row(doc_id: str, creation_time: float, raw: bytes) -> dict[str, Any]:
@@ -57,14 +63,13 @@ class Deployment:
         self.commits: CommitStream | None = None
         self.database_label = ""
         self._embedded: Any = None
+        self._maintenance: asyncio.Task[None] | None = None
 
     async def start(self) -> Engine:
         s = self.settings
         app = load_app(s.app_dir)
         url = s.database_url
         if url is None:
-            import asyncio
-
             from .storage.embedded import EmbeddedPostgres
 
             data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
@@ -88,9 +93,23 @@ class Deployment:
         self.commits = CommitStream(store, self.subscriptions.process_commit)
         processed = await self.commits.start()
         self.subscriptions.start(processed)
+        self._maintenance = asyncio.create_task(self._prune_forever(store))
         return self.engine
 
+    async def _prune_forever(self, store: Store) -> None:
+        s = self.settings
+        while True:
+            await asyncio.sleep(s.prune_every_s)
+            try:
+                await store.prune(s.commit_retention_s, s.request_retention_s)
+            except Exception:
+                log.exception("pruning the commit log failed")
+
     async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+            self._maintenance = None
         if self.commits is not None:
             await self.commits.stop()
             self.commits = None
@@ -104,7 +123,5 @@ class Deployment:
 
     async def _stop_embedded(self) -> None:
         if self._embedded is not None:
-            import asyncio
-
             await asyncio.to_thread(self._embedded.stop)
             self._embedded = None

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from . import values
 from .context import ActionCtx, Identity, MutationCtx, QueryCtx
 from .db import DatabaseReader, DatabaseWriter
@@ -176,21 +178,32 @@ class Engine:
 
     async def run_mutation(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
+        request: tuple[str, int] | None = None, replay_possible: bool = False,
     ) -> Outcome:
         """Run a mutation as one SERIALIZABLE transaction, re-running it on conflict.
 
         The commit timestamp is taken inside the transaction (storage orders commits), and
-        listeners hear of the write set only after COMMIT has succeeded.
+        listeners hear of the write set only after COMMIT has succeeded. `request` (client
+        session id, request id) records the result with the commit; with `replay_possible`
+        a request already committed returns its recorded result and timestamp unrun.
         """
         spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
         s = self.store
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:
+                    if request is not None and replay_possible:
+                        done = await tx.find_mutation(*request)
+                        if done is not None:
+                            encoded = orjson.loads(done[1])
+                            return Outcome(values.decode(encoded), encoded, ts=done[0])
                     db = DatabaseWriter(tx, self.app.schema, s.table_numbers, s.table_names,
                                         self.config.limits)
                     value, encoded = await self._call(spec, MutationCtx(db, identity), checked)
-                    ts = await tx.commit_writes(db.writes.to_text()) if db.writes else None
+                    ts = None
+                    if db.writes:
+                        result = orjson.dumps(encoded).decode() if request else None
+                        ts = await tx.commit_writes(db.writes.to_text(), request, result)
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
                 continue

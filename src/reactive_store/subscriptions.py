@@ -57,6 +57,7 @@ class LiveQuery:
     value: Any = None  # the Convex-encoded value, or the error body when not ok
     result_hash: bytes = b""
     watchers: set[Callable[[], None]] = field(default_factory=set)
+    runs: int = 0  # executions so far, for tests and benchmarks
 
     def usable_at(self, ts: int) -> bool:
         """True when the current result is the query's result at timestamp `ts`."""
@@ -88,6 +89,7 @@ class SubscriptionManager:
         self._tasks: list[asyncio.Task[None]] = []
         self._ts_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.runs = 0  # executions, for tests and benchmarks
+        self._running = 0
 
     def start(self, processed_ts: int) -> None:
         self.log = WriteLog(processed_ts)
@@ -146,8 +148,6 @@ class SubscriptionManager:
                     future.set_result(None)
             else:
                 self._ts_waiters.append((target, future))
-        if not hit:
-            return
 
     async def wait_processed(self, ts: int) -> None:
         """Return once the commit stream has delivered every commit up to `ts`."""
@@ -211,11 +211,22 @@ class SubscriptionManager:
                     await asyncio.sleep(0.5)
 
     async def _run(self, batch: list[LiveQuery]) -> None:
-        _, results = await self.engine.run_query_batch(
-            [(live.path, live.args, live.identity) for live in batch])
+        self._running += 1
+        try:
+            _, results = await self.engine.run_query_batch(
+                [(live.path, live.args, live.identity) for live in batch])
+        finally:
+            self._running -= 1
         self.runs += len(batch)
         for live, result in zip(batch, results, strict=True):
+            live.runs += 1
             self._complete(live, result)
+
+    async def settled(self, ts: int = 0) -> None:
+        """Wait until commits up to `ts` are processed and no re-run is queued or running."""
+        await self.wait_processed(ts)
+        while self._dirty or self._running:
+            await asyncio.sleep(0.002)
 
     def _complete(self, live: LiveQuery, result: Outcome | QueryFailure) -> None:
         if live.key not in self.queries:

@@ -61,6 +61,7 @@ class SyncSession:
     """
 
     session_id: str | None = None
+    reconnected: bool = False
     received_query_set: int = 0
     received_identity: int = 0
     sent: StateVersion = field(default_factory=StateVersion)

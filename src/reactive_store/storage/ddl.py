@@ -56,12 +56,19 @@ def system_ddl(n: Names) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {n.system('commits')} (
             ts bigint PRIMARY KEY, writes text NOT NULL,
             committed_at timestamptz NOT NULL DEFAULT now())""",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('mutations')} (
+            session_id text NOT NULL, request_id bigint NOT NULL, ts bigint NOT NULL,
+            result text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (session_id, request_id))""",
         f"CREATE SEQUENCE IF NOT EXISTS {n.system('ts_seq')}",
+        f"DROP FUNCTION IF EXISTS {n.system('commit')}(text)",
         # Commit ordering. The advisory lock is taken at the end of the mutation and held
         # through COMMIT, so the order in which transactions take a timestamp here is the
         # order in which they become visible and the order of their NOTIFYs. Sequences are
         # not transactional, so nextval/setval never cause serialization failures.
-        f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(writes text) RETURNS bigint
+        f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(
+            writes text, session_id text DEFAULT NULL, request_id bigint DEFAULT NULL,
+            result text DEFAULT NULL) RETURNS bigint
         LANGUAGE plpgsql AS $$
         DECLARE t bigint;
         BEGIN
@@ -71,6 +78,10 @@ def system_ddl(n: Names) -> list[str]:
                           (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
             PERFORM setval('{n.system('ts_seq')}', t);
             INSERT INTO {n.system('commits')} (ts, writes) VALUES (t, writes);
+            IF session_id IS NOT NULL THEN
+                INSERT INTO {n.system('mutations')} (session_id, request_id, ts, result)
+                VALUES (session_id, request_id, t, result);
+            END IF;
             IF length(writes) <= 7000 THEN
                 PERFORM pg_notify('{n.channel}', t::text || ' ' || writes);
             ELSE

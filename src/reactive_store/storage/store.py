@@ -130,11 +130,26 @@ class Transaction:
         sql = f"DELETE FROM {self._n.table(table)} WHERE _id = $1"
         await self._run(lambda: self._conn.execute(sql, doc_id))
 
-    async def commit_writes(self, writes: str) -> int:
-        """Take this transaction's commit timestamp and log its writes; COMMIT must follow."""
-        sql = f"SELECT {self._n.system('commit')}($1)"
-        ts: int = await self._run(lambda: self._conn.fetchval(sql, writes))
+    async def commit_writes(
+        self, writes: str, request: tuple[str, int] | None = None, result: str | None = None
+    ) -> int:
+        """Take this transaction's commit timestamp and log its writes; COMMIT must follow.
+
+        With `request` (client session id, request id), the result is recorded with the
+        commit, so that a replay of the same request returns it instead of running again.
+        """
+        sql = f"SELECT {self._n.system('commit')}($1, $2, $3, $4)"
+        session, request_id = request if request is not None else (None, None)
+        ts: int = await self._run(
+            lambda: self._conn.fetchval(sql, writes, session, request_id, result))
         return ts
+
+    async def find_mutation(self, session: str, request_id: int) -> tuple[int, str] | None:
+        """The commit timestamp and result of an already committed client request."""
+        sql = (f"SELECT ts, result FROM {self._n.system('mutations')} "
+               "WHERE session_id = $1 AND request_id = $2")
+        rec = await self._run(lambda: self._conn.fetchrow(sql, session, request_id))
+        return None if rec is None else (rec[0], rec[1])
 
     async def snapshot_ts(self) -> int:
         """The newest commit this transaction's snapshot includes (commits form a prefix)."""
@@ -236,6 +251,17 @@ class Store:
         sql = f"SELECT writes FROM {self.names.system('commits')} WHERE ts = $1"
         writes: str | None = await self._pool.fetchval(sql, ts)
         return writes
+
+    async def prune(self, commits_older_than_s: float, mutations_older_than_s: float) -> None:
+        """Forget old commit-log and request-dedupe rows (the newest commit always stays)."""
+        n = self.names
+        await self._pool.execute(
+            f"DELETE FROM {n.system('commits')} WHERE committed_at < now() - make_interval("
+            f"secs => $1) AND ts < (SELECT max(ts) FROM {n.system('commits')})",
+            commits_older_than_s)
+        await self._pool.execute(
+            f"DELETE FROM {n.system('mutations')} WHERE committed_at < now() - make_interval("
+            "secs => $1)", mutations_older_than_s)
 
     async def drop(self) -> None:
         """Drop the whole deployment schema (tests and `reset` only)."""

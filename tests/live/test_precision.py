@@ -1,0 +1,171 @@
+"""Invalidation precision, tested in pairs: a write inside what a query read re-runs it once,
+a write just outside re-runs it not at all (executions are counted, not only pushes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reactive_store.subscriptions import LiveQuery, SubscriptionManager
+
+SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({
+    "ranked": define_table({"rank": v.float64(), "group": v.string()})
+        .index("by_rank", ["rank"]).index("by_group", ["group", "rank"]),
+})
+"""
+FUNCTIONS = """
+from reactive_store import mutation, query, v
+
+@query(args={"n": v.float64()})
+async def top(ctx, n):
+    return [d["rank"] for d in await ctx.db.query("ranked").with_index("by_rank").take(int(n))]
+
+@query(args={"group": v.string()})
+async def group(ctx, group):
+    return [d["rank"] for d in await ctx.db.query("ranked").with_index(
+        "by_group", lambda q: q.eq("group", group)).collect()]
+
+@query(args={"id": v.id("ranked")})
+async def one(ctx, id):
+    return await ctx.db.get(id)
+
+@query(args={})
+async def highest(ctx):
+    d = await ctx.db.query("ranked").with_index("by_rank").order("desc").first()
+    return d and d["rank"]
+
+@query(args={"numItems": v.float64()})
+async def page(ctx, numItems):
+    r = await ctx.db.query("ranked").with_index("by_rank").paginate(
+        {"numItems": int(numItems), "cursor": None})
+    return [d["rank"] for d in r["page"]]
+
+@query(args={"lo": v.float64(), "hi": v.float64()})
+async def between(ctx, lo, hi):
+    return [d["rank"] for d in await ctx.db.query("ranked").with_index(
+        "by_rank", lambda q: q.gte("rank", lo).lt("rank", hi)).collect()]
+
+@mutation(args={"rank": v.float64(), "group": v.string()})
+async def add(ctx, rank, group):
+    return await ctx.db.insert("ranked", {"rank": rank, "group": group})
+
+@mutation(args={"id": v.id("ranked"), "rank": v.float64()})
+async def move(ctx, id, rank):
+    await ctx.db.patch(id, {"rank": rank})
+
+@mutation(args={"id": v.id("ranked")})
+async def remove(ctx, id):
+    await ctx.db.delete(id)
+"""
+
+
+class Live:
+    """A deployment with its subscription manager, and helpers to count executions."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.manager: SubscriptionManager = engine.deployment.subscriptions
+        self.ids: dict[float, str] = {}
+
+    async def write(self, path: str, args: dict[str, Any]) -> Any:
+        outcome = await self.engine.run_mutation(path, args)
+        await self.manager.settled(outcome.ts)
+        return outcome.value
+
+    async def subscribe(self, path: str, args: dict[str, Any]) -> LiveQuery:
+        live = self.manager.subscribe(path, args, None, lambda: None)
+        await self.manager.settled()
+        assert live.runs == 1
+        return live
+
+
+@pytest.fixture
+async def live(make_app: Any, deploy: Any) -> Live:
+    engine = await deploy(make_app({"schema/__init__.py": SCHEMA,
+                                    "functions/ranked.py": FUNCTIONS}))
+    state = Live(engine)
+    for rank in (1.0, 2.0, 3.0):
+        state.ids[rank] = await state.write("ranked:add", {"rank": rank, "group": "a"})
+    return state
+
+
+async def expect(live: Live, query: LiveQuery, path: str, args: dict[str, Any],
+                 reruns: int) -> None:
+    before = query.runs
+    await live.write(path, args)
+    assert query.runs - before == reruns, f"{path} {args}: expected {reruns} re-run(s)"
+
+
+async def test_take_two(live: Live) -> None:
+    q = await live.subscribe("ranked:top", {"n": 2.0})
+    assert q.value == [1.0, 2.0]
+    await expect(live, q, "ranked:add", {"rank": 2.5, "group": "b"}, 0)
+    await expect(live, q, "ranked:add", {"rank": 1.5, "group": "b"}, 1)
+    assert q.value == [1.0, 1.5]
+
+
+async def test_eq_on_one_group(live: Live) -> None:
+    q = await live.subscribe("ranked:group", {"group": "a"})
+    await expect(live, q, "ranked:add", {"rank": 9.0, "group": "b"}, 0)
+    await expect(live, q, "ranked:add", {"rank": 9.0, "group": "a"}, 1)
+    assert q.value == [1.0, 2.0, 3.0, 9.0]
+
+
+async def test_get_by_id(live: Live) -> None:
+    q = await live.subscribe("ranked:one", {"id": live.ids[2.0]})
+    await expect(live, q, "ranked:move", {"id": live.ids[3.0], "rank": 7.0}, 0)
+    await expect(live, q, "ranked:move", {"id": live.ids[2.0], "rank": 8.0}, 1)
+    assert q.value["rank"] == 8.0
+
+
+async def test_first_desc(live: Live) -> None:
+    q = await live.subscribe("ranked:highest", {})
+    await expect(live, q, "ranked:add", {"rank": 2.5, "group": "a"}, 0)
+    await expect(live, q, "ranked:add", {"rank": 4.0, "group": "a"}, 1)
+    assert q.value == 4.0
+
+
+async def test_paginated_page(live: Live) -> None:
+    q = await live.subscribe("ranked:page", {"numItems": 2.0})
+    await expect(live, q, "ranked:add", {"rank": 2.5, "group": "a"}, 0)
+    await expect(live, q, "ranked:add", {"rank": 0.5, "group": "a"}, 1)
+    assert q.value == [0.5, 1.0]
+
+
+async def test_patch_moving_into_and_out_of_a_range(live: Live) -> None:
+    q = await live.subscribe("ranked:between", {"lo": 1.5, "hi": 2.5})
+    assert q.value == [2.0]
+    await expect(live, q, "ranked:move", {"id": live.ids[3.0], "rank": 3.5}, 0)
+    await expect(live, q, "ranked:move", {"id": live.ids[3.0], "rank": 2.2}, 1)
+    assert q.value == [2.0, 2.2]
+    await expect(live, q, "ranked:move", {"id": live.ids[2.0], "rank": 5.0}, 1)
+    assert q.value == [2.2]
+
+
+async def test_delete(live: Live) -> None:
+    q = await live.subscribe("ranked:between", {"lo": 1.5, "hi": 2.5})
+    await expect(live, q, "ranked:remove", {"id": live.ids[3.0]}, 0)
+    await expect(live, q, "ranked:remove", {"id": live.ids[2.0]}, 1)
+    assert q.value == []
+
+
+async def test_identical_subscriptions_share_one_execution(live: Live) -> None:
+    a = live.manager.subscribe("ranked:top", {"n": 2.0}, None, lambda: None)
+    b = live.manager.subscribe("ranked:top", {"n": 2.0}, None, lambda: None)
+    other = live.manager.subscribe("ranked:top", {"n": 2.0}, {"subject": "u1"}, lambda: None)
+    await live.manager.settled()
+    assert a is b and a is not other and a.runs == 1
+    await live.write("ranked:add", {"rank": 0.5, "group": "a"})
+    assert a.runs == 2 and other.runs == 2
+
+
+async def test_no_queries_while_idle(live: Live) -> None:
+    q = await live.subscribe("ranked:top", {"n": 2.0})
+    import asyncio
+
+    runs = live.manager.runs
+    await asyncio.sleep(0.3)
+    assert live.manager.runs == runs and q.runs == 1

@@ -1,0 +1,232 @@
+"""The sync protocol over a real socket, with a raw client: what the official clients hide."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from conftest import ACCOUNTS_APP
+
+EXTRA = """
+from reactive_store import ConvexError, action, mutation, query, v
+
+@query(args={"owner": v.string()})
+async def explode(ctx, owner):
+    if await ctx.db.query("accounts").with_index("by_owner", lambda q: q.eq("owner", owner)).first():
+        raise ConvexError({"owner": owner})
+    raise ValueError("nobody named " + owner)
+
+@action(args={"x": v.float64()})
+async def double(ctx, x):
+    return x * 2
+"""
+
+
+def integer(n: int) -> dict[str, str]:
+    return {"$integer": base64.b64encode(struct.pack("<q", n)).decode()}
+
+
+def ts_of(version: dict[str, Any]) -> int:
+    value: int = struct.unpack("<Q", base64.b64decode(version["ts"]))[0]
+    return value
+
+
+class Client:
+    """A raw protocol client that checks version chaining on every Transition (Rule 1)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.version = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
+        self.query_set = 0
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message["type"] == "Ping":
+                continue
+            if message["type"] == "Transition":
+                assert message["startVersion"] == self.version, "Transition must chain"
+                assert ts_of(message["endVersion"]) >= ts_of(self.version), "ts moved back"
+                self.version = message["endVersion"]
+            return message
+
+    async def connect(self, session: str = "s1", count: int = 0) -> None:
+        await self.send(type="Connect", sessionId=session, connectionCount=count,
+                        lastCloseReason="InitialConnect", clientTs=0)
+
+    async def modify(self, *mods: dict[str, Any]) -> None:
+        await self.send(type="ModifyQuerySet", baseVersion=self.query_set,
+                        newVersion=self.query_set + 1, modifications=list(mods))
+        self.query_set += 1
+
+
+def add(query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}
+
+
+@pytest.fixture
+async def url(make_app: Any, serve: Any) -> str:
+    base, _ = await serve(make_app({**ACCOUNTS_APP, "functions/extra.py": EXTRA}))
+    return str(base)
+
+
+@pytest.fixture
+async def client(url: str) -> AsyncIterator[Client]:
+    async with websockets.connect(url.replace("http", "ws") + "/api/1.48.0/sync") as ws:
+        c = Client(ws)
+        await c.connect()
+        yield c
+
+
+async def test_empty_query_set_is_answered(client: Client) -> None:
+    await client.modify()
+    message = await client.recv()
+    assert message["type"] == "Transition" and message["modifications"] == []
+    assert message["endVersion"]["querySet"] == 1
+
+
+async def test_read_your_writes_order(client: Client) -> None:
+    await client.modify(add(1, "accounts:total", {}))
+    first = await client.recv()
+    assert first["modifications"][0]["value"] == integer(0)
+    await client.send(type="Mutation", requestId=0, udfPath="accounts:open",
+                      args=[{"owner": "ann", "balance": integer(5)}])
+    response = await client.recv()
+    assert response["type"] == "MutationResponse" and response["success"] is True
+    transition = await client.recv()
+    assert transition["type"] == "Transition"
+    assert ts_of(transition["endVersion"]) >= ts_of(response)
+    assert transition["modifications"] == [{"type": "QueryUpdated", "queryId": 1,
+                                            "value": integer(5), "logLines": [],
+                                            "journal": None}]
+
+
+async def test_failed_mutation_is_followed_by_a_transition(client: Client) -> None:
+    await client.modify()
+    await client.recv()
+    await client.send(type="Mutation", requestId=0, udfPath="accounts:open",
+                      args=[{"owner": "ann"}])
+    response = await client.recv()
+    assert response["success"] is False and "missing required field" in response["result"]
+    assert response["ts"] is None
+    assert (await client.recv())["type"] == "Transition"
+
+
+async def test_pushes_other_writers_commits_only_when_changed(client: Client, url: str) -> None:
+    await client.modify(add(1, "accounts:by_owner", {"owner": "bob"}))
+    await client.recv()
+    async with httpx.AsyncClient() as http:
+        await http.post(url + "/api/mutation", json={
+            "path": "accounts:open", "args": {"owner": "zed", "balance": integer(1)}})
+        await http.post(url + "/api/mutation", json={
+            "path": "accounts:open", "args": {"owner": "bob", "balance": integer(2)}})
+    pushed = await client.recv()
+    assert pushed["type"] == "Transition"
+    assert pushed["modifications"][0]["value"]["owner"] == "bob"
+
+
+async def test_failing_queries_report_and_others_keep_working(client: Client) -> None:
+    await client.modify(add(1, "extra:explode", {"owner": "x"}), add(2, "nope:missing", {}),
+                        add(3, "accounts:total", {}))
+    message = await client.recv()
+    by_id = {m["queryId"]: m for m in message["modifications"]}
+    assert by_id[1]["type"] == "QueryFailed" and "nobody named x" in by_id[1]["errorMessage"]
+    assert by_id[2]["type"] == "QueryFailed"
+    assert "Could not find public function for 'nope:missing'" in by_id[2]["errorMessage"]
+    assert by_id[3]["type"] == "QueryUpdated"
+    await client.send(type="Mutation", requestId=0, udfPath="accounts:open",
+                      args=[{"owner": "x", "balance": integer(1)}])
+    await client.recv()
+    message = await client.recv()
+    by_id = {m["queryId"]: m for m in message["modifications"]}
+    assert by_id[1]["type"] == "QueryFailed" and by_id[1]["errorData"] == {"owner": "x"}
+    assert by_id[3]["value"] == integer(1)
+
+
+async def test_remove_and_action(client: Client) -> None:
+    await client.modify(add(1, "accounts:total", {}))
+    await client.recv()
+    await client.modify({"type": "Remove", "queryId": 1})
+    message = await client.recv()
+    assert message["modifications"] == [{"type": "QueryRemoved", "queryId": 1}]
+    await client.send(type="Action", requestId=7, udfPath="extra:double", args=[{"x": 2.5}])
+    response = await client.recv()
+    assert response == {"type": "ActionResponse", "requestId": 7, "success": True,
+                        "result": 5.0, "logLines": []}
+
+
+async def test_replayed_mutation_runs_once(url: str) -> None:
+    ws_url = url.replace("http", "ws") + "/api/1.48.0/sync"
+    open_ann = {"type": "Mutation", "requestId": 3, "udfPath": "accounts:open",
+                "args": [{"owner": "ann", "balance": integer(5)}]}
+    async with websockets.connect(ws_url) as ws:
+        first = Client(ws)
+        await first.connect("same-session", 0)
+        await first.send(**open_ann)
+        original = await first.recv()
+    async with websockets.connect(ws_url) as ws:
+        again = Client(ws)
+        await again.connect("same-session", 1)
+        await again.modify(add(1, "accounts:total", {}))
+        await again.send(**open_ann)
+        messages = [await again.recv()]
+        while not (messages[-1]["type"] == "Transition"
+                   and any(m["type"] == "MutationResponse" for m in messages)):
+            messages.append(await again.recv())
+    replay = next(m for m in messages if m["type"] == "MutationResponse")
+    assert replay["result"] == original["result"] and replay["ts"] == original["ts"]
+    totals = [m["modifications"][0]["value"] for m in messages
+              if m["type"] == "Transition" and m["modifications"]]
+    assert totals == [integer(5)], "the replay must not run the mutation a second time"
+
+
+@pytest.mark.parametrize(
+    ("messages", "reason"),
+    [
+        (["not json"], "not valid JSON"),
+        ([{"type": "Bogus"}], "unknown message type"),
+        ([{"type": "ModifyQuerySet", "baseVersion": 5, "newVersion": 6, "modifications": []}],
+         "BaseVersionMismatch"),
+        ([{"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+           "modifications": [{"type": "Remove", "queryId": 9}]}], "unknown query id 9"),
+        ([{"type": "Mutation", "requestId": -1, "udfPath": "a:b", "args": [{}]}], "u32"),
+        ([{"type": "Mutation", "requestId": 1, "udfPath": "a:b", "args": {}}], "one object"),
+    ],
+)
+async def test_protocol_violations_close_the_socket_with_a_reason(
+    url: str, messages: list[Any], reason: str
+) -> None:
+    async with websockets.connect(url.replace("http", "ws") + "/api/sync") as ws:
+        await ws.send(json.dumps({"type": "Connect", "sessionId": "s", "connectionCount": 0,
+                                  "lastCloseReason": None, "clientTs": 0}))
+        for message in messages:
+            await ws.send(message if isinstance(message, str) else json.dumps(message))
+        with pytest.raises(websockets.ConnectionClosed) as info:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert info.value.rcvd is not None and reason in info.value.rcvd.reason
+    # The server keeps serving everyone else.
+    async with websockets.connect(url.replace("http", "ws") + "/api/sync") as ws:
+        c = Client(ws)
+        await c.connect()
+        await c.modify()
+        assert (await c.recv())["type"] == "Transition"
+
+
+async def test_oversized_messages_close_only_that_socket(url: str) -> None:
+    async with websockets.connect(url.replace("http", "ws") + "/api/sync",
+                                  max_size=None) as ws:
+        await ws.send("x" * (17 * 1024 * 1024))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
