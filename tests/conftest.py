@@ -142,11 +142,12 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
     running: list[tuple[Any, Any, Deployment]] = []
 
     async def start(app_dir: Path, *, namespace: str | None = None,
-                    config: EngineConfig | None = None) -> tuple[str, Deployment]:
+                    config: EngineConfig | None = None, port: int | None = None
+                    ) -> tuple[str, Deployment]:
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
                                          engine=config or EngineConfig(), pool_size=12))
-        port = free_port()
+        port = port or free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(deployment), host="127.0.0.1",
                                                port=port, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve())
@@ -155,6 +156,8 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
                 task.result()
             await asyncio.sleep(0.01)
         running.append((server, task, deployment))
+        deployment.stop_server = server  # type: ignore[attr-defined]
+        deployment.server_task = task  # type: ignore[attr-defined]
         return f"http://127.0.0.1:{port}", deployment
 
     yield start
@@ -164,3 +167,9 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
             await store.drop()
         server.should_exit = True
         await task
+
+
+async def stop_server(deployment: Deployment) -> None:
+    """Stop a server started by the `serve` fixture (its data stays)."""
+    deployment.stop_server.should_exit = True  # type: ignore[attr-defined]
+    await deployment.server_task  # type: ignore[attr-defined]

@@ -1,0 +1,274 @@
+"""An asyncio client for the sync protocol: queries, live subscriptions, mutations, actions.
+
+    async with connect("http://127.0.0.1:3210") as client:
+        await client.mutation("messages:send", {"body": "hi"})
+        async for messages in client.subscribe("messages:list", {}):
+            ...
+
+It reconnects with backoff on its own, resubscribes, and replays unanswered mutations under
+the same session id (the server runs each request once). A mutation returns only once the
+client's subscriptions reflect it (read-your-writes), as the official clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import websockets
+
+from . import values
+from .timestamps import decode_ts
+
+log = logging.getLogger("reactive_store.client")
+
+
+class ClientError(Exception):
+    """A function failed on the server; `data` holds ConvexError data when there is some."""
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+@dataclass
+class _Query:
+    query_id: int
+    path: str
+    args: dict[str, Any]
+    queues: list[asyncio.Queue[tuple[bool, Any]]] = field(default_factory=list)
+    latest: tuple[bool, Any] | None = None
+
+
+@dataclass
+class _Request:
+    request_id: int
+    message: dict[str, Any]
+    future: asyncio.Future[Any]
+    ts: int | None = None  # set once a mutation's response arrives; resolved at a Transition
+
+
+class Client:
+    """A connection to a reactive-store (or Convex) deployment. Use `connect(url)`."""
+
+    def __init__(self, url: str) -> None:
+        base = url.rstrip("/")
+        scheme = "wss" if base.startswith("https") else "ws"
+        self._ws_url = scheme + base[base.index(":"):] + "/api/sync"
+        self._session_id = str(uuid.uuid4())
+        self._queries: dict[int, _Query] = {}
+        self._requests: dict[int, _Request] = {}
+        self._next_query = 0
+        self._next_request = 0
+        self._query_set = 0
+        self._version: dict[str, Any] | None = None
+        self._ws: Any = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._connections = 0
+        self._closed = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._connected.wait(), timeout=30)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for request in self._requests.values():
+            if not request.future.done():
+                request.future.set_exception(ConnectionError("client closed"))
+
+    # -- the public API -------------------------------------------------------------------
+    async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return await self._request("Mutation", path, args or {})
+
+    async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return await self._request("Action", path, args or {})
+
+    async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        """The query's current value (subscribe, take the first result, unsubscribe)."""
+        async for value in self.subscribe(path, args):
+            return value
+        raise ConnectionError("subscription ended")
+
+    async def subscribe(self, path: str, args: dict[str, Any] | None = None
+                        ) -> AsyncIterator[Any]:
+        """Yield the query's value now and after every change; raises ClientError on failure."""
+        query = self._add_query(path, args or {})
+        queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+        query.queues.append(queue)
+        if query.latest is not None:
+            queue.put_nowait(query.latest)
+        try:
+            while True:
+                ok, value = await queue.get()
+                if not ok:
+                    raise value
+                yield value
+        finally:
+            query.queues.remove(queue)
+            if not query.queues:
+                await self._remove_query(query)
+
+    # -- queries --------------------------------------------------------------------------
+    def _add_query(self, path: str, args: dict[str, Any]) -> _Query:
+        for query in self._queries.values():
+            if query.path == path and query.args == args:
+                return query
+        query = _Query(self._next_query, path, args)
+        self._next_query += 1
+        self._queries[query.query_id] = query
+        asyncio.get_running_loop().create_task(self._modify([self._add_message(query)]))
+        return query
+
+    @staticmethod
+    def _add_message(query: _Query) -> dict[str, Any]:
+        return {"type": "Add", "queryId": query.query_id, "udfPath": query.path,
+                "args": [values.encode(query.args)]}
+
+    async def _remove_query(self, query: _Query) -> None:
+        self._queries.pop(query.query_id, None)
+        await self._modify([{"type": "Remove", "queryId": query.query_id}])
+
+    async def _modify(self, modifications: list[dict[str, Any]]) -> None:
+        await self._connected.wait()
+        self._query_set += 1
+        await self._send({"type": "ModifyQuerySet", "baseVersion": self._query_set - 1,
+                          "newVersion": self._query_set, "modifications": modifications})
+
+    # -- requests -------------------------------------------------------------------------
+    async def _request(self, kind: str, path: str, args: dict[str, Any]) -> Any:
+        request_id = self._next_request
+        self._next_request += 1
+        message = {"type": kind, "requestId": request_id, "udfPath": path,
+                   "args": [values.encode(args)]}
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._requests[request_id] = _Request(request_id, message, future)
+        if self._connected.is_set():
+            await self._send(message)
+        return await future
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed, AttributeError):
+            await self._ws.send(orjson.dumps(message).decode())
+
+    # -- the connection -------------------------------------------------------------------
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                async with websockets.connect(self._ws_url, max_size=None) as ws:
+                    self._ws = ws
+                    await self._on_open()
+                    failures = 0
+                    async for text in ws:
+                        self._on_message(orjson.loads(text))
+            except (OSError, websockets.WebSocketException, ProtocolViolation) as exc:
+                log.info("connection lost: %s", exc)
+            finally:
+                self._connected.clear()
+                self._ws = None
+                self._fail_actions()
+            failures += 1
+            await asyncio.sleep(random.uniform(0, min(0.1 * 2**failures, 15.0)))
+
+    async def _on_open(self) -> None:
+        self._version = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
+        self._query_set = 0
+        await self._send({"type": "Connect", "sessionId": self._session_id,
+                          "connectionCount": self._connections,
+                          "lastCloseReason": "InitialConnect" if not self._connections else None,
+                          "clientTs": 0})
+        self._connections += 1
+        self._query_set = 1
+        await self._send({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                          "modifications": [self._add_message(q)
+                                            for q in self._queries.values()]})
+        for request in self._requests.values():
+            if request.message["type"] == "Mutation":
+                await self._send(request.message)
+        self._connected.set()
+
+    def _fail_actions(self) -> None:
+        for request_id, request in list(self._requests.items()):
+            if request.message["type"] == "Action" and not request.future.done():
+                request.future.set_exception(
+                    ConnectionError("connection lost while the action was in flight"))
+                del self._requests[request_id]
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "Transition":
+            if message["startVersion"] != self._version:
+                raise ProtocolViolation(f"Transition starts at {message['startVersion']}, "
+                                        f"expected {self._version}")
+            self._version = message["endVersion"]
+            for mod in message["modifications"]:
+                query = self._queries.get(mod["queryId"])
+                if query is None:
+                    continue
+                if mod["type"] == "QueryUpdated":
+                    query.latest = (True, values.decode(mod["value"]))
+                elif mod["type"] == "QueryFailed":
+                    query.latest = (False, _error(mod["errorMessage"], mod.get("errorData")))
+                else:
+                    continue
+                for queue in query.queues:
+                    queue.put_nowait(query.latest)
+            self._complete_mutations(decode_ts(message["endVersion"]["ts"]))
+        elif kind in ("MutationResponse", "ActionResponse"):
+            request = self._requests.get(message["requestId"])
+            if request is None or request.future.done():
+                return
+            if not message["success"]:
+                del self._requests[request.request_id]
+                request.future.set_exception(_error(message["result"], message.get("errorData")))
+            elif kind == "ActionResponse":
+                del self._requests[request.request_id]
+                request.future.set_result(values.decode(message["result"]))
+            else:
+                request.ts = decode_ts(message["ts"])
+                request.message["result"] = values.decode(message["result"])
+        elif kind == "AuthError":
+            log.warning("authentication failed: %s", message.get("error"))
+
+    def _complete_mutations(self, ts: int) -> None:
+        for request_id, request in list(self._requests.items()):
+            if request.ts is not None and request.ts <= ts and not request.future.done():
+                del self._requests[request_id]
+                request.future.set_result(request.message["result"])
+
+
+class ProtocolViolation(Exception):
+    """The server broke the protocol; the client drops the connection and reconnects."""
+
+
+def _error(message: str, data: Any) -> Exception:
+    if data is None:
+        return ClientError(message)
+    return ClientError(message, values.decode(data))
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str) -> AsyncIterator[Client]:
+    """Connect to a deployment at `url` (http(s)://host:port); closes on exit."""
+    client = Client(url)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+__all__ = ["Client", "ClientError", "connect"]

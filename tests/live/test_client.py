@@ -1,0 +1,90 @@
+"""Our asyncio client against a real server: subscriptions, read-your-writes, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from conftest import ACCOUNTS_APP, new_namespace, stop_server
+from reactive_store.client import ClientError, connect
+
+EXTRA = """
+from reactive_store import ConvexError, action, query, v
+
+@action(args={"x": v.float64()})
+async def double(ctx, x):
+    return x * 2
+
+@query(args={})
+async def refuse(ctx):
+    raise ConvexError({"why": "no"})
+"""
+
+
+@pytest.fixture
+def app(make_app: Any) -> Any:
+    return make_app({**ACCOUNTS_APP, "functions/extra.py": EXTRA})
+
+
+async def test_subscribe_query_mutation_action(app: Any, serve: Any) -> None:
+    url, _ = await serve(app)
+    async with connect(url) as client:
+        updates = client.subscribe("accounts:total", {})
+        assert await anext(updates) == 0
+        doc_id = await client.mutation("accounts:open", {"owner": "ann", "balance": 5})
+        assert isinstance(doc_id, str)
+        assert await anext(updates) == 5
+        assert (await client.query("accounts:by_owner", {"owner": "ann"}))["balance"] == 5
+        assert await client.action("extra:double", {"x": 1.5}) == 3.0
+        await updates.aclose()
+
+
+async def test_mutation_returns_after_subscriptions_reflect_it(app: Any, serve: Any) -> None:
+    url, _ = await serve(app)
+    async with connect(url) as client:
+        seen: list[Any] = []
+
+        async def watch() -> None:
+            async for value in client.subscribe("accounts:total", {}):
+                seen.append(value)
+
+        watcher = asyncio.create_task(watch())
+        while not seen:
+            await asyncio.sleep(0.01)
+        for i in range(1, 6):
+            await client.mutation("accounts:open", {"owner": f"o{i}", "balance": 1})
+            await asyncio.sleep(0)
+            assert seen[-1] == i, "a mutation must resolve only once subscriptions show it"
+        watcher.cancel()
+
+
+async def test_errors_reach_the_caller(app: Any, serve: Any) -> None:
+    url, _ = await serve(app)
+    async with connect(url) as client:
+        with pytest.raises(ClientError, match="missing required field"):
+            await client.mutation("accounts:open", {"owner": "x"})
+        with pytest.raises(ClientError) as info:
+            await client.query("extra:refuse", {})
+        assert info.value.data == {"why": "no"}
+        with pytest.raises(ClientError, match="Could not find public function"):
+            await client.query("nope:gone", {})
+
+
+async def test_reconnects_after_a_server_restart(app: Any, serve: Any) -> None:
+    namespace = new_namespace()
+    url, first = await serve(app, namespace=namespace)
+    port = int(url.rsplit(":", 1)[1])
+    async with connect(url) as client:
+        updates = client.subscribe("accounts:total", {})
+        assert await anext(updates) == 0
+        await client.mutation("accounts:open", {"owner": "a", "balance": 2})
+        assert await anext(updates) == 2
+        await stop_server(first)
+        await serve(app, namespace=namespace, port=port)
+        await client.mutation("accounts:open", {"owner": "b", "balance": 3})
+        value = await asyncio.wait_for(anext(updates), 10)
+        while value != 5:
+            value = await asyncio.wait_for(anext(updates), 10)
+        await updates.aclose()
