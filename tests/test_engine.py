@@ -48,6 +48,7 @@ async def slow(ctx, seconds):
 async def spin(ctx):
     while True:
         await ctx.db.query("accounts").first()
+        await asyncio.sleep(0.001)
 
 @query(args={}, returns=v.string())
 async def bad_return(ctx):

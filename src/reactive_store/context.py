@@ -40,13 +40,16 @@ class MutationCtx:
         self.db = db
         self.auth = Auth(identity)
         self._now = time.time() * 1000.0
-        self._random = random.Random()
+        self._random: random.Random | None = None
 
     def now(self) -> float:
         """Milliseconds since the epoch, fixed for this attempt."""
         return self._now
 
     def random(self) -> float:
+        """A random float in [0, 1); the source is seeded once per attempt."""
+        if self._random is None:
+            self._random = random.Random()
         return self._random.random()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import struct
 from typing import Any
 
@@ -41,16 +42,26 @@ def type_name(value: Any) -> str:
     return f"unsupported Python type {type(value).__name__}"
 
 
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+# Field names already found valid; documents repeat the same few names endlessly.
+_valid_names: set[str] = set()
+_MAX_CACHED_NAMES = 50_000
+
+
 def field_name_problem(name: Any) -> str | None:
     """Why `name` may not be an object key in a Convex value, or None when it may."""
+    if name in _valid_names:
+        return None
     if not isinstance(name, str):
         return f"object keys must be strings, got {type(name).__name__}"
     if len(name) > MAX_FIELD_NAME_LENGTH:
         return f"field name longer than {MAX_FIELD_NAME_LENGTH} characters"
     if name.startswith("$"):
         return f"field name {name!r} starts with '$'"
-    if any(ord(c) < 32 or ord(c) >= 127 for c in name):
+    if not _PRINTABLE_ASCII.fullmatch(name):
         return f"field name {name!r} has non-printable or non-ASCII characters"
+    if len(_valid_names) < _MAX_CACHED_NAMES:
+        _valid_names.add(name)
     return None
 
 
@@ -60,8 +71,41 @@ def _encode_float(x: float) -> Any:
     return {"$float": base64.b64encode(struct.pack("<d", x)).decode()}
 
 
+class _Unencodable(Exception):
+    """Raised by the fast encoder; the slow one then finds the path and the reason."""
+
+
+def _encode_fast(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is float:
+        if value - value == 0.0 and (value != 0.0 or math.copysign(1.0, value) > 0):
+            return value
+        return _encode_float(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if key not in _valid_names and field_name_problem(key) is not None:
+                raise _Unencodable
+            out[key] = _encode_fast(item)
+        return out
+    if kind is list:
+        return [_encode_fast(item) for item in value]
+    if kind is int and INT64_MIN <= value <= INT64_MAX:
+        return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
+    raise _Unencodable
+
+
 def encode(value: Value, path: str = "value") -> Any:
     """Python value -> JSON-ready Convex encoding. Raises ValidationError on what Convex forbids."""
+    try:
+        return _encode_fast(value)
+    except _Unencodable:
+        return _encode_checked(value, path)
+
+
+def _encode_checked(value: Value, path: str) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -73,14 +117,14 @@ def encode(value: Value, path: str = "value") -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, list | tuple):
-        return [encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_encode_checked(item, f"{path}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             problem = field_name_problem(key)
             if problem is not None:
                 raise ValidationError(f"{path}: {problem}")
-            out[key] = encode(item, f"{path}.{key}")
+            out[key] = _encode_checked(item, f"{path}.{key}")
         return out
     raise ValidationError(f"{path}: {type_name(value)} is not a Convex value")
 
@@ -97,13 +141,12 @@ def _b64(text: Any, what: str) -> bytes:
 
 def decode(data: Any) -> Value:
     """Convex JSON -> Python value. Raises BadRequest on malformed special objects."""
-    if data is None or isinstance(data, bool | str):
+    kind = type(data)
+    if kind is str or kind is bool or data is None:
         return data
-    if isinstance(data, int | float):
+    if kind is float or kind is int:
         return float(data)
-    if isinstance(data, list):
-        return [decode(item) for item in data]
-    if isinstance(data, dict):
+    if kind is dict:
         if len(data) == 1:
             ((key, inner),) = data.items()
             if key.startswith("$"):
@@ -114,7 +157,9 @@ def decode(data: Any) -> Value:
                 raise BadRequest(f"field name {key!r} starts with '$'")
             out[key] = decode(item)
         return out
-    raise BadRequest(f"{type(data).__name__} is not a JSON value")
+    if kind is list:
+        return [decode(item) for item in data]
+    raise BadRequest(f"{kind.__name__} is not a JSON value")
 
 
 def _decode_special(key: str, inner: Any) -> Value:

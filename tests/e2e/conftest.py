@@ -21,30 +21,49 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from types import ModuleType
+from typing import IO, Any
 
 import httpx
 import pytest
 
 from reactive_store.storage import Store
 
-# This file is imported as the module `conftest` (rootdir-relative, no __init__.py), which
-# replaces tests/conftest.py under that name in sys.modules. Test modules collected after it
-# still write `from conftest import ACCOUNTS_APP`, so the plain helpers of tests/conftest.py are
-# re-exported here. Its fixtures are not: pytest already provides those to this folder.
-_spec = importlib.util.spec_from_file_location(
-    "_reactive_store_tests_root_conftest", Path(__file__).resolve().parent.parent / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
+# Why the `__getattr__` below: without __init__.py files, pytest imports this file as the module
+# `conftest`, and it replaces tests/conftest.py under that name in sys.modules. Test modules
+# collected after it (anywhere under tests/) still write `from conftest import ACCOUNTS_APP`, so
+# any public name this file lacks is looked up in tests/conftest.py: the very module pytest loaded
+# (found in `pytest_configure`), so module-level state is not duplicated. Its fixtures are not
+# re-registered here: pytest finds fixtures by listing a module's own attributes.
+_ROOT_CONFTEST = Path(__file__).resolve().parent.parent / "conftest.py"
+_root_module: ModuleType | None = None
 
-ACCOUNTS_APP = _root.ACCOUNTS_APP
-ACCOUNTS_FUNCTIONS = _root.ACCOUNTS_FUNCTIONS
-ACCOUNTS_SCHEMA = _root.ACCOUNTS_SCHEMA
-AppFiles = _root.AppFiles
-new_namespace = _root.new_namespace
-write_app = _root.write_app
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _root_module
+    for plugin in config.pluginmanager.get_plugins():
+        path = getattr(plugin, "__file__", None)
+        if isinstance(plugin, ModuleType) and path and Path(path).resolve() == _ROOT_CONFTEST:
+            _root_module = plugin
+
+
+def _root() -> ModuleType:
+    global _root_module
+    if _root_module is None:  # not loaded by pytest (e.g. --noconftest): load a copy
+        spec = importlib.util.spec_from_file_location("_tests_root_conftest", _ROOT_CONFTEST)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _root_module = module
+    return _root_module
+
+
+def __getattr__(name: str) -> Any:
+    if not name.startswith(("_", "pytest", "collect_ignore")):
+        with contextlib.suppress(AttributeError):
+            return getattr(_root(), name)
+    raise AttributeError(f"module {__name__!r} ({__file__}) has no attribute {name!r}")
+
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 STARTUP_TIMEOUT = 20.0
@@ -111,13 +130,13 @@ class ServerProcess:
             if await self._wait_ready(timeout):
                 return self.url
             exited = self.proc.poll() is not None
-            await self.stop()
+            code = await self.stop()
             if not (exited and "address already in use" in self.log().lower()):
                 break
+        how = f"exited with code {code}" if exited else f"no answer within {timeout:g} s"
         pytest.fail(
-            f"reactive-store did not answer GET {self.url}/version within {timeout:g} s "
-            f"(exit code {self.proc.returncode if self.proc else None}); its output:\n"
-            f"{self.log()}",
+            f"reactive-store serve --app {self.app_dir} did not come up at {self.url} "
+            f"({how}); its output:\n{self.log()}",
             pytrace=False,
         )
 
@@ -169,7 +188,7 @@ async def _server_pool(database_url: str, log_dir: Path) -> AsyncIterator[ServeA
     async def serve(app_dir: Path, *, namespace: str | None = None,
                     timeout: float = STARTUP_TIMEOUT) -> str:
         """Start a server for `app_dir`; return its base URL, e.g. http://127.0.0.1:PORT."""
-        ns = namespace or new_namespace()
+        ns = namespace or _root().new_namespace()
         server = ServerProcess(app_dir=Path(app_dir).resolve(), database_url=database_url,
                                namespace=ns, log_path=log_dir / f"server-{ns}.log")
         servers.append(server)

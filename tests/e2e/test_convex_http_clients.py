@@ -35,7 +35,7 @@ ECHO_APP = {
         schema = define_schema({})
     """,
     "functions/echo.py": """
-        from reactive_store import ConvexError, action, query, v
+        from reactive_store import ConvexError, action, internal_query, query, v
 
         @query(args={"value": v.any()})
         async def echo(ctx, value):
@@ -48,6 +48,10 @@ ECHO_APP = {
         @query(args={"data": v.any()})
         async def fail_with(ctx, data):
             raise ConvexError(data)
+
+        @internal_query(args={})
+        async def secret(ctx):
+            return "internal only"
     """,
 }
 
@@ -171,6 +175,19 @@ def ok_values(results: list[Result]) -> list[Any]:
     return [r["value"] for r in results]
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal JSON, strictly: False is not 0, but 3 and 3.0 are the same JSON number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
 def assert_plain_error(result: Result, client: Client) -> None:
     """A function failure without ConvexError data: a plain Error / ConvexExecutionError."""
     assert not result["ok"], result
@@ -283,6 +300,41 @@ def test_unknown_function_is_named(connect: Connect, accounts_url: str, kind: st
     assert "could not find" in result["message"].lower(), result
 
 
+def test_internal_function_is_not_public(connect: Connect, echo_url: str) -> None:
+    client = connect(echo_url)
+    (result,) = client.run([call("query", "echo:secret")])
+    assert_plain_error(result, client)
+    assert "echo:secret" in result["message"], result
+
+
+def test_path_spellings(connect: Connect, accounts_url: str) -> None:
+    client = connect(accounts_url)
+    owner = unique("paths")
+    new_id, *found = ok_values(client.run([
+        call("mutation", "accounts.js:open", {"owner": owner, "balance": i64(3)}),
+        call("query", "accounts:by_owner", {"owner": owner}),
+        call("query", "accounts.js:by_owner", {"owner": owner}),
+    ]))
+    assert [doc["_id"] for doc in found] == [new_id, new_id]
+
+
+@pytest.mark.parametrize("path", ["../escape:fn", "accounts.py:open", ""],
+                         ids=["dotdot", "extension", "empty"])
+def test_malformed_path_is_a_400_with_code(connect: Connect, accounts_url: str,
+                                           path: str) -> None:
+    """Not a function failure: 400 {code, message}. npm throws Error(<body text>); PY raises
+    Exception("400 <code>: <message>") -- and a KeyError if the body lacked code/message."""
+    client = connect(accounts_url)
+    (result,) = client.run([call("query", path)])
+    assert not result["ok"] and "data" not in result, result
+    assert result["name"] == ("Error" if client.name == "npm" else "Exception"), result
+    assert "BadConvexFunctionIdentifier" in result["message"], result
+    if client.name == "pypi":
+        assert result["message"].startswith("400 BadConvexFunctionIdentifier: "), result
+    else:
+        assert json.loads(result["message"])["code"] == "BadConvexFunctionIdentifier"
+
+
 def test_wrong_function_kind(connect: Connect, accounts_url: str) -> None:
     client = connect(accounts_url)
     owner = unique("wrong-kind")
@@ -366,9 +418,7 @@ def test_values_round_trip_through_echo_query(connect: Connect, echo_url: str) -
     mismatches = {
         name: (ROUND_TRIPS[name], result)
         for name, result in zip(names, results, strict=True)
-        if not result["ok"] or result["value"] != ROUND_TRIPS[name]
-        or type(result["value"]) is not type(ROUND_TRIPS[name])
-        and not isinstance(ROUND_TRIPS[name], float)
+        if not result["ok"] or not same_json(result["value"], ROUND_TRIPS[name])
     }
     assert not mismatches, mismatches
 

@@ -59,6 +59,15 @@ def _jsonb_decode(data: bytes) -> bytes:
     return data[1:]
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query, a round trip per transaction.
+
+    Nothing here changes session state: no SET (lock_timeout is a connection setting),
+    no LISTEN on pool connections, advisory locks are transaction-scoped, and a connection
+    released mid-transaction is rolled back or terminated first (`_rollback`).
+    """
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog",
@@ -184,6 +193,7 @@ class Store:
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init_connection,
+                reset=_keep_session,
                 server_settings={"lock_timeout": LOCK_TIMEOUT},
             )
         except (OSError, asyncpg.PostgresError) as exc:

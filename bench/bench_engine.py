@@ -1,0 +1,196 @@
+"""Engine benchmarks (issue 3): insert, contended transfer and 50-document query over HTTP,
+each against raw asyncpg doing the same SQL in the same run, printed as ratios."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import struct
+from typing import Any
+
+import asyncpg
+import httpx
+
+from common import (
+    DATABASE_URL,
+    drop,
+    namespace,
+    report,
+    run_workers,
+    seconds,
+    server,
+    write_app,
+)
+
+APP = {
+    "schema/__init__.py": """
+        from reactive_store import define_schema, define_table, v
+        schema = define_schema({
+            "accounts": define_table({"owner": v.string(), "balance": v.int64()})
+                .index("by_owner", ["owner"]),
+            "items": define_table({"group": v.string(), "n": v.float64()})
+                .index("by_group", ["group", "n"]),
+        })
+    """,
+    "functions/bench.py": """
+        from reactive_store import mutation, query, v
+
+        @mutation(args={"owner": v.string(), "balance": v.int64()})
+        async def open(ctx, owner, balance):
+            return await ctx.db.insert("accounts", {"owner": owner, "balance": balance})
+
+        @mutation(args={"src": v.id("accounts"), "dst": v.id("accounts"), "amount": v.int64()})
+        async def transfer(ctx, src, dst, amount):
+            a = await ctx.db.get(src)
+            b = await ctx.db.get(dst)
+            await ctx.db.patch(src, {"balance": a["balance"] - amount})
+            await ctx.db.patch(dst, {"balance": b["balance"] + amount})
+
+        @mutation(args={"group": v.string(), "count": v.float64()})
+        async def fill(ctx, group, count):
+            for i in range(int(count)):
+                await ctx.db.insert("items", {"group": group, "n": float(i)})
+
+        @query(args={"group": v.string()})
+        async def fifty(ctx, group):
+            return await ctx.db.query("items").with_index(
+                "by_group", lambda q: q.eq("group", group)).take(50)
+    """,
+}
+CONCURRENCY = 8
+ACCOUNTS = 10
+
+
+def i64(n: int) -> dict[str, str]:
+    return {"$integer": base64.b64encode(struct.pack("<q", n)).decode()}
+
+
+async def call(http: httpx.AsyncClient, kind: str, path: str, args: dict[str, Any]) -> Any:
+    response = await http.post(f"/api/{kind}", json={
+        "path": path, "args": args, "format": "convex_encoded_json"})
+    body = response.json()
+    if body["status"] != "success":
+        raise RuntimeError(body["errorMessage"])
+    return body["value"]
+
+
+async def no_reset(conn: asyncpg.Connection) -> None:
+    """The baseline skips asyncpg's per-release reset query too, as the server does."""
+
+
+async def raw_retry(conn: asyncpg.Connection, body: Any) -> None:
+    for attempt in range(16):
+        try:
+            async with conn.transaction(isolation="serializable"):
+                await body(conn)
+            return
+        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
+                asyncpg.LockNotAvailableError):
+            await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
+    raise RuntimeError("raw transaction conflicted 16 times")
+
+
+async def baselines(duration: float) -> dict[str, float]:
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=CONCURRENCY, max_size=CONCURRENCY,
+                                     server_settings={"lock_timeout": "50ms"},
+                                     reset=no_reset)
+    assert pool is not None
+    await pool.execute("DROP TABLE IF EXISTS bench_raw_accounts, bench_raw_items")
+    await pool.execute("CREATE TABLE bench_raw_accounts (id text PRIMARY KEY, doc jsonb, "
+                       "k bytea UNIQUE, kc bytea UNIQUE, ts double precision)")
+    await pool.execute("CREATE TABLE bench_raw_items (id text PRIMARY KEY, doc jsonb, "
+                       "k bytea UNIQUE)")
+    counter = iter(range(10**9))
+
+    async def insert(worker: int) -> None:
+        i = next(counter)
+        async with pool.acquire() as conn:
+            await raw_retry(conn, lambda c: c.execute(
+                "INSERT INTO bench_raw_accounts VALUES ($1, $2, $3, $4, $5)",
+                f"id{i}", '{"owner": "x", "balance": 1}', b"k%d" % i, b"c%d" % i, 1.0))
+
+    results = {"insert": await run_workers(CONCURRENCY, duration, insert)}
+    await pool.execute("TRUNCATE bench_raw_accounts")
+    for i in range(ACCOUNTS):
+        await pool.execute("INSERT INTO bench_raw_accounts VALUES ($1, $2, $3, $4, $5)",
+                           f"a{i}", '{"balance": 1000}', b"a%d" % i, b"ac%d" % i, 1.0)
+
+    async def transfer_body(conn: asyncpg.Connection, src: str, dst: str) -> None:
+        a = await conn.fetchval("SELECT doc FROM bench_raw_accounts WHERE id = $1", src)
+        b = await conn.fetchval("SELECT doc FROM bench_raw_accounts WHERE id = $1", dst)
+        assert a and b
+        await conn.execute("UPDATE bench_raw_accounts SET doc = $2, k = $3 WHERE id = $1",
+                           src, '{"balance": 1}', b"s" + src.encode())
+        await conn.execute("UPDATE bench_raw_accounts SET doc = $2, k = $3 WHERE id = $1",
+                           dst, '{"balance": 1}', b"s" + dst.encode())
+
+    async def transfer(worker: int) -> None:
+        src, dst = random.sample(range(ACCOUNTS), 2)
+        async with pool.acquire() as conn:
+            await raw_retry(conn, lambda c: transfer_body(c, f"a{src}", f"a{dst}"))
+
+    results["transfer"] = await run_workers(CONCURRENCY, duration, transfer)
+    await pool.executemany("INSERT INTO bench_raw_items VALUES ($1, $2, $3)",
+                           [(f"i{i}", '{"group": "g", "n": 1}', b"g%06d" % i)
+                            for i in range(200)])
+
+    async def fifty(worker: int) -> None:
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read",
+                                                            readonly=True):
+            rows = await conn.fetch("SELECT id, doc FROM bench_raw_items WHERE k >= $1 "
+                                    "AND k < $2 ORDER BY k LIMIT 50", b"g", b"h")
+            assert len(rows) == 50
+
+    results["query"] = await run_workers(CONCURRENCY, duration, fifty)
+    await pool.execute("DROP TABLE bench_raw_accounts, bench_raw_items")
+    await pool.close()
+    return results
+
+
+async def ours(url: str, duration: float) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        counter = iter(range(10**9))
+
+        async def insert(worker: int) -> None:
+            await call(http, "mutation", "bench:open",
+                       {"owner": f"o{next(counter)}", "balance": i64(1)})
+
+        results = {"insert": await run_workers(CONCURRENCY, duration, insert)}
+        ids = [await call(http, "mutation", "bench:open", {"owner": f"acc{i}",
+                                                            "balance": i64(1000)})
+               for i in range(ACCOUNTS)]
+
+        async def transfer(worker: int) -> None:
+            src, dst = random.sample(ids, 2)
+            await call(http, "mutation", "bench:transfer",
+                       {"src": src, "dst": dst, "amount": i64(1)})
+
+        results["transfer"] = await run_workers(CONCURRENCY, duration, transfer)
+        await call(http, "mutation", "bench:fill", {"group": "g", "count": 200})
+
+        async def fifty(worker: int) -> None:
+            assert len(await call(http, "query", "bench:fifty", {"group": "g"})) == 50
+
+        results["query"] = await run_workers(CONCURRENCY, duration, fifty)
+        return results
+
+
+async def main() -> None:
+    duration = seconds(5.0)
+    ns = namespace()
+    app = write_app(APP)
+    base = await baselines(duration)
+    try:
+        with server(app, ns) as url:
+            mine = await ours(url, duration)
+    finally:
+        await drop(ns)
+    report("single-insert mutation, HTTP, 8 clients", mine["insert"], base["insert"], 0.5)
+    report("contended transfer mutation with retries", mine["transfer"], base["transfer"], 0.5)
+    report("query of 50 documents by index, HTTP", mine["query"], base["query"], 0.3)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
