@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import textwrap
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pytest
 
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine import Engine, EngineConfig
+from support import AppFiles, free_port, new_namespace, write_app
 
 
 @pytest.fixture(scope="session")
@@ -31,18 +30,6 @@ def database_url() -> Iterator[str]:
         server.stop()
 
 
-AppFiles = dict[str, str]
-
-
-def write_app(root: Path, files: AppFiles) -> Path:
-    """Write an app folder: keys are paths like 'schema/__init__.py', values are source."""
-    for rel, source in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source).lstrip())
-    return root
-
-
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[[AppFiles], Path]:
     counter = iter(range(1000))
@@ -51,10 +38,6 @@ def make_app(tmp_path: Path) -> Callable[[AppFiles], Path]:
         return write_app(tmp_path / f"app{next(counter)}", files)
 
     return make
-
-
-def new_namespace() -> str:
-    return "t_" + uuid.uuid4().hex[:12]
 
 
 @pytest.fixture
@@ -77,57 +60,6 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         if deployment.store is not None:
             await deployment.store.drop()
         await deployment.stop()
-
-
-ACCOUNTS_SCHEMA = """
-from reactive_store import define_schema, define_table, v
-
-schema = define_schema({
-    "accounts": define_table({"owner": v.string(), "balance": v.int64()})
-        .index("by_owner", ["owner"]),
-})
-"""
-
-ACCOUNTS_FUNCTIONS = """
-from reactive_store import ConvexError, mutation, query, v
-
-@mutation(args={"owner": v.string(), "balance": v.int64()})
-async def open(ctx, owner, balance):
-    return await ctx.db.insert("accounts", {"owner": owner, "balance": balance})
-
-@query(args={"owner": v.string()})
-async def by_owner(ctx, owner):
-    return await ctx.db.query("accounts").with_index(
-        "by_owner", lambda q: q.eq("owner", owner)).first()
-
-@query(args={})
-async def total(ctx):
-    return sum(a["balance"] for a in await ctx.db.query("accounts").collect())
-
-@mutation(args={"src": v.id("accounts"), "dst": v.id("accounts"), "amount": v.int64()})
-async def transfer(ctx, src, dst, amount):
-    a = await ctx.db.get(src)
-    b = await ctx.db.get(dst)
-    if a["balance"] < amount:
-        raise ConvexError({"code": "insufficient_funds", "balance": a["balance"]})
-    await ctx.db.patch(src, {"balance": a["balance"] - amount})
-    await ctx.db.patch(dst, {"balance": b["balance"] + amount})
-    return a["balance"] - amount
-"""
-
-ACCOUNTS_APP: AppFiles = {
-    "schema/__init__.py": ACCOUNTS_SCHEMA,
-    "functions/accounts.py": ACCOUNTS_FUNCTIONS,
-}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -167,9 +99,3 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
             await store.drop()
         server.should_exit = True
         await task
-
-
-async def stop_server(deployment: Deployment) -> None:
-    """Stop a server started by the `serve` fixture (its data stays)."""
-    deployment.stop_server.should_exit = True  # type: ignore[attr-defined]
-    await deployment.server_task  # type: ignore[attr-defined]

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from conftest import ACCOUNTS_APP
 from reactive_store.engine import EngineConfig
 from reactive_store.errors import (
     BadRequest,
@@ -23,6 +22,7 @@ from reactive_store.errors import (
 )
 from reactive_store.limits import Limits
 from reactive_store.readset import WriteSet
+from support import ACCOUNTS_APP
 
 EXTRA = """
 import asyncio
@@ -148,7 +148,7 @@ async def test_internal_functions_are_reachable_internally(engine: Any) -> None:
 async def test_function_time_limit_cancels_and_rolls_back(make_app: Any, deploy: Any) -> None:
     config = EngineConfig(limits=Limits(function_seconds=0.2))
     engine = await deploy(make_app({**ACCOUNTS_APP, "functions/extra.py": EXTRA}), config=config)
-    with pytest.raises(FunctionTimeout, match="time limit of 0.2 s"):
+    with pytest.raises(FunctionTimeout, match=r"time limit of 0\.2 s"):
         await engine.run_mutation("extra:slow", {"seconds": 5.0})
     with pytest.raises(FunctionTimeout):
         await engine.run_query("extra:spin", {})

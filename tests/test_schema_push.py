@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from conftest import new_namespace, write_app
 from reactive_store.errors import SchemaError
 from reactive_store.loader import AppLoadError
+from support import new_namespace, write_app
 
 V1 = """
 from reactive_store import define_schema, define_table, v

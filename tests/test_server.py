@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ACCOUNTS_APP
 from reactive_store.server import create_app
 from reactive_store.timestamps import decode_ts, encode_ts
+from support import ACCOUNTS_APP
 
 ECHO = """
 from reactive_store import ConvexError, mutation, query, v

@@ -56,8 +56,10 @@ def encode_value(value: Value, out: bytearray) -> None:
         out.append(TAG_BOOLEAN)
         out.append(1 if value else 0)
     elif isinstance(value, int):
+        if not -(1 << 63) <= value < (1 << 63):
+            raise ValueError(f"integer {value} does not fit in int64")
         out.append(TAG_INT64)
-        out += struct.pack(">Q", (value + (1 << 63)) & 0xFFFFFFFFFFFFFFFF)
+        out += struct.pack(">Q", value + (1 << 63))
     elif isinstance(value, float):
         out.append(TAG_FLOAT64)
         out += _float_bits(value)

@@ -112,6 +112,12 @@ class IndexRange:
 
     def interval(self) -> tuple[bytes, bytes | None]:
         """The byte range [lo, hi) of keys this range selects (hi None = unbounded)."""
+        try:
+            return self._interval()
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"index {self._index.name!r}: {exc}") from None
+
+    def _interval(self) -> tuple[bytes, bytes | None]:
         prefix = encode_tuple(self._eq)
         lo = prefix
         hi: bytes | None = prefix_end(prefix) if prefix else None

@@ -24,7 +24,7 @@ import pytest
 from convex import ConvexError, ConvexInt64, convex_to_json, json_to_convex
 from convex.http_client import ConvexExecutionError, ConvexHttpClient
 
-from conftest import ACCOUNTS_APP, ServeApp, write_app
+from support import ACCOUNTS_APP, ServeApp, write_app
 
 pytestmark = pytest.mark.e2e
 

@@ -13,14 +13,15 @@ import httpx
 import pytest
 import websockets
 
-from conftest import ACCOUNTS_APP
+from support import ACCOUNTS_APP
 
 EXTRA = """
 from reactive_store import ConvexError, action, mutation, query, v
 
 @query(args={"owner": v.string()})
 async def explode(ctx, owner):
-    if await ctx.db.query("accounts").with_index("by_owner", lambda q: q.eq("owner", owner)).first():
+    found = ctx.db.query("accounts").with_index("by_owner", lambda q: q.eq("owner", owner))
+    if await found.first():
         raise ConvexError({"owner": owner})
     raise ValueError("nobody named " + owner)
 

@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: app folders, namespaces, ports, the accounts app."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+AppFiles = dict[str, str]
+
+
+def write_app(root: Path, files: AppFiles) -> Path:
+    """Write an app folder: keys are paths like 'schema/__init__.py', values are source."""
+    for rel, source in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip())
+    return root
+
+
+def new_namespace() -> str:
+    return "t_" + uuid.uuid4().hex[:12]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+ACCOUNTS_SCHEMA = """
+from reactive_store import define_schema, define_table, v
+
+schema = define_schema({
+    "accounts": define_table({"owner": v.string(), "balance": v.int64()})
+        .index("by_owner", ["owner"]),
+})
+"""
+
+ACCOUNTS_FUNCTIONS = """
+from reactive_store import ConvexError, mutation, query, v
+
+@mutation(args={"owner": v.string(), "balance": v.int64()})
+async def open(ctx, owner, balance):
+    return await ctx.db.insert("accounts", {"owner": owner, "balance": balance})
+
+@query(args={"owner": v.string()})
+async def by_owner(ctx, owner):
+    return await ctx.db.query("accounts").with_index(
+        "by_owner", lambda q: q.eq("owner", owner)).first()
+
+@query(args={})
+async def total(ctx):
+    return sum(a["balance"] for a in await ctx.db.query("accounts").collect())
+
+@mutation(args={"src": v.id("accounts"), "dst": v.id("accounts"), "amount": v.int64()})
+async def transfer(ctx, src, dst, amount):
+    a = await ctx.db.get(src)
+    b = await ctx.db.get(dst)
+    if a["balance"] < amount:
+        raise ConvexError({"code": "insufficient_funds", "balance": a["balance"]})
+    await ctx.db.patch(src, {"balance": a["balance"] - amount})
+    await ctx.db.patch(dst, {"balance": b["balance"] + amount})
+    return a["balance"] - amount
+"""
+
+ACCOUNTS_APP: AppFiles = {
+    "schema/__init__.py": ACCOUNTS_SCHEMA,
+    "functions/accounts.py": ACCOUNTS_FUNCTIONS,
+}
+
+
+async def stop_server(deployment: Any) -> None:
+    """Stop a server started by the `serve` fixture (its data stays)."""
+    deployment.stop_server.should_exit = True  # type: ignore[attr-defined]
+    await deployment.server_task  # type: ignore[attr-defined]
