@@ -99,6 +99,35 @@ async def run_workers(n: int, duration: float, op: Callable[[int], Awaitable[Non
     return count / (time.perf_counter() - start)
 
 
+class HttpConnection:
+    """A bare keep-alive HTTP/1.1 client: the load generator should cost the server's two
+    cores as little as possible, so requests are written and parsed by hand."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 host: str) -> None:
+        self._reader, self._writer, self._host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> HttpConnection:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def post(self, path: str, body: bytes) -> bytes:
+        self._writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        return await self._reader.readexactly(length)
+
+    async def close(self) -> None:
+        self._writer.close()
+
+
 def report(name: str, ours: float, baseline: float, target: float, unit: str = "ops/s") -> None:
     ratio = ours / baseline if baseline else 0.0
     verdict = "meets" if ratio >= target else "short of"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -29,10 +30,16 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+_FROM_RFC4648 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
+
+
 def _b32(data: bytes) -> str:
-    bits = int.from_bytes(data, "big")
+    # Right-aligned, like _unb32 expects: left-pad to whole 5-byte groups with zero bytes,
+    # encode, then drop the characters that only encode the padding.
     length = (len(data) * 8 + 4) // 5
-    return "".join(_ALPHABET[(bits >> (5 * (length - 1 - i))) & 31] for i in range(length))
+    pad = -len(data) % 5
+    text = base64.b32encode(bytes(pad) + data).decode().translate(_FROM_RFC4648)
+    return text[len(text) - length:]
 
 
 def _unb32(text: str) -> bytes:

