@@ -12,10 +12,9 @@ from typing import Any
 import asyncpg
 import orjson
 import uvloop
-
 from common import (
-    HttpConnection,
     DATABASE_URL,
+    HttpConnection,
     drop,
     namespace,
     report,

@@ -77,10 +77,9 @@ class DatabaseReader:
         # Stored JSON is exactly what orjson wrote: floats always carry a '.' or an exponent
         # and int64, bytes and special floats are `{"$...": ...}` objects, so a document
         # without '"$' decodes to its value in one orjson call.
+        fields = orjson.loads(row.doc)
         if b'"$' in row.doc:
-            fields = values.decode(orjson.loads(row.doc))
-        else:
-            fields = orjson.loads(row.doc)
+            fields = values.decode(fields)
         return {"_id": row.id, "_creationTime": row.creation_time, **fields}
 
     def _coerce(self, table: str, field: str, value: Value) -> Value:

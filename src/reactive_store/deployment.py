@@ -74,7 +74,7 @@ class Deployment:
 
             data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
             self._embedded = EmbeddedPostgres(data_dir)
-            url = await asyncio.to_thread(self._embedded.start)
+            url = str(await asyncio.to_thread(self._embedded.start))
             self.database_label = f"embedded PostgreSQL in {data_dir}"
         else:
             self.database_label = redact_url(url)

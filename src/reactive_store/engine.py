@@ -233,9 +233,11 @@ class Engine:
                   internal_ok: bool = False) -> Outcome:
         """Run a function of whatever kind it is."""
         spec = self.app.functions.resolve(ref, internal_ok=internal_ok)
-        runner = {Kind.QUERY: self.run_query, Kind.MUTATION: self.run_mutation,
-                  Kind.ACTION: self.run_action}[spec.kind]
-        return await runner(spec, args, identity, internal_ok=True)
+        if spec.kind is Kind.QUERY:
+            return await self.run_query(spec, args, identity, internal_ok=True)
+        if spec.kind is Kind.MUTATION:
+            return await self.run_mutation(spec, args, identity, internal_ok=True)
+        return await self.run_action(spec, args, identity, internal_ok=True)
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.config.backoff_cap, self.config.backoff_base * (2**attempt))

@@ -4,8 +4,10 @@ Each value is a type tag followed by a self-delimiting payload, in the spirit of
 FoundationDB tuple layer, so a tuple's key is the concatenation of its elements' keys and
 tuples order lexicographically. Type order follows Convex:
 missing < null < int64 < float64 < boolean < string < bytes < array < object.
-No encoding is a prefix of another, and every tag is below 0xFF, which the range helpers
-below rely on: `prefix + b"\\xff"` is above every key that extends `prefix`.
+Every tag is below 0xFF, and a string or bytes encoding is a prefix of another only when the
+longer one continues with 0xFF (an escaped NUL: "a" < "a\\x00"). So after a complete element
+encoding, any further element starts below 0xFF, and `prefix + b"\\xff"` is above every key
+whose leading elements are exactly `prefix`'s and below every key with a greater element.
 """
 
 from __future__ import annotations

@@ -43,6 +43,8 @@ class ScanRecord:
     exhausted: bool = False
 
     def consumed(self) -> Interval | None:
+        if self.hi is not None and self.hi <= self.lo:
+            return None  # an empty range (e.g. gt(5).lt(3)) reads nothing
         if self.exhausted:
             return Interval(self.lo, self.hi)
         if self.last_key is None:

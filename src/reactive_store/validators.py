@@ -10,7 +10,7 @@ from typing import Any
 from .errors import ValidationError
 from .ids import table_of
 from .types import Value
-from .values import INT64_MAX, INT64_MIN, field_name_problem, type_name
+from .values import INT64_MAX, INT64_MIN, encode, field_name_problem, type_name
 
 
 class Validator:
@@ -121,7 +121,8 @@ class _Literal(Validator):
         return f"literal {self.literal!r}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": "literal", "value": self.literal}
+        # Convex-encoded, so the literals 1 (int64), 1.0 and True stay distinct.
+        return {"type": "literal", "value": encode(self.literal)}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from reactive_store.values import (
     INT64_MAX,
     INT64_MIN,
     MAX_FIELD_NAME_LENGTH,
+    _encode_checked,
     check_document_shape,
     decode,
     encode,
@@ -277,6 +278,23 @@ def test_encode_refuses_non_convex_values(bad: Any) -> None:
         encode({"x": bad})
 
 
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("é", r"field name 'é' has non-printable or non-ASCII characters"),
+        ("a\nb", r"non-printable or non-ASCII"),
+        ("\x00", r"non-printable or non-ASCII"),
+        ("x" * (MAX_FIELD_NAME_LENGTH + 1), r"field name longer than 1024 characters"),
+    ],
+)
+def test_decode_refuses_field_names_convex_forbids(key: str, message: str) -> None:
+    """Convex's jsonToConvex runs validateObjectField (length, '$', ASCII) on every key."""
+    with pytest.raises(BadRequest, match=message):
+        decode({key: 1})
+    with pytest.raises(BadRequest, match=message):
+        decode({"ok": [{key: 1}]})
+
+
 def test_decode_refuses_dollar_field_among_others() -> None:
     with pytest.raises(BadRequest, match=r"field name '\$integer' starts with '\$'"):
         decode({"$integer": "AQAAAAAAAAA=", "x": 1})
@@ -340,6 +358,30 @@ def test_round_trip_through_json_text(value: Any) -> None:
     encoded = encode(value)
     text = orjson.dumps(encoded)
     assert same(decode(orjson.loads(text)), value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(convex_values)
+def test_fast_encoder_agrees_with_the_checked_one(value: Any) -> None:
+    assert same_json(encode(value), _encode_checked(value, "value"))
+
+
+def same_json(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same_json(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def test_fast_and_checked_encoders_on_awkward_inputs() -> None:
+    class Sub(dict):  # type: ignore[type-arg]
+        pass
+
+    for value in [Sub(a=1), (1, [2.0]), {"a": (b"x",)}, {"x": bytearray(b"\x01")}, [-0.0, 1]]:
+        assert same_json(encode(value), _encode_checked(value, "value"))
 
 
 @settings(max_examples=300, deadline=None)

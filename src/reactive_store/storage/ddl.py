@@ -43,6 +43,11 @@ class PushReport:
         )
 
 
+def _canonical(text: str | bytes) -> str:
+    # Compare stored and new declarations as text: parsed JSON would equate 1, 1.0 and true.
+    return json.dumps(json.loads(text), sort_keys=True)
+
+
 def system_ddl(n: Names) -> list[str]:
     """The deployment's system objects: table registry, commit log, timestamp sequence."""
     return [
@@ -147,7 +152,7 @@ async def push_schema(
                 next_number += 1
             else:
                 report.table_numbers[name] = old["number"]
-                if json.loads(old["document"]) != json.loads(document) or not old["active"]:
+                if _canonical(old["document"]) != _canonical(document) or not old["active"]:
                     await _check_documents(conn, n, name, table, decode_row)
                     await conn.execute(
                         f"UPDATE {n.system('tables')} SET document = $2, active = true "
