@@ -106,6 +106,7 @@ internal_mutation = _make(Kind.MUTATION, Visibility.INTERNAL)
 internal_action = _make(Kind.ACTION, Visibility.INTERNAL)
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def canonical_path(path: Any) -> str:
@@ -119,7 +120,9 @@ def canonical_path(path: Any) -> str:
     if module.endswith(".js"):
         module = module[:-3]
     segments = module.split("/")
-    if not name or not all(_SEGMENT.match(s) and s not in (".", "..") for s in segments):
+    if not _NAME.match(name) or not all(
+        _SEGMENT.match(s) and s not in (".", "..") for s in segments
+    ):
         raise BadRequest(f"invalid function path {path!r}: expected 'module:function'",
                          "BadConvexFunctionIdentifier")
     if "." in segments[-1]:

@@ -153,8 +153,10 @@ def decode(data: Any) -> Value:
                 return _decode_special(key, inner)
         out: dict[str, Any] = {}
         for key, item in data.items():
-            if key.startswith("$"):
-                raise BadRequest(f"field name {key!r} starts with '$'")
+            if key not in _valid_names:
+                problem = field_name_problem(key)
+                if problem is not None:
+                    raise BadRequest(problem)
             out[key] = decode(item)
         return out
     if kind is list:

@@ -62,7 +62,7 @@ def test_ids_are_random() -> None:
 def test_alphabet_is_crockford_like_lowercase() -> None:
     assert len(_ALPHABET) == 32
     assert not set("ilou") & set(_ALPHABET)
-    assert _ALPHABET == "".join(sorted(_ALPHABET))
+    assert "".join(sorted(_ALPHABET)) == _ALPHABET
 
 
 def test_varint() -> None:

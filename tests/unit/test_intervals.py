@@ -62,7 +62,7 @@ def test_unbounded_interval() -> None:
 def test_empty_interval_contains_nothing() -> None:
     i = Interval(b"b", b"b")
     assert i.is_empty
-    assert not any(i.contains(k) for k in SAMPLE_KEYS + [b"b"])
+    assert not any(i.contains(k) for k in [*SAMPLE_KEYS, b"b"])
 
 
 def test_interval_end_before_start_is_refused() -> None:
@@ -75,7 +75,7 @@ def test_point_contains_exactly_its_key(key: bytes) -> None:
     point = Interval.point(key)
     assert point.contains(key)
     assert not point.is_empty
-    for other in SAMPLE_KEYS + [key + b"\x00", key + b"\x00\x00", key + b"\x01", key[:-1]]:
+    for other in [*SAMPLE_KEYS, key + b"\x00", key + b"\x00\x00", key + b"\x01", key[:-1]]:
         assert point.contains(other) == (other == key), other
 
 

@@ -8,6 +8,7 @@ objects lexicographic over their (key, value) pairs sorted by key.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from typing import Any
@@ -266,7 +267,7 @@ SORTED = [
 
 
 def test_hand_sorted_values_are_sorted_in_reference_and_bytes() -> None:
-    for lower, upper in zip(SORTED, SORTED[1:], strict=False):
+    for lower, upper in itertools.pairwise(SORTED):
         assert cmp_value(lower, upper) == -1, (lower, upper)
         assert enc(lower) < enc(upper), (lower, upper)
     keys = [enc(v) for v in SORTED]
@@ -315,41 +316,73 @@ def test_out_of_range_int_is_refused_not_wrapped(n: int) -> None:
         encode_tuple([n])
 
 
-# -- prefix-freeness -------------------------------------------------------------------
+# -- prefixes --------------------------------------------------------------------------
+# keys.py: a string or bytes encoding is a prefix of another only when the longer one
+# continues with 0xFF (an escaped NUL: "a" < "a\x00"); every other encoding is prefix-free.
+
+
+def check_prefix_rule(a: Any, b: Any) -> None:
+    ka, kb = enc(a), enc(b)
+    if ka == kb:
+        return
+    for short, long, short_value in ((ka, kb, a), (kb, ka, b)):
+        if long.startswith(short):
+            assert isinstance(short_value, str | bytes), (a, b, ka, kb)
+            assert long[len(short)] == 0xFF, (a, b, ka, kb)
 
 
 @SETTINGS
 @given(values, values)
-def test_no_encoding_is_a_strict_prefix_of_another(a: Any, b: Any) -> None:
-    """keys.py and docs/architecture.md: "No encoding is a prefix of another"."""
+def test_only_string_and_bytes_encodings_prefix_others_and_only_before_ff(a: Any, b: Any) -> None:
+    check_prefix_rule(a, b)
+
+
+@SETTINGS
+@given(values, values)
+def test_non_string_encodings_are_prefix_free(a: Any, b: Any) -> None:
     ka, kb = enc(a), enc(b)
-    if ka != kb:
-        assert not kb.startswith(ka), (a, b, ka, kb)
-        assert not ka.startswith(kb), (a, b, ka, kb)
+    if ka != kb and not isinstance(a, str | bytes) and not isinstance(b, str | bytes):
+        assert not kb.startswith(ka)
+        assert not ka.startswith(kb)
 
 
 @SETTINGS
 @given(st.one_of(st.tuples(strings, strings.filter(bool)),
                  st.tuples(byte_strings, byte_strings.filter(bool))))
-def test_no_encoding_is_a_strict_prefix_of_an_extension(pair: tuple[Any, Any]) -> None:
-    """The same claim for a string/bytes value and a longer one that starts with it."""
+def test_string_prefixes_only_before_an_escaped_nul(pair: tuple[Any, Any]) -> None:
+    """A string/bytes value against a longer one that starts with it."""
     head, tail = pair
     short, long = enc(head), enc(head + tail)
-    assert not long.startswith(short), (head, head + tail, short, long)
+    assert long.startswith(short) == tail.startswith("\x00" if isinstance(tail, str) else b"\x00")
+    check_prefix_rule(head, head + tail)
 
 
-@pytest.mark.parametrize(("shorter", "longer"), [("a", "a\x00"), (b"", b"\x00")])
-def test_no_encoding_is_a_strict_prefix_of_another_examples(shorter: Any, longer: Any) -> None:
-    assert not enc(longer).startswith(enc(shorter)), (enc(shorter), enc(longer))
+@pytest.mark.parametrize(
+    ("shorter", "longer"), [("a", "a\x00"), ("", "\x00"), (b"", b"\x00"), (b"x", b"x\x00\x01")]
+)
+def test_escaped_nul_continues_with_ff(shorter: Any, longer: Any) -> None:
+    short, long = enc(shorter), enc(longer)
+    assert long.startswith(short)
+    assert long[len(short)] == 0xFF
+    assert short < long
+
+
+@pytest.mark.parametrize(
+    ("shorter", "longer"), [(["a"], ["a\x00"]), ({"k": "a"}, {"k": "a\x00"}), ([b""], [b"\x00"])]
+)
+def test_containers_end_strings_before_the_escape(shorter: Any, longer: Any) -> None:
+    assert not enc(longer).startswith(enc(shorter))
+    assert enc(shorter) < enc(longer)
 
 
 @SETTINGS
-@given(values, values)
-def test_an_encoding_extended_by_a_field_tag_is_never_another_value(a: Any, b: Any) -> None:
-    """What the range helpers need: a value's key is followed by a tag (< 0xFF) or nothing."""
-    ka, kb = enc(a), enc(b)
-    if ka != kb and kb.startswith(ka):
-        assert kb[len(ka)] == 0xFF
+@given(tuples, fields, values)
+def test_a_tuple_prefix_is_followed_by_a_byte_below_ff(
+    prefix: list[Any], field: Any, more: Any
+) -> None:
+    """What `prefix_end` relies on: after whole elements, the next element starts below 0xFF."""
+    key = encode_tuple([*prefix, field, more])
+    assert key[len(encode_tuple(prefix))] < 0xFF
 
 
 @SETTINGS

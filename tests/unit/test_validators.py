@@ -241,7 +241,9 @@ def test_union_of_objects_picks_the_matching_shape() -> None:
     )
     assert shape.validate({"kind": "b", "s": "x"}, "x") == {"kind": "b", "s": "x"}
     message = fails(shape, {"kind": "c"})
-    assert message == "args.x: expected object {kind, n} | object {kind, s}, got object {'kind': 'c'}"
+    assert message == (
+        "args.x: expected object {kind, n} | object {kind, s}, got object {'kind': 'c'}"
+    )
 
 
 def test_union_needs_members() -> None:
@@ -400,6 +402,8 @@ def test_args_spec() -> None:
         (v.literal("a"), {"type": "literal", "value": "a"}),
         (v.literal(False), {"type": "literal", "value": False}),
         (v.literal(2.5), {"type": "literal", "value": 2.5}),
+        (v.literal(1), {"type": "literal", "value": {"$integer": "AQAAAAAAAAA="}}),
+        (v.literal(-1), {"type": "literal", "value": {"$integer": "//////////8="}}),
         (v.array(v.string()), {"type": "array", "value": {"type": "string"}}),
         (v.optional(v.string()), {"type": "string"}),
         (

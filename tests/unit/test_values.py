@@ -253,6 +253,7 @@ def test_empty_containers() -> None:
         ("del\x7f", r"non-printable or non-ASCII"),
         ("x" * (MAX_FIELD_NAME_LENGTH + 1), r"field name longer than 1024 characters"),
     ],
+    ids=["dollar", "non-ascii", "newline", "tab", "del", "too-long"],
 )
 def test_encode_refuses_bad_field_names(key: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -286,6 +287,7 @@ def test_encode_refuses_non_convex_values(bad: Any) -> None:
         ("\x00", r"non-printable or non-ASCII"),
         ("x" * (MAX_FIELD_NAME_LENGTH + 1), r"field name longer than 1024 characters"),
     ],
+    ids=["non-ascii", "newline", "nul", "too-long"],
 )
 def test_decode_refuses_field_names_convex_forbids(key: str, message: str) -> None:
     """Convex's jsonToConvex runs validateObjectField (length, '$', ASCII) on every key."""
