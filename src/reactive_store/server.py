@@ -13,7 +13,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import values
@@ -246,6 +247,10 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
         Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
         Route("/api/query_batch", api.query_batch, methods=["POST"]),
     ]
+    web = deployment.settings.app_dir / "web" if hasattr(deployment, "settings") else None
+    if web is not None and web.is_dir():
+        # The app's own front end (index.html and its assets), served at `/`.
+        routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
     middleware = [
         Middleware(
             CORSMiddleware,
