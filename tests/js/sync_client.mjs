@@ -89,10 +89,16 @@ client.client.subscribeToConnectionState(() => {
 client.client.addOnTransitionHandler((transition) => {
   emit({
     event: "transition",
-    ts: transition.timestamp.toString(),
+    ts: u64(transition.timestamp),
     reflected: transition.reflectedMutations.map((m) => m.requestId),
   });
 });
+
+// The client's vendored Long keeps `low` as a signed int32 and its toString() adds it as is,
+// so any timestamp whose low word is >= 2^31 prints 2^32 too small. Read the words unsigned.
+function u64(long) {
+  return ((BigInt(long.high >>> 0) << 32n) | BigInt(long.low >>> 0)).toString();
+}
 
 function currentValues() {
   const current = {};
