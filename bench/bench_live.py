@@ -12,12 +12,10 @@ import sys
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 import uvloop
 import websockets
 from common import (
-    DATABASE_URL,
     SMOKE,
     HttpConnection,
     drop,
@@ -132,7 +130,7 @@ async def latency_case(name: str, clients: int, per_client: int, rooms: int,
             tasks = [asyncio.create_task(s.run()) for s in subs]
             await asyncio.wait_for(asyncio.gather(*[s.ready.wait() for s in subs]), 120)
             subscribed = rss_kib(pid)
-            idle = await idle_queries(2.0 if SMOKE else 5.0)
+            idle = await idle_queries(url, 2.0 if SMOKE else 5.0)
             sent = await writer(url, rooms, rate, duration)
             await asyncio.sleep(0.5)
             for task in tasks:
@@ -162,20 +160,17 @@ def server_pid(url: str) -> int:
     raise RuntimeError("server process not found")
 
 
-async def idle_queries(wait: float) -> int:
-    """Transactions the database ran while every subscriber sat idle (ours excluded)."""
-    conn = await asyncpg.connect(DATABASE_URL)
+async def idle_queries(url: str, wait: float) -> int:
+    """Transactions the server started while every subscriber sat idle (its own counter:
+    other users of the same Postgres would blur pg_stat_database)."""
+    http = await HttpConnection.open(url)
     try:
-        sql = ("SELECT xact_commit + xact_rollback FROM pg_stat_database "
-               "WHERE datname = current_database()")
-        await conn.execute("SELECT pg_stat_clear_snapshot()")
-        first = await conn.fetchval(sql)
-        await asyncio.sleep(wait + 0.6)  # statistics are flushed at most every 0.5 s
-        await conn.execute("SELECT pg_stat_clear_snapshot()")
-        second = await conn.fetchval(sql)
-        return int(second - first) - 3  # our own three statements in between
+        first = orjson.loads(await http.get("/api/_stats"))["transactions"]
+        await asyncio.sleep(wait)
+        second = orjson.loads(await http.get("/api/_stats"))["transactions"]
+        return int(second - first)
     finally:
-        await conn.close()
+        await http.close()
 
 
 def matching_cost() -> None:

@@ -113,10 +113,17 @@ class HttpConnection:
         reader, writer = await asyncio.open_connection(host, int(port))
         return cls(reader, writer, f"{host}:{port}")
 
+    async def get(self, path: str) -> bytes:
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n\r\n".encode())
+        return await self._response()
+
     async def post(self, path: str, body: bytes) -> bytes:
         self._writer.write(
             f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json"
             f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        return await self._response()
+
+    async def _response(self) -> bytes:
         head = await self._reader.readuntil(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n"):

@@ -234,7 +234,20 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
             with contextlib.suppress(Exception):
                 await websocket.close(code, connection.close_reason[:123])
 
+    async def stats(request: Request) -> Response:
+        manager, store = deployment.subscriptions, deployment.store
+        if manager is None or store is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({
+            "ready": True,
+            "liveQueries": len(manager.queries),
+            "queryRuns": manager.runs,
+            "processedTs": manager.processed_ts,
+            "transactions": store.transactions,
+        })
+
     routes = [
+        Route("/api/_stats", stats, methods=["GET"]),
         WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{client_version}/sync", sync),
         Route("/version", version, methods=["GET"]),

@@ -88,3 +88,24 @@ async def test_reconnects_after_a_server_restart(app: Any, serve: Any) -> None:
         while value != 5:
             value = await asyncio.wait_for(anext(updates), 10)
         await updates.aclose()
+
+
+async def test_no_database_transactions_while_subscribers_idle(app: Any, serve: Any) -> None:
+    import httpx
+
+    url, _ = await serve(app)
+    async with connect(url) as client, httpx.AsyncClient(base_url=url) as http:
+        subscriptions = [client.subscribe("accounts:by_owner", {"owner": f"o{i}"})
+                         for i in range(20)]
+        for updates in subscriptions:
+            assert await anext(updates) is None
+        before = (await http.get("/api/_stats")).json()
+        await asyncio.sleep(0.5)
+        after = (await http.get("/api/_stats")).json()
+        assert before["liveQueries"] == 20 and before["queryRuns"] == after["queryRuns"]
+        assert after["transactions"] == before["transactions"]
+        await client.mutation("accounts:open", {"owner": "o3", "balance": 1})
+        changed = (await http.get("/api/_stats")).json()
+        assert changed["queryRuns"] == after["queryRuns"] + 1, "only o3's query re-runs"
+        for updates in subscriptions:
+            await updates.aclose()

@@ -198,6 +198,7 @@ class Store:
         self.url = url
         self.table_numbers: dict[str, int] = {}
         self.table_names: dict[int, str] = {}
+        self.transactions = 0  # transactions started through this store, for /api/_stats
 
     @classmethod
     async def open(
@@ -226,6 +227,7 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
+        self.transactions += 1
         async with self._pool.acquire() as conn:
             tx = conn.transaction(**options)
             await tx.start()
