@@ -87,3 +87,38 @@ def test_data_dir_that_is_a_file_fails_clearly(tmp_path: Path) -> None:
     not_a_dir.write_text("oops")
     with pytest.raises(RuntimeError, match=r"data_dir .*pgdata.* not a directory"):
         EmbeddedPostgres(not_a_dir).start()
+
+
+def test_a_second_user_of_a_running_server_does_not_stop_it(tmp_path: Path) -> None:
+    """`reactive-store run` beside a running `serve` adopts its Postgres and leaves it up."""
+    import subprocess
+
+    data_dir = tmp_path / "pg"
+    owner = EmbeddedPostgres(data_dir)
+    owner.start()
+    other_process = subprocess.Popen(["sleep", "60"])
+    try:
+        (data_dir / "reactive-store.owner").write_text(str(other_process.pid))
+        guest = EmbeddedPostgres(data_dir)
+        assert guest.start() == owner.url
+        guest.stop()
+        assert asyncio.run(_select_one(owner.url)) == 1, "the owner's server must keep running"
+        other_process.kill()
+        other_process.wait()
+        # The launching process is gone now (a crash): the next user takes the server over.
+        heir = EmbeddedPostgres(data_dir)
+        heir.start()
+        heir.stop()
+        assert not (data_dir / "postmaster.pid").exists()
+    finally:
+        other_process.kill()
+        owner.stop()
+
+
+async def _select_one(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        value: int = await conn.fetchval("SELECT 1")
+        return value
+    finally:
+        await conn.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 SERVICE_USER = "reactive-store-pg"  # initdb/postgres refuse root, so root runs them as this user
+OWNER_NAME = "reactive-store.owner"  # pid of the process that launched the server
 LOG_NAME = "postgres.log"
 _PORT = 5432  # only names the socket file: the server does not listen on TCP
 _SOCKET_MAX = 100  # bytes; sun_path is ~107 on Linux, 104 on macOS
@@ -97,6 +98,23 @@ def _is_postmaster(pid: int, data_dir: Path) -> bool:
     return True
 
 
+def _alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists and is not a zombie."""
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
 def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
@@ -118,6 +136,13 @@ class EmbeddedPostgres:
         self._lock = threading.Lock()
         self._account: tuple[int, int] | None = None
         self._socket: Path | None = None
+        self._owned = False
+
+    def _owner_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / OWNER_NAME).read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     @property
     def url(self) -> str:
@@ -134,7 +159,14 @@ class EmbeddedPostgres:
             self._account = _service_account()
             self._prepare_dir(bin_dir)
             self._initdb(bin_dir)
-            self._url = self._adopt() or self._launch(bin_dir)
+            adopted = self._adopt()
+            self._url = adopted or self._launch(bin_dir)
+            # Stop only what is ours: a server we launched, or one whose launching process
+            # is gone (a crash). Another live process's server (a `serve` while we `run`)
+            # keeps running when we stop.
+            self._owned = adopted is None or not _alive(self._owner_pid())
+            if self._owned:
+                (self.data_dir / OWNER_NAME).write_text(str(os.getpid()))
             return self._url
 
     def stop(self) -> None:
@@ -142,6 +174,8 @@ class EmbeddedPostgres:
             if self._url is None:
                 return
             self._url = None
+            if not self._owned:
+                return
             # SIGINT = fast shutdown, SIGQUIT = immediate shutdown
             for sig, wait_s in ((signal.SIGINT, 30), (signal.SIGQUIT, 9), (signal.SIGKILL, 5)):
                 pid = self._postmaster()
