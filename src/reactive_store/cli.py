@@ -42,7 +42,28 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    docs = sub.add_parser("docs", help="write the function catalog as Markdown")
+    docs.add_argument("--app", type=Path, default=Path.cwd())
+    docs.add_argument("--output", type=Path, default=None,
+                      help="file to write (default: print to stdout)")
     return parser
+
+
+def write_docs(ns: argparse.Namespace) -> int:
+    from .catalog import markdown
+    from .loader import load_app, unload_app
+
+    app = load_app(ns.app)
+    try:
+        text = markdown(app.functions, app.schema)
+    finally:
+        unload_app(app)
+    if ns.output is None:
+        sys.stdout.write(text)
+    else:
+        ns.output.write_text(text)
+        print(f"wrote {ns.output}")
+    return 0
 
 
 def settings_from(ns: argparse.Namespace) -> Settings:
@@ -90,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     if ns.command == "serve":
         return serve(ns)
+    if ns.command == "docs":
+        try:
+            return write_docs(ns)
+        except ReactiveStoreError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
     try:
         result = asyncio.run(_run(ns))
     except ReactiveStoreError as exc:

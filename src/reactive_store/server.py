@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import values
+from .catalog import catalog
 from .connection import ConnectionClosed, SyncConnection
 from .deployment import Deployment
 from .engine import Engine, Outcome
@@ -246,7 +247,14 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
             "transactions": store.transactions,
         })
 
+    async def functions(request: Request) -> Response:
+        app = deployment.engine.app if deployment.engine is not None else None
+        if app is None:
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse(catalog(app.functions, app.schema))
+
     routes = [
+        Route("/api/functions", functions, methods=["GET"]),
         Route("/api/_stats", stats, methods=["GET"]),
         WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{client_version}/sync", sync),

@@ -1,0 +1,58 @@
+"""The app's function catalog: every public function with its args, returns and docstring,
+as JSON (served at /api/functions) and as Markdown (docs/functions.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .functions import Registry, Visibility
+from .schema import Schema
+
+
+def catalog(functions: Registry, schema: Schema) -> dict[str, Any]:
+    """JSON-ready description of the public functions and the schema."""
+    public = sorted((f for f in functions if f.visibility is Visibility.PUBLIC),
+                    key=lambda f: f.path or "")
+    return {"functions": [f.describe() for f in public], "schema": schema.to_json()}
+
+
+def _type(validator: dict[str, Any] | None) -> str:
+    if validator is None:
+        return "any"
+    kind = validator.get("type")
+    if kind == "object":
+        fields = validator["value"]
+        inner = ", ".join(f"{name}{'?' if spec['optional'] else ''}: {_type(spec['fieldType'])}"
+                          for name, spec in fields.items())
+        return "{" + inner + "}"
+    if kind == "array":
+        return f"{_type(validator['value'])}[]"
+    if kind == "union":
+        return " | ".join(_type(member) for member in validator["value"])
+    if kind == "literal":
+        return json.dumps(validator["value"])
+    if kind == "id":
+        return f"Id<{validator['tableName']}>"
+    if kind == "record":
+        return f"Record<{_type(validator['keys'])}, {_type(validator['values'])}>"
+    return str(kind)
+
+
+def markdown(functions: Registry, schema: Schema, title: str = "Functions") -> str:
+    """The catalog as a Markdown page, one section per module."""
+    lines = [f"# {title}", "",
+             "Generated from the function registry by `reactive-store docs`; the same "
+             "description is served as JSON at `GET /api/functions`.", ""]
+    current = None
+    for entry in catalog(functions, schema)["functions"]:
+        module = entry["path"].split(":")[0]
+        if module != current:
+            lines += [f"## `{module}`", ""]
+            current = module
+        lines += [f"### `{entry['path']}` ({entry['kind']})", ""]
+        lines += [f"- args: `{_type(entry['args'])}`",
+                  f"- returns: `{_type(entry['returns'])}`", ""]
+        if entry["doc"]:
+            lines += [entry["doc"], ""]
+    return "\n".join(lines).rstrip() + "\n"
