@@ -74,13 +74,18 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
     running: list[tuple[Any, Any, Deployment]] = []
 
     async def start(app_dir: Path, *, namespace: str | None = None,
-                    config: EngineConfig | None = None, port: int | None = None
-                    ) -> tuple[str, Deployment]:
+                    config: EngineConfig | None = None, port: int | None = None,
+                    dev: bool = False) -> tuple[str, Deployment]:
+        from reactive_store.dev import DevReloader
+
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
                                          engine=config or EngineConfig(), pool_size=12))
         port = port or free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(deployment), host="127.0.0.1",
+        reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
+        deployment.dev = reloader  # type: ignore[attr-defined]
+        app = create_app(deployment, dev=reloader)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                                port=port, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve())
         while not server.started:

@@ -33,11 +33,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reactive-store", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server")
-    _common(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3210)
-    serve.add_argument("--log-level", default="info")
+    for name, text in (("serve", "run the server"),
+                       ("dev", "run the server and hot-reload the app on every change")):
+        command = sub.add_parser(name, help=text)
+        _common(command)
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=3210)
+        command.add_argument("--log-level", default="info" if name == "serve" else "warning")
     run = sub.add_parser("run", help="call one function and print its JSON result")
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
@@ -80,15 +82,34 @@ def settings_from(ns: argparse.Namespace) -> Settings:
 def serve(ns: argparse.Namespace) -> int:
     import uvicorn
 
+    from .dev import DevReloader
     from .server import create_app
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     deployment = Deployment(settings_from(ns))
-    app = create_app(deployment)
-    print(f"reactive-store: serving {ns.app.resolve()} at http://{ns.host}:{ns.port}",
-          flush=True)
-    uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on")
+    dev = DevReloader(deployment, echo=lambda line: print(line, flush=True)) \
+        if ns.command == "dev" else None
+    deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
+    app = create_app(deployment, dev=dev)
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
+                ws_max_size=16 * 1024 * 1024)
     return 0
+
+
+def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:
+    app = deployment.app
+    assert app is not None
+    modules = {f.path.split(":")[0] for f in app.functions if f.path}
+    lines = [
+        f"reactive-store {'dev' if dev else 'serve'}: {ns.app.resolve()}",
+        f"  open      http://{ns.host}:{ns.port}",
+        f"  database  {deployment.database_label} (schema {ns.db_schema!r})",
+        f"  app       {len(app.functions)} functions in {len(modules)} modules, "
+        f"{len(app.schema.tables)} tables",
+    ]
+    if dev:
+        lines.append("  watching  functions/ and schema/ for changes")
+    print("\n".join(lines), flush=True)
 
 
 async def _run(ns: argparse.Namespace) -> Any:
@@ -109,7 +130,7 @@ async def _run(ns: argparse.Namespace) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    if ns.command == "serve":
+    if ns.command in ("serve", "dev"):
         return serve(ns)
     if ns.command == "docs":
         try:

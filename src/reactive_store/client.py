@@ -142,6 +142,8 @@ class Client:
         await self._modify([{"type": "Remove", "queryId": query.query_id}])
 
     async def _modify(self, modifications: list[dict[str, Any]]) -> None:
+        if self._closed:
+            return  # e.g. a subscription finalized after close(): nothing to tell anyone
         await self._connected.wait()
         self._query_set += 1
         await self._send({"type": "ModifyQuerySet", "baseVersion": self._query_set - 1,

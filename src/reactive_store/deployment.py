@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import orjson
 from . import values
 from .commits import CommitStream
 from .engine import Engine, EngineConfig
-from .loader import App, load_app
+from .loader import App
+from .reloader import AppSource, Reload
 from .storage import PushReport, Store
 from .subscriptions import SubscriptionManager
 
@@ -64,10 +66,14 @@ class Deployment:
         self.database_label = ""
         self._embedded: Any = None
         self._maintenance: asyncio.Task[None] | None = None
+        self.source: AppSource | None = None
+        self._reload_lock = asyncio.Lock()
+        self.on_started: Callable[[], None] | None = None
 
     async def start(self) -> Engine:
         s = self.settings
-        app = load_app(s.app_dir)
+        self.source = AppSource(s.app_dir)
+        app = self.source.load()
         url = s.database_url
         if url is None:
             from .storage.embedded import EmbeddedPostgres
@@ -94,7 +100,29 @@ class Deployment:
         processed = await self.commits.start()
         self.subscriptions.start(processed)
         self._maintenance = asyncio.create_task(self._prune_forever(store))
+        if self.on_started is not None:
+            self.on_started()
         return self.engine
+
+    async def reload(self) -> Reload:
+        """Swap in the app as it is on disk now: push a changed schema, then re-run every
+        live query on the new code. On any error the running version stays in force."""
+        assert self.engine is not None and self.store is not None and self.source is not None
+        old = self.engine.app
+        async with self._reload_lock:
+            app, report = self.source.reload()
+            try:
+                if app.schema.to_json() != old.schema.to_json():
+                    report.schema = await self.store.push_schema(app.schema, decode_row)
+                    self.push_report = report.schema
+            except BaseException:
+                self.source.revert(old)
+                raise
+            self.app = app
+            self.engine.app = app
+            if self.subscriptions is not None:
+                self.subscriptions.rerun_all()
+        return report
 
     async def _prune_forever(self, store: Store) -> None:
         s = self.settings

@@ -83,6 +83,8 @@ class Engine:
     def _prepare(
         self, ref: Any, args: Any, kind: Kind, internal_ok: bool
     ) -> tuple[FunctionSpec, dict[str, Any]]:
+        # `self.app` is replaced whole by a hot reload: a call resolves its function once
+        # and then runs on that version to the end.
         spec = self.app.functions.resolve(ref, kind=kind, internal_ok=internal_ok)
         token = TABLE_NAMES.set(self.store.table_names)
         try:
@@ -189,6 +191,7 @@ class Engine:
         """
         spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
         s = self.store
+        schema = self.app.schema
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:
@@ -197,7 +200,7 @@ class Engine:
                         if done is not None:
                             encoded = orjson.loads(done[1])
                             return Outcome(values.decode(encoded), encoded, ts=done[0])
-                    db = DatabaseWriter(tx, self.app.schema, s.table_numbers, s.table_names,
+                    db = DatabaseWriter(tx, schema, s.table_numbers, s.table_names,
                                         self.config.limits)
                     value, encoded = await self._call(spec, MutationCtx(db, identity), checked)
                     ts = None

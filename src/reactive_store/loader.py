@@ -46,6 +46,10 @@ def _package(root: Path) -> str:
 
 
 def _import(name: str, root: Path) -> types.ModuleType:
+    # No bytecode cache for app modules: Python validates a .pyc by the source's mtime in
+    # whole seconds and its size, so an edit within the same second that keeps the size
+    # (`return 1` -> `return 2`) would load stale code on hot reload.
+    previous, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         return importlib.import_module(name)
     except SyntaxError as exc:
@@ -56,6 +60,8 @@ def _import(name: str, root: Path) -> types.ModuleType:
                   if f.filename.startswith(str(root))]
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
         raise AppLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        sys.dont_write_bytecode = previous
 
 
 def module_path(functions_dir: Path, file: Path) -> str:
@@ -65,10 +71,17 @@ def module_path(functions_dir: Path, file: Path) -> str:
 
 def load_app(root: Path | str) -> App:
     """Import the app at `root`; raise AppLoadError naming the first broken file."""
+    return load_into(Path(root), None)
+
+
+def load_into(root: Path, package: str | None) -> App:
+    """Import the app at `root` into `package` (a fresh one when None). Modules already in
+    sys.modules under that package are reused as they are (see reloader.py)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise AppLoadError(f"app folder {root} does not exist")
-    package = _package(root)
+    package = package or _package(root)
+    importlib.invalidate_caches()
     schema = define_schema({})
     if (root / "schema").is_dir() or (root / "schema.py").is_file():
         module = _import(f"{package}.schema", root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from . import values
 from .catalog import catalog
 from .connection import ConnectionClosed, SyncConnection
 from .deployment import Deployment
+from .dev import DevReloader
 from .engine import Engine, Outcome
 from .errors import BadRequest
 from .functions import Kind
@@ -195,8 +197,10 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.code, "message": exc.message}, status_code=400)
 
 
-def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starlette:
-    """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server."""
+def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
+               dev: DevReloader | None = None) -> Starlette:
+    """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server;
+    with `dev`, the app folder is watched and hot-reloaded."""
     api = HttpApi(deployment)
 
     async def version(request: Request) -> Response:
@@ -208,11 +212,24 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_lifespan:
             await deployment.start()
+        watcher: asyncio.Task[None] | None = None
+        if dev is not None:
+            watcher = asyncio.create_task(dev.run())
         try:
             yield
         finally:
+            if dev is not None and watcher is not None:
+                dev.stop()
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             if manage_lifespan:
                 await deployment.stop()
+
+    async def dev_status(request: Request) -> Response:
+        if dev is None:
+            return JSONResponse({"code": "NotFound", "message": "not a dev server"},
+                                status_code=404)
+        return JSONResponse(dev.status.to_json())
 
     async def sync(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -255,6 +272,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True) -> Starl
 
     routes = [
         Route("/api/functions", functions, methods=["GET"]),
+        Route("/api/dev/status", dev_status, methods=["GET"]),
         Route("/api/_stats", stats, methods=["GET"]),
         WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{client_version}/sync", sync),

@@ -90,6 +90,7 @@ class SubscriptionManager:
         self._ts_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.runs = 0  # executions, for tests and benchmarks
         self._running = 0
+        self.generation = 0  # bumped by rerun_all; a run records the one it started in
 
     def start(self, processed_ts: int) -> None:
         self.log = WriteLog(processed_ts)
@@ -125,7 +126,12 @@ class SubscriptionManager:
             self._unregister(live)
 
     def rerun_all(self) -> None:
-        """Re-run every live query (new code after a reload)."""
+        """Re-run every live query on new code (after a hot reload).
+
+        Runs already in flight started on the old code: the generation bump makes their
+        results count as stale when they land, and they are queued again.
+        """
+        self.generation += 1
         for live in list(self.queries.values()):
             self._invalidate(live, self.log.processed_ts)
 
@@ -212,6 +218,7 @@ class SubscriptionManager:
 
     async def _run(self, batch: list[LiveQuery]) -> None:
         self._running += 1
+        generation = self.generation
         try:
             _, results = await self.engine.run_query_batch(
                 [(live.path, live.args, live.identity) for live in batch])
@@ -220,6 +227,11 @@ class SubscriptionManager:
         self.runs += len(batch)
         for live, result in zip(batch, results, strict=True):
             live.runs += 1
+            if generation != self.generation:
+                live.state = LiveState.PENDING  # ran on code that a reload replaced
+                if live.key in self.queries:
+                    self._mark_dirty(live)
+                continue
             self._complete(live, result)
 
     async def settled(self, ts: int = 0) -> None:

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -137,8 +137,7 @@ class LineClient:
     _reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def spawn(cls, name: str, argv: list[str], cwd: Path, stderr_path: Path,
-                    ) -> LineClient:
+    async def spawn(cls, name: str, argv: list[str], cwd: Path, stderr_path: Path) -> Self:
         with stderr_path.open("wb") as stderr:
             proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -308,7 +307,6 @@ class TcpProxy:
         self.target_port = target_port
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._held: set[asyncio.Task[None]] = set()
         self._conns: dict[asyncio.Task[None], list[bool]] = {}
 
     @property
@@ -427,6 +425,39 @@ async def test_npm_subscription_sees_other_writers_and_its_own(
         # A concurrent writer's commits keep arriving after all that.
         await http_call(sync_url, "mutation", "notes:add", {"list": name, "body": "last"})
         await node.update("s", [*expected, "last"], after=index)
+        await node.close()
+    stamps = node.timestamps()
+    assert stamps == sorted(stamps), f"timestamps went backwards: {stamps}"
+
+
+async def test_npm_pipelined_mutations_with_concurrent_writers(
+    sync_url: str, js_client_dir: Path, log_dir: Path,
+) -> None:
+    """Many mutations in flight at once, on two lists, while HTTP writes to both lists too."""
+    lists = [unique("burst"), unique("burst")]
+    async with node_client(sync_url, js_client_dir, log_dir) as node:
+        for i, name in enumerate(lists):
+            await node.subscribe(f"s{i}", "notes:list", {"list": name})
+            await node.update(f"s{i}", [])
+        for n in range(12):
+            await node.send(op="mutation", id=f"m{n}", path="notes:add",
+                            args={"list": lists[n % 2], "body": f"m{n}"})
+        await asyncio.gather(*(
+            http_call(sync_url, "mutation", "notes:add", {"list": lists[n % 2], "body": f"h{n}"})
+            for n in range(6)))
+        for n in range(12):
+            index, result = await node.result(f"m{n}")
+            assert result["ok"], result
+            # Read-your-writes for each of them, in whatever Transition it landed.
+            assert f"m{n}" in result["current"][f"s{n % 2}"], result
+            assert f"m{n}" in node.last_update(f"s{n % 2}", index), node.describe()
+        # The client's mutations ran one at a time, in the order it sent them.
+        for i, name in enumerate(lists):
+            final = await notes(sync_url, name)
+            own = [body for body in final if body.startswith("m")]
+            assert own == [f"m{n}" for n in range(i, 12, 2)], final
+            assert sorted(final) == sorted([*own, *(f"h{n}" for n in range(i, 6, 2))]), final
+            await node.wait(is_event("update", id=f"s{i}", value=final))
         await node.close()
     stamps = node.timestamps()
     assert stamps == sorted(stamps), f"timestamps went backwards: {stamps}"
@@ -568,7 +599,7 @@ async def test_pypi_client_subscribes_and_calls_over_the_socket(
 ) -> None:
     name = unique("pypi")
     final = ["a", "b", "c"]
-    plan = [
+    plan: list[dict[str, Any]] = [
         {"op": "mutation", "path": "notes:add", "args": {"list": name, "body": "a"}},
         {"op": "query", "path": "notes:list", "args": {"list": name}},
         {"op": "mutation", "path": "notes:fail", "args": {"code": "py"}},
@@ -576,6 +607,8 @@ async def test_pypi_client_subscribes_and_calls_over_the_socket(
         {"op": "query", "path": "notes:nope", "args": {}},
         {"op": "subscribe", "path": "notes:list", "args": {"list": name}, "until": final},
         {"op": "query", "path": "notes:list", "args": {"list": name}},
+        {"op": "mutation", "path": "notes:add", "args": {"list": name, "body": "bad!"}},
+        {"op": "subscribe", "path": "notes:strict", "args": {"list": name}, "max": 1},
     ]
     async with pypi_client(sync_url, plan, log_dir) as pypi:
         _, added = await pypi.wait(is_event("result", step=0))
@@ -599,6 +632,9 @@ async def test_pypi_client_subscribes_and_calls_over_the_socket(
         await pypi.wait(is_event("update", step=5, value=final), after=index)
         _, again = await pypi.wait(is_event("result", step=6))
         assert again["ok"] and again["value"] == final, again
+        # A query's ConvexError reaches the subscription iterator, data included.
+        _, thrown = await pypi.wait(is_event("error", step=8))
+        assert thrown["name"] == "ConvexError" and thrown["data"] == {"bad": "bad!"}, thrown
         await pypi.finish()
     # It yields on every Transition, so values may repeat, but they only move forward.
     seen = pypi.updates(5)
@@ -636,11 +672,16 @@ async def test_two_server_processes_on_one_schema(
             assert result["ok"], result
             assert node.last_update("s", index) == ["via-b", "via-a"], node.describe()
 
-            # Read-your-writes on B, for our own client, which also saw A's commit pushed.
+            # A's commit is pushed to our own client's subscription on B.
+            deadline = time.monotonic() + WAIT
+            while ["via-b", "via-a"] not in seen_b:
+                assert time.monotonic() < deadline, f"B never pushed A's commit: {seen_b}"
+                await asyncio.sleep(0.02)
+
+            # Read-your-writes on B, for our own client.
             await ours.mutation("notes:add", {"list": name, "body": "ours"})
             await asyncio.sleep(0)
             assert seen_b[-1] == ["via-b", "via-a", "ours"], seen_b
-            assert ["via-b", "via-a"] in seen_b, seen_b
             await node.update("s", ["via-b", "via-a", "ours"], after=index)
         finally:
             watcher.cancel()

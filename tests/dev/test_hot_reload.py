@@ -1,0 +1,204 @@
+"""`reactive-store dev` hot reload on a real server with real files in a temp app folder."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reactive_store.client import connect
+from support import write_app
+
+SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({
+    "notes": define_table({"text": v.string(), "n": v.float64()}),
+})
+"""
+NOTES = """
+from reactive_store import mutation, query, v
+from ._lib import LABEL
+
+@query(args={})
+async def count(ctx):
+    return {"label": LABEL, "n": len(await ctx.db.query("notes").collect())}
+
+@mutation(args={"text": v.string(), "n": v.float64()})
+async def add(ctx, text, n):
+    return await ctx.db.insert("notes", {"text": text, "n": n})
+"""
+OTHER = """
+from reactive_store import query
+
+LOADS = globals().get("LOADS", 0) + 1
+
+@query(args={})
+async def loads(ctx):
+    return LOADS
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return write_app(tmp_path / "app", {"schema/__init__.py": SCHEMA,
+                                        "functions/notes.py": NOTES,
+                                        "functions/_lib.py": 'LABEL = "v1"\n',
+                                        "functions/other.py": OTHER})
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def call(http: httpx.AsyncClient, kind: str, path: str, args: Any = None) -> Any:
+    """Call over HTTP; values come back in the clean `json` format (int64 as strings)."""
+    return (await http.post(f"/api/{kind}", json={"path": path, "args": args or {}})).json()
+
+
+async def status(http: httpx.AsyncClient) -> Any:
+    return (await http.get("/api/dev/status")).json()
+
+
+async def test_editing_a_query_pushes_the_new_result_without_reconnecting(
+    app: Path, serve: Any
+) -> None:
+    url, _ = await serve(app, dev=True)
+    async with connect(url) as client, httpx.AsyncClient(base_url=url) as http:
+        updates = client.subscribe("notes:count", {})
+        assert await anext(updates) == {"label": "v1", "n": 0}
+        (app / "functions" / "_lib.py").write_text('LABEL = "v2"\n')
+        assert await asyncio.wait_for(anext(updates), 10) == {"label": "v2", "n": 0}
+        assert client._connections == 1, "the socket must stay open across a reload"
+        last = (await status(http))["last"]
+        assert last["changed"] == ["functions/_lib.py"]
+        assert sorted(last["reimported"]) == ["functions._lib", "functions.notes"]
+        # other.py imports nothing that changed: it was not executed again.
+        assert (await call(http, "query", "other:loads"))["value"] == "1"
+        await updates.aclose()
+
+
+async def test_added_and_deleted_function_files(app: Path, serve: Any) -> None:
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        (app / "functions" / "extra.py").write_text(
+            "from reactive_store import query\n\n@query\nasync def hello(ctx):\n"
+            "    return 'hi'\n")
+
+        async def hello() -> Any:
+            body = await call(http, "query", "extra:hello")
+            return body if body["status"] == "success" else None
+
+        assert (await until(hello))["value"] == "hi"
+        assert (await status(http))["last"]["added"] == ["extra:hello"]
+        (app / "functions" / "extra.py").unlink()
+
+        async def gone() -> Any:
+            body = await call(http, "query", "extra:hello")
+            return body if body["status"] == "error" else None
+
+        body = await until(gone)
+        assert body["errorMessage"] == "Could not find public function for 'extra:hello'."
+
+
+async def test_a_broken_edit_keeps_the_last_good_version_until_fixed(
+    app: Path, serve: Any
+) -> None:
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        broken = NOTES + "\ndef broken(:\n"
+        (app / "functions" / "notes.py").write_text(broken)
+
+        async def failed() -> Any:
+            current = await status(http)
+            return current if not current["ok"] else None
+
+        error = (await until(failed))["error"]
+        assert error["file"] == "functions/notes.py"
+        assert error["line"] == broken.splitlines().index("def broken(:") + 1
+        assert "syntax error" in error["message"]
+        assert (await call(http, "query", "notes:count"))["value"]["label"] == "v1"
+        (app / "functions" / "notes.py").write_text(NOTES.replace("len(", "1 + len("))
+
+        async def fixed() -> Any:
+            body = await call(http, "query", "notes:count")
+            return body if body["value"]["n"] == "1" else None
+
+        await until(fixed)
+        assert (await status(http))["ok"] is True
+
+
+async def test_schema_changes_index_added_and_refused_push(app: Path, serve: Any) -> None:
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        ids = [(await call(http, "mutation", "notes:add", {"text": t, "n": n}))["value"]
+               for t, n in [("b", 2.0), ("a", 1.0)]]
+        write_app(app, {
+            "schema/__init__.py": SCHEMA.replace(
+                '"n": v.float64()})', '"n": v.float64()}).index("by_n", ["n"])'),
+            "functions/sorted.py": """
+                from reactive_store import query
+
+                @query
+                async def texts(ctx):
+                    return [d["text"] for d in
+                            await ctx.db.query("notes").with_index("by_n").collect()]
+            """})
+
+        async def indexed() -> Any:
+            body = await call(http, "query", "sorted:texts")
+            return body if body["status"] == "success" else None
+
+        assert (await until(indexed))["value"] == ["a", "b"]
+        (app / "schema" / "__init__.py").write_text(
+            SCHEMA.replace('"text": v.string()', '"text": v.literal("a")'))
+
+        async def refused() -> Any:
+            current = await status(http)
+            return current if not current["ok"] else None
+
+        error = (await until(refused))["error"]
+        assert error["kind"] == "SchemaError" and ids[0] in error["message"]
+        assert ids[1] not in error["message"]
+        # The old schema is still in force and nothing was lost.
+        added = await call(http, "mutation", "notes:add", {"text": "c", "n": 3.0})
+        assert added["status"] == "success"
+        assert (await call(http, "query", "notes:count"))["value"]["n"] == "3"
+
+
+async def test_in_flight_requests_finish_on_the_code_they_started_with(
+    app: Path, serve: Any
+) -> None:
+    slow = """
+        import asyncio
+        from reactive_store import query
+
+        @query
+        async def version(ctx):
+            await asyncio.sleep(0.4)
+            return "old"
+    """
+    write_app(app, {"functions/slow.py": slow})
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        pending = asyncio.create_task(call(http, "query", "slow:version"))
+        await asyncio.sleep(0.1)
+        write_app(app, {"functions/slow.py": slow.replace('"old"', '"new"')})
+        assert (await pending)["value"] == "old"
+
+        async def new() -> Any:
+            body = await call(http, "query", "slow:version")
+            return body if body["value"] == "new" else None
+
+        await until(new)
