@@ -14,7 +14,6 @@ import httpx
 import orjson
 import uvloop
 import websockets
-
 from common import DATABASE_URL, SMOKE, drop, free_port, namespace, write_app
 
 QUERY = """
