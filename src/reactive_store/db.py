@@ -20,6 +20,7 @@ from .query import Query, ScanRecord
 from .readset import ReadSet, WriteSet
 from .schema import BY_ID, Schema, TableDefinition, id_key, index_keys, validate_document
 from .storage import Row, Transaction
+from .system_tables import is_system
 from .types import Document, Value
 from .validators import _Object, _Optional
 
@@ -59,9 +60,12 @@ class DatabaseReader:
         return reads
 
     # -- helpers for Query ----------------------------------------------------------------
-    def _table(self, table: str) -> TableDefinition:
+    def _table(self, table: str, system: bool = False) -> TableDefinition:
         if not isinstance(table, str) or table not in self._schema.tables:
             raise QueryError(f"no table named {table!r} in the schema")
+        if is_system(table) != system:
+            raise QueryError(f"{table!r} is a system table: read it with ctx.db.system"
+                             if not system else f"{table!r} is not a system table")
         return self._schema.tables[table]
 
     async def _scan(
@@ -100,7 +104,7 @@ class DatabaseReader:
         except TypeError:
             return value
 
-    def _parse_id(self, doc_id: Any, table: str | None = None) -> str:
+    def _parse_id(self, doc_id: Any, table: str | None = None, system: bool = False) -> str:
         try:
             number = table_number_of(doc_id)
         except ValueError as exc:
@@ -110,12 +114,18 @@ class DatabaseReader:
             raise InvalidIdError(f"id {doc_id!r} does not belong to any table in the schema")
         if table is not None and name != table:
             raise InvalidIdError(f"id {doc_id!r} belongs to table {name!r}, not {table!r}")
+        if is_system(name) != system:
+            raise InvalidIdError(f"id {doc_id!r} belongs to system table {name!r}: use "
+                                 "ctx.db.system.get" if not system else
+                                 f"id {doc_id!r} is not an id of a system table")
         return name
 
     # -- the public API -------------------------------------------------------------------
     async def get(self, doc_id: str) -> Document | None:
         """The document with this id, or None."""
-        table = self._parse_id(doc_id)
+        return await self._get(doc_id, self._parse_id(doc_id))
+
+    async def _get(self, doc_id: str, table: str) -> Document | None:
         self._points.append((table, id_key(doc_id)))
         self._usage.range_read()
         row = await self._tx.get(table, doc_id)
@@ -128,6 +138,11 @@ class DatabaseReader:
         """A query over `table`, by creation time unless `.with_index(...)` says otherwise."""
         return Query(self, table)
 
+    @property
+    def system(self) -> SystemReader:
+        """Read access to the system tables (`_scheduled_functions`, `_cron_jobs`)."""
+        return SystemReader(self)
+
     def normalize_id(self, table: str, doc_id: Any) -> str | None:
         """`doc_id` when it is a valid id of `table`, else None."""
         self._table(table)
@@ -136,6 +151,19 @@ class DatabaseReader:
         except InvalidIdError:
             return None
         return str(doc_id)
+
+
+class SystemReader:
+    """`ctx.db.system`: `get(id)` and `query(table)` over the system tables."""
+
+    def __init__(self, db: DatabaseReader) -> None:
+        self._db = db
+
+    async def get(self, doc_id: str) -> Document | None:
+        return await self._db._get(doc_id, self._db._parse_id(doc_id, system=True))
+
+    def query(self, table: str) -> Query:
+        return Query(self._db, table, system=True)
 
 
 class DatabaseWriter(DatabaseReader):
@@ -175,7 +203,10 @@ class DatabaseWriter(DatabaseReader):
 
     async def insert(self, table: str, doc: Document) -> str:
         """Insert a document; returns its new `_id`."""
-        definition = self._table(table)
+        return await self._insert(table, doc, system=False)
+
+    async def _insert(self, table: str, doc: Document, system: bool) -> str:
+        definition = self._table(table, system)
         fields = validate_document(table, definition, doc)
         raw = self._encode(table, fields)
         doc_id = new_id(self._numbers[table])
@@ -186,9 +217,10 @@ class DatabaseWriter(DatabaseReader):
         self.writes.add(table, BY_ID, id_key(doc_id))
         return doc_id
 
-    async def _load(self, doc_id: Any, verb: str) -> tuple[str, TableDefinition, Document]:
-        table = self._parse_id(doc_id)
-        old = await self.get(doc_id)
+    async def _load(self, doc_id: Any, verb: str, system: bool = False
+                    ) -> tuple[str, TableDefinition, Document]:
+        table = self._parse_id(doc_id, system=system)
+        old = await self._get(doc_id, table)
         if old is None:
             raise WriteError(f"{verb}: document {doc_id!r} does not exist")
         return table, self._schema.tables[table], old
@@ -208,9 +240,12 @@ class DatabaseWriter(DatabaseReader):
 
     async def patch(self, doc_id: str, fields: Document) -> None:
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
+        await self._patch(doc_id, fields, system=False)
+
+    async def _patch(self, doc_id: str, fields: Document, system: bool) -> None:
         if not isinstance(fields, dict):
             raise WriteError(f"patch: fields must be an object, got {values.type_name(fields)}")
-        table, definition, old = await self._load(doc_id, "patch")
+        table, definition, old = await self._load(doc_id, "patch", system)
         merged = {k: v for k, v in old.items() if not k.startswith("_")}
         for name, value in fields.items():
             if isinstance(name, str) and name.startswith("_"):

@@ -18,6 +18,7 @@ from .loader import App
 from .reloader import AppSource, Reload
 from .storage import PushReport, Store
 from .subscriptions import SubscriptionManager
+from .system_tables import with_system_tables
 
 log = logging.getLogger("reactive_store")
 
@@ -87,7 +88,8 @@ class Deployment:
         store: Store | None = None
         try:
             store = await Store.open(url, s.namespace, max_size=s.pool_size)
-            self.push_report = await store.push_schema(app.schema, decode_row)
+            self.push_report = await store.push_schema(with_system_tables(app.schema),
+                                                       decode_row)
         except BaseException:
             if store is not None:
                 await store.close()
@@ -113,7 +115,8 @@ class Deployment:
             app, report = self.source.reload()
             try:
                 if app.schema.to_json() != old.schema.to_json():
-                    report.schema = await self.store.push_schema(app.schema, decode_row)
+                    report.schema = await self.store.push_schema(
+                        with_system_tables(app.schema), decode_row)
                     self.push_report = report.schema
             except BaseException:
                 self.source.revert(old)

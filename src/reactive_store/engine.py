@@ -29,6 +29,7 @@ from .limits import Limits
 from .loader import App
 from .readset import ReadSet, WriteSet
 from .storage import Store, TransientConflict
+from .system_tables import with_system_tables
 
 log = logging.getLogger("reactive_store.engine")
 
@@ -77,6 +78,16 @@ class Engine:
         self.config = config or EngineConfig()
         self._listeners: list[CommitListener] = []
 
+    @property
+    def app(self) -> App:
+        return self._app
+
+    @app.setter
+    def app(self, app: App) -> None:
+        # Swapped whole by a hot reload; `schema` is the app's plus the system tables.
+        self._app = app
+        self.schema = with_system_tables(app.schema)
+
     def on_commit(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
@@ -117,7 +128,7 @@ class Engine:
 
     def _reader(self, tx: Any) -> DatabaseReader:
         s = self.store
-        return DatabaseReader(tx, self.app.schema, s.table_numbers, s.table_names,
+        return DatabaseReader(tx, self.schema, s.table_numbers, s.table_names,
                               self.config.limits)
 
     async def run_query(
@@ -191,7 +202,7 @@ class Engine:
         """
         spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
         s = self.store
-        schema = self.app.schema
+        schema = self.schema
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:

@@ -152,10 +152,10 @@ def decode_cursor(cursor: Any) -> bytes:
 class Query:
     """A lazy query over one table; nothing is read until it is consumed."""
 
-    def __init__(self, db: DatabaseReader, table: str) -> None:
+    def __init__(self, db: DatabaseReader, table: str, system: bool = False) -> None:
         self._db = db
         self._table = table
-        self._definition = db._table(table)
+        self._definition = db._table(table, system)
         self._index = all_indexes(self._definition)[BY_CREATION_TIME]
         self._range: IndexRange | None = None
         self._desc = False
