@@ -1,8 +1,10 @@
 """reactive-store: a self-hosted, Convex-style real-time backend for Python on PostgreSQL."""
 
+from .crons import Crons
 from .db import UNSET
 from .errors import ConvexError
 from .functions import action, internal_action, internal_mutation, internal_query, mutation, query
+from .http_router import HttpRouter
 from .schema import define_schema, define_table
 from .validators import v
 
@@ -11,6 +13,8 @@ __version__ = "0.1.0"
 __all__ = [
     "UNSET",
     "ConvexError",
+    "Crons",
+    "HttpRouter",
     "__version__",
     "action",
     "define_schema",

@@ -41,6 +41,7 @@ class MutationCtx:
         self.auth = Auth(identity)
         self._now = time.time() * 1000.0
         self._random: random.Random | None = None
+        self.scheduler: Any = None  # set by the engine: scheduler.Scheduler
 
     def now(self) -> float:
         """Milliseconds since the epoch, fixed for this attempt."""
@@ -60,6 +61,7 @@ class ActionCtx:
         self._engine = engine
         self._identity = identity
         self.auth = Auth(identity)
+        self.scheduler: Any = None  # set by the engine: scheduler.ActionScheduler
 
     async def run_query(self, fn: Any, args: dict[str, Any] | None = None) -> Any:
         result = await self._engine.run_query(fn, args or {}, self._identity, internal_ok=True)

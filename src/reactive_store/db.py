@@ -280,7 +280,13 @@ class DatabaseWriter(DatabaseReader):
 
     async def delete(self, doc_id: str) -> None:
         """Delete the document."""
-        table, definition, old = await self._load(doc_id, "delete")
+        await self._delete(doc_id, system=False)
+
+    async def _delete_system(self, doc_id: str) -> None:
+        await self._delete(doc_id, system=True)
+
+    async def _delete(self, doc_id: str, system: bool) -> None:
+        table, definition, old = await self._load(doc_id, "delete", system)
         await self._tx.delete(table, doc_id)
         self._usage.document_written(0)
         self._record_keys(table, index_keys(definition, old))

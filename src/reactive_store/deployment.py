@@ -14,7 +14,9 @@ import orjson
 from . import values
 from .commits import CommitStream
 from .engine import Engine, EngineConfig
+from .jobs import JobRunner
 from .loader import App
+from .readset import WriteSet
 from .reloader import AppSource, Reload
 from .storage import PushReport, Store
 from .subscriptions import SubscriptionManager
@@ -37,6 +39,9 @@ class Settings:
     commit_retention_s: float = 900.0
     request_retention_s: float = 3600.0
     prune_every_s: float = 60.0
+    run_jobs: bool = True  # run scheduled functions and crons in this process
+    job_concurrency: int = 8  # scheduled functions running at once
+    job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
 
 
 def decode_row(doc_id: str, creation_time: float, raw: bytes) -> dict[str, Any]:
@@ -70,6 +75,7 @@ class Deployment:
         self.source: AppSource | None = None
         self._reload_lock = asyncio.Lock()
         self.on_started: Callable[[], None] | None = None
+        self.jobs: JobRunner | None = None
 
     async def start(self) -> Engine:
         s = self.settings
@@ -98,9 +104,19 @@ class Deployment:
         self.app, self.store = app, store
         self.engine = Engine(store, app, s.engine)
         self.subscriptions = SubscriptionManager(self.engine)
-        self.commits = CommitStream(store, self.subscriptions.process_commit)
+        self.jobs = JobRunner(self.engine, concurrency=s.job_concurrency)
+        manager, jobs = self.subscriptions, self.jobs
+
+        def on_commit(ts: int, writes: WriteSet) -> None:
+            manager.process_commit(ts, writes)
+            jobs.on_commit(ts, writes)
+
+        self.commits = CommitStream(store, on_commit)
         processed = await self.commits.start()
         self.subscriptions.start(processed)
+        if s.run_jobs:
+            await self.jobs.sync_crons(app.crons)
+            self.jobs.start()
         self._maintenance = asyncio.create_task(self._prune_forever(store))
         if self.on_started is not None:
             self.on_started()
@@ -125,6 +141,8 @@ class Deployment:
             self.engine.app = app
             if self.subscriptions is not None:
                 self.subscriptions.rerun_all()
+            if self.jobs is not None and self.settings.run_jobs:
+                await self.jobs.sync_crons(app.crons)
         return report
 
     async def _prune_forever(self, store: Store) -> None:
@@ -137,6 +155,9 @@ class Deployment:
                 log.exception("pruning the commit log failed")
 
     async def stop(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.stop(self.settings.job_grace_s)
+            self.jobs = None
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)

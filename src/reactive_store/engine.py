@@ -28,12 +28,13 @@ from .ids import TABLE_NAMES
 from .limits import Limits
 from .loader import App
 from .readset import ReadSet, WriteSet
-from .storage import Store, TransientConflict
+from .storage import Store, Transaction, TransientConflict
 from .system_tables import with_system_tables
 
 log = logging.getLogger("reactive_store.engine")
 
 CommitListener = Callable[[int, WriteSet], Awaitable[None] | None]
+WriteBody = Callable[["DatabaseWriter", "Transaction"], Awaitable["tuple[Any, Any] | Outcome"]]
 
 
 @dataclass
@@ -195,29 +196,53 @@ class Engine:
     ) -> Outcome:
         """Run a mutation as one SERIALIZABLE transaction, re-running it on conflict.
 
-        The commit timestamp is taken inside the transaction (storage orders commits), and
-        listeners hear of the write set only after COMMIT has succeeded. `request` (client
-        session id, request id) records the result with the commit; with `replay_possible`
-        a request already committed returns its recorded result and timestamp unrun.
+        `request` (client session id, request id) records the result with the commit; with
+        `replay_possible` a request already committed returns its recorded result and
+        timestamp unrun.
         """
         spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
+
+        async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any] | Outcome:
+            if request is not None and replay_possible:
+                done = await tx.find_mutation(*request)
+                if done is not None:
+                    encoded = orjson.loads(done[1])
+                    return Outcome(values.decode(encoded), encoded, ts=done[0])
+            return await self._call(spec, self.mutation_ctx(db, identity), checked)
+
+        return await self.transact(spec.path or "mutation", body, request)
+
+    def mutation_ctx(self, db: DatabaseWriter, identity: Identity | None) -> MutationCtx:
+        from .scheduler import Scheduler
+
+        ctx = MutationCtx(db, identity)
+        ctx.scheduler = Scheduler(self, db, ctx.now())
+        return ctx
+
+    async def transact(
+        self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
+    ) -> Outcome:
+        """Run `body(db, tx)` in one SERIALIZABLE transaction, again on every conflict.
+
+        The commit timestamp is taken inside the transaction (storage orders commits), and
+        listeners hear of the write set only after COMMIT has succeeded. `body` returns
+        (value, encoded), or a finished Outcome to end without writing.
+        """
         s = self.store
         schema = self.schema
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:
-                    if request is not None and replay_possible:
-                        done = await tx.find_mutation(*request)
-                        if done is not None:
-                            encoded = orjson.loads(done[1])
-                            return Outcome(values.decode(encoded), encoded, ts=done[0])
                     db = DatabaseWriter(tx, schema, s.table_numbers, s.table_names,
                                         self.config.limits)
-                    value, encoded = await self._call(spec, MutationCtx(db, identity), checked)
+                    result = await body(db, tx)
+                    if isinstance(result, Outcome):
+                        return result
+                    value, encoded = result
                     ts = None
                     if db.writes:
-                        result = orjson.dumps(encoded).decode() if request else None
-                        ts = await tx.commit_writes(db.writes.to_text(), request, result)
+                        recorded = orjson.dumps(encoded).decode() if request else None
+                        ts = await tx.commit_writes(db.writes.to_text(), request, recorded)
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
                 continue
@@ -227,21 +252,33 @@ class Engine:
                 await self._publish(ts, db.writes)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise ConflictError(
-            f"{spec.path}: conflict with concurrent mutations: retried "
+            f"{label}: conflict with concurrent mutations: retried "
             f"{self.config.max_attempts} times"
         )
+
+    async def read(self, body: Callable[[DatabaseReader], Awaitable[Any]]) -> Any:
+        """Run `body(db)` in one read-only snapshot (internal readers: the scheduler)."""
+        async with self.store.read() as tx:
+            return await body(self._reader(tx))
 
     async def run_action(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
     ) -> Outcome:
         """Run an action outside any transaction; it reaches data through ctx.run_*."""
         spec, checked = self._prepare(ref, args, Kind.ACTION, internal_ok)
-        result = spec.handler(ActionCtx(self, identity), **checked)
+        result = spec.handler(self.action_ctx(identity), **checked)
         if inspect.isawaitable(result):
             result = await result
         if spec.returns is not None:
             result = spec.returns.validate(result, f"{spec.path}: return value")
         return Outcome(result, values.encode(result, "return value"))
+
+    def action_ctx(self, identity: Identity | None) -> ActionCtx:
+        from .scheduler import ActionScheduler
+
+        ctx = ActionCtx(self, identity)
+        ctx.scheduler = ActionScheduler(self)
+        return ctx
 
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:

@@ -11,8 +11,10 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from .crons import Crons
 from .errors import ReactiveStoreError
 from .functions import FunctionSpec, Registry
+from .http_router import HttpRouter
 from .schema import Schema, define_schema
 
 _counter = itertools.count()
@@ -26,12 +28,14 @@ class AppLoadError(ReactiveStoreError):
 
 @dataclass
 class App:
-    """A loaded app: its folder, schema and function registry."""
+    """A loaded app: its folder, schema, function registry, crons and HTTP routes."""
 
     root: Path
     schema: Schema
     functions: Registry
     package: str
+    crons: Crons | None = None
+    http: HttpRouter | None = None
 
 
 def _package(root: Path) -> str:
@@ -92,6 +96,8 @@ def load_into(root: Path, package: str | None) -> App:
             )
         schema = found
     registry = Registry()
+    crons: Crons | None = None
+    http: HttpRouter | None = None
     functions_dir = root / "functions"
     if functions_dir.is_dir():
         for file in sorted(functions_dir.rglob("*.py")):
@@ -100,13 +106,18 @@ def load_into(root: Path, package: str | None) -> App:
                 continue
             dotted = ".".join(rel.with_suffix("").parts)
             module = _import(f"{package}.functions.{dotted}", root)
+            name = module_path(functions_dir, file)
+            if name == "crons" and isinstance(getattr(module, "crons", None), Crons):
+                crons = module.crons
+            if name == "http" and isinstance(getattr(module, "http", None), HttpRouter):
+                http = module.http
             for attr, value in vars(module).items():
                 if not isinstance(value, FunctionSpec) or attr.startswith("_"):
                     continue
                 if getattr(value.handler, "__module__", None) != module.__name__:
                     continue  # imported from another module: registered under that one
                 registry.add(f"{module_path(functions_dir, file)}:{attr}", value)
-    return App(root, schema, registry, package)
+    return App(root, schema, registry, package, crons, http)
 
 
 def unload_app(app: App) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import values
@@ -26,6 +27,7 @@ from .dev import DevReloader
 from .engine import Engine, Outcome
 from .errors import BadRequest
 from .functions import Kind
+from .http_router import HttpRoute
 from .protocol import ProtocolError, error_body
 from .timestamps import decode_ts, encode_ts
 
@@ -192,6 +194,21 @@ class HttpApi:
         return JSONResponse({"results": results})
 
 
+async def run_http_route(engine: Engine | None, route: HttpRoute, request: Request) -> Response:
+    """Call a user's HTTP handler with the action ctx; a crash is a 500 with no details."""
+    assert engine is not None
+    try:
+        response = await route.handler(engine.action_ctx(None), request)
+    except Exception:
+        log.exception("HTTP route %s %s failed", route.method, route.path)
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    if not isinstance(response, Response):
+        log.error("HTTP route %s %s returned %r, not a Response", route.method, route.path,
+                  type(response).__name__)
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    return response
+
+
 async def _bad_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BadRequest)
     return JSONResponse({"code": exc.code, "message": exc.message}, status_code=400)
@@ -287,9 +304,27 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/query_batch", api.query_batch, methods=["POST"]),
     ]
     web = deployment.settings.app_dir / "web" if hasattr(deployment, "settings") else None
-    if web is not None and web.is_dir():
-        # The app's own front end (index.html and its assets), served at `/`.
-        routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
+    static = StaticFiles(directory=web, html=True) if web is not None and web.is_dir() else None
+
+    async def app_routes(scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's HTTP routes (functions/http.py), then its web/ folder, then 404."""
+        engine = deployment.engine
+        router = engine.app.http if engine is not None else None
+        if scope["type"] == "http" and router is not None:
+            route, path_known = router.match(scope["method"], scope["path"])
+            if route is not None:
+                response = await run_http_route(engine, route, Request(scope, receive))
+                await response(scope, receive, send)
+                return
+            if path_known:
+                await PlainTextResponse("Method Not Allowed", 405)(scope, receive, send)
+                return
+        if static is not None:
+            await static(scope, receive, send)
+            return
+        await PlainTextResponse("Not Found", 404)(scope, receive, send)
+
+    routes.append(Mount("/", app_routes))
     middleware = [
         Middleware(
             CORSMiddleware,

@@ -118,6 +118,14 @@ class Transaction:
         rec = await self._run(lambda: self._conn.fetchrow(sql, doc_id))
         return None if rec is None else Row(rec[0], rec[1], rec[2], None)
 
+    async def lock(self, table: str, doc_id: str) -> Row | None:
+        """The row, locked FOR UPDATE until the end of the transaction; None when it is
+        missing or another transaction holds it (SKIP LOCKED: workers never wait)."""
+        sql = (f"SELECT _id, _creation_time, doc FROM {self._n.table(table)} WHERE _id = $1 "
+               "FOR UPDATE SKIP LOCKED")
+        rec = await self._run(lambda: self._conn.fetchrow(sql, doc_id))
+        return None if rec is None else Row(rec[0], rec[1], rec[2], None)
+
     async def scan(
         self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool, limit: int
     ) -> list[Row]:
