@@ -1,0 +1,139 @@
+"""Crons (cadence, missed runs, bad declarations) and HTTP routes, on real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from reactive_store.crons import Crons
+from reactive_store.http_router import HttpRouter
+from support import new_namespace, write_app
+
+SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({"ticks": define_table({"name": v.string()})})
+"""
+FUNCTIONS = """
+from reactive_store import internal_mutation, query, v
+
+@internal_mutation(args={"name": v.string()})
+async def tick(ctx, name):
+    await ctx.db.insert("ticks", {"name": name})
+
+@query(args={})
+async def ticks(ctx):
+    return [t["name"] for t in await ctx.db.query("ticks").collect()]
+
+@query(args={"name": v.string()})
+async def runs(ctx, name):
+    return await ctx.db.system.query("_scheduled_functions").with_index(
+        "by_cron", lambda q: q.eq("cron", name)).collect()
+"""
+CRONS = """
+from reactive_store import Crons
+from .work import tick
+
+crons = Crons()
+crons.interval("fast", seconds=1, fn=tick, args={"name": "fast"})
+crons.cron("broken", "61 * * * *", fn="work:tick", args={"name": "never"})
+crons.daily("digest", hour=3, fn="work:tick", args={"name": "digest"})
+"""
+HTTP = """
+from starlette.responses import JSONResponse, PlainTextResponse
+from reactive_store import HttpRouter
+
+http = HttpRouter()
+
+@http.route("/hooks/echo", method="POST")
+async def echo(ctx, request):
+    body = await request.json()
+    await ctx.run_mutation("work:tick", {"name": body["name"]})
+    return JSONResponse({"stored": body["name"], "ticks": await ctx.run_query("work:ticks")})
+
+@http.route(path_prefix="/files/")
+async def files(ctx, request):
+    return PlainTextResponse("file " + request.url.path.removeprefix("/files/"))
+
+@http.route("/boom")
+async def boom(ctx, request):
+    raise RuntimeError("secret internals")
+
+@http.route("/wrong")
+async def wrong(ctx, request):
+    return {"not": "a response"}
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return write_app(tmp_path / "app", {"schema/__init__.py": SCHEMA,
+                                        "functions/work.py": FUNCTIONS,
+                                        "functions/crons.py": CRONS,
+                                        "functions/http.py": HTTP})
+
+
+async def test_interval_cron_cadence_and_history(app: Path, deploy: Any,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    engine = await deploy(app)
+    assert engine.app.crons.errors and "'61 * * * *'" in engine.app.crons.errors[0]
+    await asyncio.sleep(2.6)
+    ticks = (await engine.run_query("work:ticks", {})).value
+    assert 2 <= ticks.count("fast") <= 3 and "never" not in ticks
+    runs = (await engine.run_query("work:runs", {"name": "fast"})).value
+    assert len(runs) == ticks.count("fast")
+    assert all(r["state"]["kind"] == "success" for r in runs if r["completedTime"])
+
+
+async def test_a_missed_cron_runs_once_on_start(app: Path, deploy: Any) -> None:
+    write_app(app, {"functions/crons.py": CRONS.replace("seconds=1", "seconds=0.4")})
+    namespace = new_namespace()
+    first = await deploy(app, namespace=namespace)
+    await first.deployment.stop()
+    stopped = time.time() * 1000
+    await asyncio.sleep(1.5)  # three ticks missed while no server ran
+    started = time.time() * 1000
+    second = await deploy(app, namespace=namespace)
+    await asyncio.sleep(0.1)
+    runs = (await second.run_query("work:runs", {"name": "fast"})).value
+    missed = [r for r in runs if stopped < r["scheduledTime"] < started + 50]
+    assert len(missed) == 1, "missed ticks run once on start, not once per tick"
+
+
+def test_declaration_errors() -> None:
+    crons = Crons()
+    crons.interval("zero", seconds=0, fn="m:f")
+    crons.cron("a", "* * * * *", fn="m:f")
+    crons.cron("a", "* * * * *", fn="m:f")
+    crons.weekly("w", day_of_week="friday", hour=17, fn="m:f")
+    assert list(crons.jobs) == ["a", "w"] and crons.jobs["w"].schedule == "0 17 * * 5"
+    assert any("positive" in e for e in crons.errors)
+    assert any("declared twice" in e for e in crons.errors)
+    http = HttpRouter()
+    for bad, message in [({"path": "/api/x"}, "reserved"), ({"path": "nope"}, "start with"),
+                         ({"path_prefix": "/p"}, "end with '/'"), ({}, "exactly one")]:
+        with pytest.raises(ValueError, match=message):
+            http.route(**bad)  # type: ignore[arg-type]
+
+
+async def test_http_routes(app: Path, serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = await serve(app)
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/hooks/echo", json={"name": "web"})
+        assert response.status_code == 200
+        assert response.json() == {"stored": "web", "ticks": ["web"]}
+        assert (await client.get("/files/a/b.txt")).text == "file a/b.txt"
+        assert (await client.get("/hooks/echo")).status_code == 405
+        assert (await client.get("/nothing-here")).status_code == 404
+        with caplog.at_level(logging.ERROR):
+            crashed = await client.get("/boom")
+        assert crashed.status_code == 500 and "secret" not in crashed.text
+        assert "secret internals" in caplog.text
+        assert (await client.get("/wrong")).status_code == 500
+        assert (await client.post("/api/query", json={"path": "work:ticks", "args": {}})
+                ).json()["value"] == ["web"]

@@ -1,0 +1,199 @@
+"""Scheduled functions and crons on real Postgres: durable, transactional, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reactive_store.errors import FunctionNotFound, ValidationError
+from support import new_namespace, write_app
+
+SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({
+    "events": define_table({"tag": v.string()}).index("by_tag", ["tag"]),
+})
+"""
+FUNCTIONS = """
+from reactive_store import (ConvexError, action, internal_action, internal_mutation, mutation,
+                            query, v)
+
+@internal_mutation(args={"tag": v.string()})
+async def record(ctx, tag):
+    await ctx.db.insert("events", {"tag": tag})
+    return tag.upper()
+
+@internal_action(args={"fail": v.boolean()})
+async def remote(ctx, fail):
+    if fail:
+        raise RuntimeError("the remote API said no")
+    await ctx.run_mutation("work:record", {"tag": "from-action"})
+    return "done"
+
+@mutation(args={"tag": v.string(), "delay": v.float64()})
+async def later(ctx, tag, delay):
+    return await ctx.scheduler.run_after(delay, "work:record", {"tag": tag})
+
+@mutation(args={"tag": v.string()})
+async def later_then_fail(ctx, tag):
+    await ctx.scheduler.run_after(0, "work:record", {"tag": tag})
+    raise ConvexError("changed my mind")
+
+@mutation(args={"fn": v.string(), "args": v.any()})
+async def schedule(ctx, fn, args):
+    return await ctx.scheduler.run_after(0, fn, args)
+
+@mutation(args={"fail": v.boolean()})
+async def call_remote(ctx, fail):
+    return await ctx.scheduler.run_at(ctx.now(), remote, {"fail": fail})
+
+@mutation(args={"id": v.string()})
+async def cancel(ctx, id):
+    await ctx.scheduler.cancel(id)
+
+@action(args={"tag": v.string()})
+async def from_action(ctx, tag):
+    return await ctx.scheduler.run_after(0, "work:record", {"tag": tag})
+
+@query(args={"id": v.string()})
+async def job(ctx, id):
+    return await ctx.db.system.get(id)
+
+@query(args={})
+async def jobs(ctx):
+    return await ctx.db.system.query("_scheduled_functions").collect()
+
+@query(args={"tag": v.string()})
+async def count(ctx, tag):
+    return len(await ctx.db.query("events").with_index("by_tag", lambda q: q.eq("tag", tag))
+               .collect())
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return write_app(tmp_path / "app", {"schema/__init__.py": SCHEMA,
+                                        "functions/work.py": FUNCTIONS})
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def finished(engine: Any, job_id: str) -> dict[str, Any]:
+    async def done() -> Any:
+        job = (await engine.run_query("work:job", {"id": job_id})).value
+        return job if job["state"]["kind"] not in ("pending", "inProgress") else None
+
+    result: dict[str, Any] = await until(done)
+    return result
+
+
+async def test_a_scheduled_mutation_runs_once_and_records_its_result(
+    app: Path, deploy: Any
+) -> None:
+    engine = await deploy(app)
+    job_id = (await engine.run_mutation("work:later", {"tag": "a", "delay": 0.2})).value
+    pending = (await engine.run_query("work:job", {"id": job_id})).value
+    assert pending["state"] == {"kind": "pending"} and pending["name"] == "work:record"
+    job = await finished(engine, job_id)
+    assert job["state"] == {"kind": "success"} and job["result"] == "A"
+    assert job["completedTime"] >= job["scheduledTime"]
+    assert (await engine.run_query("work:count", {"tag": "a"})).value == 1
+
+
+async def test_scheduling_is_transactional(app: Path, deploy: Any) -> None:
+    engine = await deploy(app)
+    with pytest.raises(Exception, match="changed my mind"):
+        await engine.run_mutation("work:later_then_fail", {"tag": "ghost"})
+    assert (await engine.run_query("work:jobs", {})).value == []
+
+
+@pytest.mark.parametrize(
+    ("fn", "args", "error", "message"),
+    [
+        ("work:missing", {}, FunctionNotFound, "work:missing"),
+        ("work:record", {"tag": 5}, ValidationError, "args.tag: expected string"),
+        ("work:record", {}, ValidationError, "missing required field 'tag'"),
+        ("work:count", {"tag": "x"}, ValidationError, "only mutations and actions"),
+    ],
+)
+async def test_bad_schedules_are_refused_in_the_mutation(
+    app: Path, deploy: Any, fn: str, args: Any, error: type[Exception], message: str
+) -> None:
+    engine = await deploy(app)
+    with pytest.raises(error, match=message):
+        await engine.run_mutation("work:schedule", {"fn": fn, "args": args})
+    assert (await engine.run_query("work:jobs", {})).value == []
+
+
+async def test_actions_run_at_most_once_and_failures_are_recorded(
+    app: Path, deploy: Any
+) -> None:
+    engine = await deploy(app)
+    ok = (await engine.run_mutation("work:call_remote", {"fail": False})).value
+    bad = (await engine.run_mutation("work:call_remote", {"fail": True})).value
+    assert (await finished(engine, ok))["result"] == "done"
+    failed = await finished(engine, bad)
+    assert failed["state"] == {"kind": "failed",
+                               "error": "Uncaught RuntimeError: the remote API said no"}
+    await asyncio.sleep(0.3)
+    assert (await engine.run_query("work:job", {"id": bad})).value["state"]["kind"] == "failed"
+    assert (await engine.run_query("work:count", {"tag": "from-action"})).value == 1
+    from_action = (await engine.run_action("work:from_action", {"tag": "act"})).value
+    assert (await finished(engine, from_action))["state"]["kind"] == "success"
+
+
+async def test_cancel(app: Path, deploy: Any) -> None:
+    engine = await deploy(app)
+    job_id = (await engine.run_mutation("work:later", {"tag": "c", "delay": 0.5})).value
+    await engine.run_mutation("work:cancel", {"id": job_id})
+    await asyncio.sleep(0.8)
+    job = (await engine.run_query("work:job", {"id": job_id})).value
+    assert job["state"] == {"kind": "canceled"}
+    assert (await engine.run_query("work:count", {"tag": "c"})).value == 0
+
+
+async def test_jobs_survive_a_restart(app: Path, deploy: Any) -> None:
+    namespace = new_namespace()
+    first = await deploy(app, namespace=namespace)
+    job_id = (await first.run_mutation("work:later", {"tag": "r", "delay": 1.0})).value
+    await first.deployment.stop()
+    second = await deploy(app, namespace=namespace)
+    assert (await finished(second, job_id))["state"]["kind"] == "success"
+    assert (await second.run_query("work:count", {"tag": "r"})).value == 1
+
+
+async def test_two_processes_run_each_job_exactly_once(app: Path, deploy: Any) -> None:
+    namespace = new_namespace()
+    a = await deploy(app, namespace=namespace)
+    await deploy(app, namespace=namespace)
+    ids = await asyncio.gather(*[
+        a.run_mutation("work:later", {"tag": "race", "delay": 0.3}) for _ in range(40)])
+    for outcome in ids:
+        assert (await finished(a, outcome.value))["state"]["kind"] == "success"
+    assert (await a.run_query("work:count", {"tag": "race"})).value == 40
+
+
+async def test_a_job_for_a_deleted_function_fails_clearly(app: Path, deploy: Any) -> None:
+    engine = await deploy(app)
+    job_id = (await engine.run_mutation("work:later", {"tag": "gone", "delay": 0.6})).value
+    (app / "functions" / "work.py").write_text(FUNCTIONS.replace(
+        '@internal_mutation(args={"tag": v.string()})\nasync def record',
+        '@internal_mutation(args={"tag": v.string()})\nasync def renamed'))
+    await engine.deployment.reload()
+    job = await finished(engine, job_id)
+    assert job["state"]["kind"] == "failed"
+    assert "no longer exists" in job["state"]["error"] and "work:record" in job["state"]["error"]
