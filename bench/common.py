@@ -135,8 +135,9 @@ class HttpConnection:
         self._writer.close()
 
 
-def report(name: str, ours: float, baseline: float, target: float, unit: str = "ops/s") -> None:
+def report(name: str, ours: float, baseline: float, target: float, unit: str = "ops/s",
+           baseline_name: str = "raw asyncpg") -> None:
     ratio = ours / baseline if baseline else 0.0
     verdict = "meets" if ratio >= target else "short of"
-    print(f"{name}: reactive-store {ours:,.0f} {unit} | raw asyncpg {baseline:,.0f} {unit} | "
-          f"ratio {ratio:.2f}x ({verdict} target {target}x)")
+    print(f"{name}: reactive-store {ours:,.0f} {unit} | {baseline_name} {baseline:,.0f} {unit} "
+          f"| ratio {ratio:.2f}x ({verdict} target {target}x)")

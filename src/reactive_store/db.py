@@ -242,10 +242,16 @@ class DatabaseWriter(DatabaseReader):
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
         await self._patch(doc_id, fields, system=False)
 
-    async def _patch(self, doc_id: str, fields: Document, system: bool) -> None:
+    async def _patch(self, doc_id: str, fields: Document, system: bool,
+                     current: Document | None = None) -> None:
+        """Patch; `current` is the document as this transaction already read it, if so."""
         if not isinstance(fields, dict):
             raise WriteError(f"patch: fields must be an object, got {values.type_name(fields)}")
-        table, definition, old = await self._load(doc_id, "patch", system)
+        if current is None:
+            table, definition, old = await self._load(doc_id, "patch", system)
+        else:
+            table = self._parse_id(doc_id, system=system)
+            definition, old = self._schema.tables[table], current
         merged = {k: v for k, v in old.items() if not k.startswith("_")}
         for name, value in fields.items():
             if isinstance(name, str) and name.startswith("_"):

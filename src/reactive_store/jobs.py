@@ -22,6 +22,7 @@ from .db import DatabaseReader, DatabaseWriter
 from .engine import Engine, Outcome
 from .errors import FunctionNotFound
 from .functions import Kind
+from .keys import encode_tuple
 from .protocol import error_body
 from .readset import WriteSet
 from .scheduler import job_document
@@ -31,7 +32,9 @@ from .system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
 log = logging.getLogger("reactive_store.jobs")
 
 IDLE_POLL_SECONDS = 30.0
+COALESCE_SECONDS = 0.005
 BATCH = 128
+_PENDING = encode_tuple(["pending"])
 
 
 def _now() -> float:
@@ -50,7 +53,12 @@ class JobRunner:
         self._stopping = False
 
     def on_commit(self, ts: int, writes: WriteSet) -> None:
-        if any(table in (SCHEDULED_FUNCTIONS, CRON_JOBS) for table, _ in writes.keys):
+        # Only a commit that wrote a pending job's key (a new or rescheduled job; finishing
+        # one writes its old pending key too, which is harmless) or a cron can change what
+        # is due; jobs finishing would otherwise wake the loop once each.
+        pending = writes.keys.get((SCHEDULED_FUNCTIONS, "by_state"), ())
+        if any(key.startswith(_PENDING) for key in pending) or any(
+                table == CRON_JOBS for table, _ in writes.keys):
             self._wake.set()
 
     def start(self) -> None:
@@ -80,6 +88,7 @@ class JobRunner:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+            await asyncio.sleep(COALESCE_SECONDS)  # one scan for a burst of commits
 
     async def _tick(self) -> float:
         """Start every due job and cron; return how long to sleep before the next one."""
@@ -139,8 +148,8 @@ class JobRunner:
         row = await tx.lock(SCHEDULED_FUNCTIONS, job_id)
         if row is None:
             return None  # another process holds it
-        job = await db.system.get(job_id)
-        return job if job is not None and job["state"]["kind"] == "pending" else None
+        job = db._decode(row)
+        return job if job["state"]["kind"] == "pending" else None
 
     async def _run_mutation_job(self, job_id: str) -> None:
         engine = self.engine
@@ -154,7 +163,7 @@ class JobRunner:
             checked = spec.args.validate(job["args"])
             value, encoded = await engine._call(spec, engine.mutation_ctx(db, None), checked)
             await db._patch(job_id, {"state": {"kind": "success"}, "result": value,
-                                     "completedTime": _now()}, system=True)
+                                     "completedTime": _now()}, system=True, current=job)
             return value, encoded
 
         try:
@@ -169,7 +178,7 @@ class JobRunner:
             job = await self._claim(db, tx, job_id)
             if job is None:
                 return Outcome(None, None)
-            await db._patch(job_id, {"state": {"kind": "inProgress"}}, system=True)
+            await db._patch(job_id, {"state": {"kind": "inProgress"}}, system=True, current=job)
             return job, None
 
         claimed = await engine.transact(f"scheduled {job_id}", claim)

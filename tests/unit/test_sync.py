@@ -378,7 +378,7 @@ def test_failure_at_subscribe_time_is_sent_once() -> None:
 
 def test_failure_does_not_block_other_queries() -> None:
     session = SyncSession()
-    bad, good = add(session, (1, None), (2, result(4, "ok")))
+    bad, _ = add(session, (1, None), (2, result(4, "ok")))
     bad.failure = {"errorMessage": "bad", "errorData": "d"}
     msg = transition_of(session.next_transition(4))
     assert sorted(mods(msg)) == [("QueryFailed", 1), ("QueryUpdated", 2)]
@@ -533,10 +533,18 @@ class World:
                     live.valid_until = ts
                 return
 
-    def rerun(self, key: str) -> None:
+    def rerun(self, key: str, latest: bool = False) -> None:
         live = self.lives[key]
-        lo = max(live.ts, min(self.processed, self.db_ts))
-        snapshot = self.rng.randrange(lo, self.db_ts + 1)
+        lo = max(live.ts, self.processed)
+        roll = self.rng.random()
+        if latest:
+            snapshot = self.db_ts
+        elif roll < 0.6:  # what the process has seen
+            snapshot = lo
+        elif roll < 0.8:  # an older snapshot: commits since may already invalidate it
+            snapshot = self.rng.randrange(live.ts, lo + 1)
+        else:  # newer than the commit stream has delivered
+            snapshot = self.rng.randrange(lo, self.db_ts + 1)
         first_later = next((ts for ts, k, _ in self.commits
                             if k == key and snapshot < ts <= self.processed), None)
         set_result(live, snapshot, self.value_at(key, snapshot), valid_until=first_later)
@@ -604,7 +612,7 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
                 assert client[qid] == ("ok", world.value_at(key, ts)), (qid, key, ts)
         return msg
 
-    for _ in range(150):
+    for _ in range(200):
         roll = rng.random()
         if roll < 0.15:
             base = session.received_query_set
@@ -634,25 +642,25 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
         elif roll < 0.2:
             session.authenticate(Authenticate(auths, "None", None, None))
             auths += 1
-        elif roll < 0.35:
+        elif roll < 0.3:
             world.commit(rng.choice(keys))
-        elif roll < 0.5:
+        elif roll < 0.47:
             world.process_one()
         elif roll < 0.65:
             stale = [k for k, lv in world.lives.items()
                      if not lv.result_hash or lv.valid_until is not None]
             if stale:
                 world.rerun(rng.choice(stale))
-        elif roll < 0.72:
+        elif roll < 0.68:
             in_flight.append(rng.choice(keys))
             session.mutations_in_flight += 1
-        elif roll < 0.8 and in_flight:
+        elif roll < 0.76 and in_flight:
             key = in_flight.pop(0)
             ts = world.commit(key)
             session.min_ts = max(session.min_ts, ts)
             session.force = True
             session.mutations_in_flight -= 1
-        else:
+        if rng.random() < 0.5:
             step_transition()
     # Settle: finish mutations, process every commit, re-run everything stale.
     for key in in_flight:
@@ -665,7 +673,7 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
         world.process_one()
     for key, live in world.lives.items():
         if not live.result_hash or live.valid_until is not None or live.ts > world.processed:
-            world.rerun(key)
+            world.rerun(key, latest=True)
             assert live.valid_until is None
     out = step_transition()
     assert not isinstance(out, Waiting)
