@@ -38,14 +38,16 @@ class WriteLog:
 
         This is the check that lets a result computed at snapshot `since` be used at any
         later timestamp up to `upto` (default: everything processed): the same overlap test
-        decides subscription invalidation. Below the retained window it answers conservatively
-        with the oldest retained commit.
+        decides subscription invalidation. Below the retained window it answers
+        conservatively: `since + 1`.
         """
         end = self.processed_ts if upto is None else min(upto, self.processed_ts)
         if since >= end:
             return None
         if since < self.floor:
-            return self.floor + 1 if not self._ts else self._ts[0]
+            # Commits in (since, floor] were evicted: nothing can be proven about them, so
+            # the result counts as invalid from the first timestamp after its snapshot.
+            return since + 1
         start = bisect.bisect_right(self._ts, since)
         for i in range(start, len(self._ts)):
             ts = self._ts[i]
