@@ -16,11 +16,19 @@ class ReactiveStoreError(Exception):
 
 
 class ConvexError(Exception):
-    """Raised by a function to send structured `data` to the client as `errorData`."""
+    """Raised by a function to send structured `data` to the client as `errorData`.
+
+    The client's error message is `data` when it is a string, else `data["message"]` when
+    that is a string, else "ConvexError".
+    """
 
     def __init__(self, data: Any) -> None:
-        super().__init__(data if isinstance(data, str) else "ConvexError")
+        message = data if isinstance(data, str) else "ConvexError"
+        if isinstance(data, dict) and isinstance(data.get("message"), str):
+            message = data["message"]
+        super().__init__(message)
         self.data = data
+        self.message = message
 
 
 class ValidationError(ReactiveStoreError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
                 raise TypeError(f"@{kind.value} decorates a function, got {handler!r}")
             return FunctionSpec(
                 kind, visibility, handler, ArgsSpec(validator), returns,
-                doc=(handler.__doc__ or "").strip(),
+                doc=inspect.cleandoc(handler.__doc__ or ""),
             )
 
         return wrap if fn is None else wrap(fn)

@@ -235,7 +235,7 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
     """
     if isinstance(exc, ConvexError):
-        message = exc.data if isinstance(exc.data, str) else "ConvexError"
+        message = exc.message
         try:
             data = values.encode(exc.data, "errorData")
         except ReactiveStoreError:

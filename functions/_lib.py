@@ -1,0 +1,37 @@
+"""Helpers shared by the bundled app's functions (not functions themselves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactive_store import ConvexError, v
+
+DEFAULT_LIST_LIMIT = 200
+PAGINATION = v.optional(v.object({
+    "numItems": v.float64(),
+    "cursor": v.union(v.string(), v.null()),
+    "endCursor": v.optional(v.union(v.string(), v.null())),
+}))
+
+
+async def must_get(ctx: Any, doc_id: str, what: str) -> dict[str, Any]:
+    """The document, or a `not_found` ConvexError naming what was missing."""
+    doc = await ctx.db.get(doc_id)
+    if doc is None:
+        raise ConvexError({"code": "not_found", "what": what, "id": doc_id,
+                           "message": f"{what} {doc_id} does not exist"})
+    return doc
+
+
+async def touch_session(ctx: Any, session_id: str) -> None:
+    """Move a session's updatedAt, so session lists sort by activity."""
+    await ctx.db.patch(session_id, {"updatedAt": ctx.now()})
+
+
+async def list_or_page(query: Any, pagination: dict[str, Any] | None) -> Any:
+    """Without pagination options: the newest DEFAULT_LIST_LIMIT, oldest first.
+    With them: a page in ascending order, as `paginate` returns it."""
+    if pagination is None:
+        newest = await query.order("desc").take(DEFAULT_LIST_LIMIT)
+        return list(reversed(newest))
+    return await query.paginate(pagination)

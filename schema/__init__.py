@@ -1,0 +1,88 @@
+"""The bundled app's schema: chat sessions and messages, work orders, orchestrations, and
+stored webhook events. Times are milliseconds since the epoch."""
+
+from reactive_store import define_schema, define_table, v
+
+ROLES = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
+STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")
+LINK_KINDS = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
+
+schema = define_schema({
+    "chat_sessions": define_table({
+        "userId": v.string(),
+        "title": v.string(),
+        "createdAt": v.float64(),
+        "updatedAt": v.float64(),
+    }).index("by_user_updated", ["userId", "updatedAt"]).index("by_updated", ["updatedAt"]),
+    "chat_messages": define_table({
+        "sessionId": v.id("chat_sessions"),
+        "role": ROLES,
+        "content": v.string(),
+        "metadata": v.optional(v.any()),
+        "createdAt": v.float64(),
+    }).index("by_session_created", ["sessionId", "createdAt"]),
+    "work_orders": define_table({
+        "sessionId": v.id("chat_sessions"),
+        "workflowType": v.string(),
+        "prompt": v.string(),
+        "title": v.string(),
+        "status": v.union(*(v.literal(s) for s in STATUSES)),
+        "requestedBy": v.string(),
+        "createdAt": v.float64(),
+        "updatedAt": v.float64(),
+    }).index("by_session_created", ["sessionId", "createdAt"])
+      .index("by_status_updated", ["status", "updatedAt"]),
+    "work_order_args": define_table({
+        "workOrderId": v.id("work_orders"),
+        "name": v.string(),
+        "value": v.any(),
+    }).index("by_order_name", ["workOrderId", "name"]),
+    "work_order_targets": define_table({
+        "workOrderId": v.id("work_orders"),
+        "targetRepo": v.string(),
+        "targetBranch": v.string(),
+    }).index("by_order", ["workOrderId"]),
+    "work_order_links": define_table({
+        "workOrderId": v.id("work_orders"),
+        "kind": LINK_KINDS,
+        "value": v.string(),
+    }).index("by_order_kind", ["workOrderId", "kind"]),
+    "orchestrations": define_table({
+        "orchestrationId": v.string(),
+        "topic": v.string(),
+        "repoUrl": v.string(),
+        "status": v.string(),
+        "createdAt": v.float64(),
+        "updatedAt": v.float64(),
+    }).index("by_orchestration_id", ["orchestrationId"]),
+    "turns": define_table({
+        "orchestrationId": v.string(),
+        "index": v.float64(),
+        "threadId": v.string(),
+        "finalResponse": v.optional(v.string()),
+        "items": v.optional(v.any()),
+        "usage": v.optional(v.any()),
+        "createdAt": v.float64(),
+    }).index("by_orchestration_index", ["orchestrationId", "index"]),
+    "worker_prs": define_table({
+        "orchestrationId": v.string(),
+        "prUrl": v.string(),
+        "branch": v.string(),
+        "commitSha": v.string(),
+        "notes": v.optional(v.string()),
+        "createdAt": v.float64(),
+    }).index("by_orchestration_created", ["orchestrationId", "createdAt"]),
+    "webhook_events": define_table({
+        "source": v.string(),
+        "event": v.string(),
+        "deliveryId": v.string(),
+        "payload": v.any(),
+        "receivedAt": v.float64(),
+        "status": v.union(v.literal("received"), v.literal("processed"), v.literal("failed")),
+        "attempts": v.float64(),
+        "error": v.optional(v.string()),
+        "nextAttemptAt": v.optional(v.float64()),
+        "processedAt": v.optional(v.float64()),
+    }).index("by_status_next", ["status", "nextAttemptAt"])
+      .index("by_delivery", ["deliveryId"]),
+})
