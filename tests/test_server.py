@@ -36,8 +36,7 @@ async def default(ctx):
 @pytest.fixture
 async def client(make_app: Any, deploy: Any) -> AsyncIterator[httpx.AsyncClient]:
     engine = await deploy(make_app({**ACCOUNTS_APP, "functions/misc.py": ECHO}))
-    deployment = type("D", (), {"engine": engine})()
-    app = create_app(deployment, manage_lifespan=False)  # type: ignore[arg-type]
+    app = create_app(engine.deployment, manage_lifespan=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
         yield c

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from . import values
+from .auth import AuthError, Caller
 from .engine import Engine
 from .functions import canonical_path
 from .protocol import (
@@ -54,9 +55,12 @@ class SyncConnection:
 
     def __init__(self, engine: Engine, manager: SubscriptionManager,
                  receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
+                 verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
                  ) -> None:
         self.engine = engine
         self.manager = manager
+        self._verify = verify
+        self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
         self._send = send
         self.session = SyncSession()
@@ -140,17 +144,31 @@ class SyncConnection:
         query.live = self.manager.subscribe(path, args, self.identity, self._poke)
 
     async def _authenticate(self, message: Authenticate) -> None:
+        """Switch identity: verify, then move every query to the new identity's results.
+
+        A refused token gets AuthError and the socket closes, so the client can fetch a
+        fresh token and reconnect; it is never treated as anonymous.
+        """
         self.session.authenticate(message)
-        if message.token_type != "None":
-            # Identity verification (JWT/OIDC, admin keys) is not configured on this server.
+        try:
+            if message.token_type == "None":
+                caller = Caller()
+            elif self._verify is None:
+                raise AuthError("authentication is not available on this server")
+            else:
+                caller = await self._verify(message)
+        except AuthError as exc:
             base = self.session.received_identity - 1
-            self._responses.append(auth_error(
-                "No auth provider is configured on this server to verify the token",
-                base, True))
+            self._responses.append(auth_error(exc.message, base, True))
             self._poke()
             await self._flush_responses()
-            raise ProtocolError("AuthError")
-        self.identity = None
+            raise ProtocolError("AuthError") from None
+        self.identity, self.admin = caller.identity, caller.admin
+        for query in self.session.queries.values():
+            if query.live is not None:
+                self.manager.unsubscribe(query.live, self._poke)
+                query.live = None
+                self._subscribe(query)
         self._poke()
 
     # -- requests ---------------------------------------------------------------------
@@ -161,6 +179,7 @@ class SyncConnection:
                 session = self.session.session_id
                 outcome = await self.engine.run_mutation(
                     canonical_path(request.udf_path), values.decode(request.args), self.identity,
+                    internal_ok=self.admin,
                     request=None if session is None else (session, request.request_id),
                     replay_possible=self.session.reconnected)
             except Exception as exc:
@@ -178,7 +197,8 @@ class SyncConnection:
     async def _run_action(self, request: ActionRequest) -> None:
         try:
             outcome = await self.engine.run_action(
-                canonical_path(request.udf_path), values.decode(request.args), self.identity)
+                canonical_path(request.udf_path), values.decode(request.args), self.identity,
+                internal_ok=self.admin)
         except Exception as exc:
             response = action_response(request.request_id, error=error_body(exc))
         else:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from . import values
+from .auth import Authenticator, parse_providers
 from .commits import CommitStream
 from .engine import Engine, EngineConfig
 from .jobs import JobRunner
@@ -39,6 +40,7 @@ class Settings:
     commit_retention_s: float = 900.0
     request_retention_s: float = 3600.0
     prune_every_s: float = 60.0
+    admin_key: str | None = None  # REACTIVE_STORE_ADMIN_KEY / --admin-key
     run_jobs: bool = True  # run scheduled functions and crons in this process
     job_concurrency: int = 8  # scheduled functions running at once
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
@@ -76,6 +78,7 @@ class Deployment:
         self._reload_lock = asyncio.Lock()
         self.on_started: Callable[[], None] | None = None
         self.jobs: JobRunner | None = None
+        self.auth = Authenticator([], settings.admin_key)
 
     async def start(self) -> Engine:
         s = self.settings
@@ -102,6 +105,7 @@ class Deployment:
             await self._stop_embedded()
             raise
         self.app, self.store = app, store
+        self.auth = Authenticator(parse_providers(app.auth_providers or []), s.admin_key)
         self.engine = Engine(store, app, s.engine)
         self.subscriptions = SubscriptionManager(self.engine)
         self.jobs = JobRunner(self.engine, concurrency=s.job_concurrency)
@@ -138,6 +142,8 @@ class Deployment:
                 self.source.revert(old)
                 raise
             self.app = app
+            self.auth = Authenticator(parse_providers(app.auth_providers or []),
+                                      self.settings.admin_key)
             self.engine.app = app
             if self.subscriptions is not None:
                 self.subscriptions.rerun_all()

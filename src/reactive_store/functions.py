@@ -91,7 +91,7 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
                 raise TypeError(f"@{kind.value} decorates a function, got {handler!r}")
             return FunctionSpec(
                 kind, visibility, handler, ArgsSpec(validator), returns,
-                doc=inspect.cleandoc(handler.__doc__ or ""),
+                doc=inspect.cleandoc(handler.__doc__ or "").strip(),
             )
 
         return wrap if fn is None else wrap(fn)

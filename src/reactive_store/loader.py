@@ -10,7 +10,9 @@ import traceback
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .auth import parse_providers
 from .crons import Crons
 from .errors import ReactiveStoreError
 from .functions import FunctionSpec, Registry
@@ -36,6 +38,7 @@ class App:
     package: str
     crons: Crons | None = None
     http: HttpRouter | None = None
+    auth_providers: list[Any] | None = None
 
 
 def _package(root: Path) -> str:
@@ -98,6 +101,7 @@ def load_into(root: Path, package: str | None) -> App:
     registry = Registry()
     crons: Crons | None = None
     http: HttpRouter | None = None
+    auth_providers: list[Any] | None = None
     functions_dir = root / "functions"
     if functions_dir.is_dir():
         for file in sorted(functions_dir.rglob("*.py")):
@@ -111,13 +115,20 @@ def load_into(root: Path, package: str | None) -> App:
                 crons = module.crons
             if name == "http" and isinstance(getattr(module, "http", None), HttpRouter):
                 http = module.http
+            if name == "auth_config":
+                providers = getattr(module, "providers", None)
+                try:
+                    parse_providers(providers)
+                except ValueError as exc:
+                    raise AppLoadError(f"{file}:1: {exc}") from None
+                auth_providers = providers
             for attr, value in vars(module).items():
                 if not isinstance(value, FunctionSpec) or attr.startswith("_"):
                     continue
                 if getattr(value.handler, "__module__", None) != module.__name__:
                     continue  # imported from another module: registered under that one
                 registry.add(f"{module_path(functions_dir, file)}:{attr}", value)
-    return App(root, schema, registry, package, crons, http)
+    return App(root, schema, registry, package, crons, http, auth_providers)
 
 
 def unload_app(app: App) -> None:

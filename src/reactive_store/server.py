@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import values
+from .auth import AuthError, Caller, caller_from_header
 from .catalog import catalog
 from .connection import ConnectionClosed, SyncConnection
 from .deployment import Deployment
@@ -28,7 +29,7 @@ from .engine import Engine, Outcome
 from .errors import BadRequest
 from .functions import Kind
 from .http_router import HttpRoute
-from .protocol import ProtocolError, error_body
+from .protocol import Authenticate, ProtocolError, error_body
 from .timestamps import decode_ts, encode_ts
 
 log = logging.getLogger("reactive_store.server")
@@ -87,8 +88,9 @@ def parse_format(body: dict[str, Any]) -> str:
     return FORMATS[name]
 
 
-def _identity(request: Request) -> Any:
-    return getattr(request.state, "identity", None)
+async def _caller(deployment: Deployment, request: Request) -> Caller:
+    """Bearer token -> verified identity; Convex admin key -> admin; nothing -> anonymous."""
+    return await caller_from_header(deployment.auth, request.headers.get("authorization"))
 
 
 class HttpApi:
@@ -105,7 +107,7 @@ class HttpApi:
     async def _respond(self, fmt: str, run: Callable[[], Awaitable[Outcome]]) -> Response:
         try:
             outcome = await run()
-        except BadRequest:
+        except (BadRequest, AuthError):
             raise
         except Exception as exc:
             body = clean_error_data(error_body(exc), fmt)
@@ -138,14 +140,15 @@ class HttpApi:
         from .functions import canonical_path
 
         canonical_path(path)  # malformed paths are a 400, before any function runs
-        identity = _identity(request)
+        caller = await _caller(self.deployment, request)
+        identity, internal = caller.identity, caller.admin
         if kind is Kind.QUERY:
-            return await self.engine.run_query(path, args, identity)
+            return await self.engine.run_query(path, args, identity, internal_ok=internal)
         if kind is Kind.MUTATION:
-            return await self.engine.run_mutation(path, args, identity)
+            return await self.engine.run_mutation(path, args, identity, internal_ok=internal)
         if kind is Kind.ACTION:
-            return await self.engine.run_action(path, args, identity)
-        return await self.engine.run(path, args, identity)
+            return await self.engine.run_action(path, args, identity, internal_ok=internal)
+        return await self.engine.run(path, args, identity, internal_ok=internal)
 
     async def run_by_path(self, request: Request) -> Response:
         segments = request.path_params["path"].strip("/").split("/")
@@ -171,8 +174,10 @@ class HttpApi:
         from .functions import canonical_path
 
         canonical_path(path)
+        caller = await _caller(self.deployment, request)
         return await self._respond(
-            fmt, lambda: self.engine.run_query(path, args, _identity(request), at_ts=ts)
+            fmt, lambda: self.engine.run_query(path, args, caller.identity, at_ts=ts,
+                                               internal_ok=caller.admin)
         )
 
     async def query_batch(self, request: Request) -> Response:
@@ -207,6 +212,11 @@ async def run_http_route(engine: Engine | None, route: HttpRoute, request: Reque
                   type(response).__name__)
         return PlainTextResponse("Internal Server Error", status_code=500)
     return response
+
+
+async def _unauthenticated(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=401)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
@@ -261,8 +271,17 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
                 raise ProtocolError("binary frames are not part of the protocol")
             return str(text)
 
+        async def verify(message: Authenticate) -> Caller:
+            auth = deployment.auth
+            if message.token_type == "User":
+                assert message.value is not None
+                return Caller(await auth.verify(message.value))
+            if not auth.is_admin_key(message.value or ""):
+                raise AuthError("the admin key is not valid")
+            return Caller(message.acting_as, admin=True)
+
         connection = SyncConnection(deployment.engine, deployment.subscriptions, receive,
-                                    websocket.send_text)
+                                    websocket.send_text, verify)
         await connection.run()
         if connection.close_reason is not None:
             code = 1011 if connection.close_reason.startswith("InternalServerError") else 1000
@@ -338,5 +357,5 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={BadRequest: _bad_request},
+        exception_handlers={BadRequest: _bad_request, AuthError: _unauthenticated},
     )
