@@ -2,7 +2,7 @@
 
 from reactive_store import mutation, v
 
-from ._lib import must_get
+from ._lib import order_for
 
 
 @mutation(args={"workOrderId": v.id("work_orders"), "name": v.string(), "value": v.any()},
@@ -10,7 +10,7 @@ from ._lib import must_get
 async def upsert(ctx, workOrderId, name, value):
     """Set argument `name` of a work order (insert or replace). Returns the row's id.
     Errors: `not_found` when the work order does not exist."""
-    await must_get(ctx, workOrderId, "work order")
+    await order_for(ctx, workOrderId)
     existing = await ctx.db.query("work_order_args").with_index(
         "by_order_name", lambda r: r.eq("workOrderId", workOrderId).eq("name", name)).unique()
     if existing is not None:

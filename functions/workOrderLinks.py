@@ -2,7 +2,7 @@
 
 from reactive_store import mutation, v
 
-from ._lib import must_get
+from ._lib import order_for
 
 KIND = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
 
@@ -12,7 +12,7 @@ KIND = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
 async def add(ctx, workOrderId, kind, value):
     """Link a work order to an issue, PR (URL) or commit (SHA); adding the same link twice
     returns the existing one. Errors: `not_found` when the work order does not exist."""
-    await must_get(ctx, workOrderId, "work order")
+    await order_for(ctx, workOrderId)
     same = await ctx.db.query("work_order_links").with_index(
         "by_order_kind", lambda r: r.eq("workOrderId", workOrderId).eq("kind", kind)
     ).filter(lambda link: link["value"] == value).first()

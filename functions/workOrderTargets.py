@@ -2,7 +2,7 @@
 
 from reactive_store import mutation, v
 
-from ._lib import must_get
+from ._lib import order_for
 
 
 @mutation(args={"workOrderId": v.id("work_orders"), "targetRepo": v.string(),
@@ -10,7 +10,7 @@ from ._lib import must_get
 async def upsert(ctx, workOrderId, targetRepo, targetBranch):
     """Set the work order's target repository and branch. Returns the row's id.
     Errors: `not_found` when the work order does not exist."""
-    await must_get(ctx, workOrderId, "work order")
+    await order_for(ctx, workOrderId)
     existing = await ctx.db.query("work_order_targets").with_index(
         "by_order", lambda r: r.eq("workOrderId", workOrderId)).unique()
     fields = {"targetRepo": targetRepo, "targetBranch": targetBranch}

@@ -3,7 +3,14 @@ list per session, and get one with everything attached."""
 
 from reactive_store import ConvexError, mutation, query, v
 
-from ._lib import PAGINATION, list_or_page, must_get, touch_session
+from ._lib import (
+    PAGINATION,
+    check_session_read,
+    list_or_page,
+    order_for,
+    session_for,
+    touch_session,
+)
 
 NEXT = {
     "draft": ("submitted", "canceled"),
@@ -31,7 +38,7 @@ async def create(ctx, sessionId, workflowType, prompt, title, requestedBy, statu
     """Create a work order in a session, status `draft` (or `submitted`), optionally with
     its args, target and links in the same transaction. Returns its id.
     Errors: `not_found` when the session does not exist."""
-    await must_get(ctx, sessionId, "chat session")
+    await session_for(ctx, sessionId)
     now = ctx.now()
     order_id = await ctx.db.insert("work_orders", {
         "sessionId": sessionId, "workflowType": workflowType, "prompt": prompt,
@@ -53,7 +60,7 @@ async def updateStatus(ctx, workOrderId, status):
     """Move a work order along draft -> submitted -> accepted -> running ->
     succeeded | failed; any non-final status may go to canceled; finals are final.
     Returns the updated order. Errors: `not_found`; `illegal_transition` (nothing written)."""
-    order = await must_get(ctx, workOrderId, "work order")
+    order = await order_for(ctx, workOrderId)
     current = order["status"]
     if status not in NEXT[current]:
         allowed = ", ".join(NEXT[current]) or "none: it is final"
@@ -69,6 +76,7 @@ async def updateStatus(ctx, workOrderId, status):
 async def listBySession(ctx, sessionId, paginationOpts=None):
     """A session's work orders by createdAt. Without `paginationOpts`: the newest 200,
     oldest first; with them: a page in ascending order."""
+    await check_session_read(ctx, sessionId)
     q = ctx.db.query("work_orders").with_index(
         "by_session_created", lambda r: r.eq("sessionId", sessionId))
     return await list_or_page(q, paginationOpts)
@@ -78,7 +86,7 @@ async def listBySession(ctx, sessionId, paginationOpts=None):
 async def get(ctx, workOrderId):
     """The work order with `args` (name -> value), `target` (or None) and `links`.
     Errors: `not_found`."""
-    order = await must_get(ctx, workOrderId, "work order")
+    order = await order_for(ctx, workOrderId)
     args = await ctx.db.query("work_order_args").with_index(
         "by_order_name", lambda r: r.eq("workOrderId", workOrderId)).collect()
     target = await ctx.db.query("work_order_targets").with_index(

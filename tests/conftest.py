@@ -75,12 +75,14 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
 
     async def start(app_dir: Path, *, namespace: str | None = None,
                     config: EngineConfig | None = None, port: int | None = None,
-                    dev: bool = False) -> tuple[str, Deployment]:
+                    dev: bool = False, admin_key: str | None = None
+                    ) -> tuple[str, Deployment]:
         from reactive_store.dev import DevReloader
 
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
-                                         engine=config or EngineConfig(), pool_size=12))
+                                         engine=config or EngineConfig(), pool_size=12,
+                                         admin_key=admin_key))
         port = port or free_port()
         reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
         deployment.dev = reloader  # type: ignore[attr-defined]

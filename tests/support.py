@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+ISSUER = "https://auth.example.test"
+AUDIENCE = "reactive-store-tests"
 
 AppFiles = dict[str, str]
 
@@ -77,3 +86,33 @@ async def stop_server(deployment: Any) -> None:
     """Stop a server started by the `serve` fixture (its data stays)."""
     deployment.stop_server.should_exit = True  # type: ignore[attr-defined]
     await deployment.server_task  # type: ignore[attr-defined]
+
+
+class Keys:
+    """An identity provider for tests: RSA and EC keys, a JWKS file, signed tokens."""
+
+    def __init__(self, folder: Path) -> None:
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        self.path = folder / "jwks.json"
+        self.publish("rsa-1", "ec-1")
+
+    def publish(self, rsa_kid: str, ec_kid: str) -> None:
+        keys = []
+        for kid, key, alg in ((rsa_kid, self.rsa, "RS256"), (ec_kid, self.ec, "ES256")):
+            jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(
+                key.public_key()))
+            keys.append({**jwk, "kid": kid, "alg": alg, "use": "sig"})
+        self.path.write_text(json.dumps({"keys": keys}))
+
+    def token(self, *, alg: str = "RS256", kid: str = "rsa-1", **claims: Any) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "sub": "user-1", "aud": AUDIENCE, "iat": now, "exp": now + 600,
+                "name": "Ada", "email": "ada@example.test", **claims}
+        body = {k: v for k, v in body.items() if v is not None}
+        key = self.ec if alg.startswith("ES") else self.rsa
+        return jwt.encode(body, key, algorithm=alg, headers={"kid": kid})
+
+    def public_pem(self) -> bytes:
+        return self.rsa.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -331,6 +331,7 @@ export class Board {
     try {
       await this.client.mutation("workOrderLinks:add", { workOrderId, kind: form.kind.value, value });
       form.reset();
+      $(".link-form", this.detailDialog)?.reset();  // the sheet may have been re-rendered
     } catch (error) {
       if (this.detail) this.detail.error = `Could not add the link: ${errorText(error)}`;
       this.renderDetail();

@@ -3,7 +3,7 @@
 //   const client = new SyncClient();                       // ws(s)://<page origin>/api/sync
 //   const stop = client.subscribe("messages:list", {}, (value) => ..., (error) => ...);
 //   await client.mutation("messages:send", {body: "hi"});  // resolves once queries show it
-//   client.onStatus((status) => ...);                      // "connecting" | "open" | "reconnecting"
+//   client.onStatus((status) => ...);   // "connecting" | "open" (synced) | "reconnecting"
 //
 // Protocol notes: every Transition must start where the previous one ended (else the socket is
 // dropped and re-opened); a mutation resolves only after a Transition at ts >= its commit ts
@@ -147,6 +147,7 @@ export class SyncClient {
     this.statusListeners = new Set();
     this.status = "connecting";
     this.socket = null;
+    this.ready = false;              // the socket is open and Connect has been sent
     this.closed = false;
     this.connect();
   }
@@ -216,12 +217,12 @@ export class SyncClient {
     const message = { type, requestId, udfPath: path, args: [encodeValue(args ?? {})] };
     return new Promise((resolve, reject) => {
       this.requests.set(requestId, { message, resolve, reject, ts: null, result: undefined });
-      if (this.status === "open") this.send(message);
+      if (this.ready) this.send(message);
     });
   }
 
   modify(modifications) {
-    if (this.status !== "open") return;  // the next Connect re-adds every live query
+    if (!this.ready) return;  // the next Connect re-adds every live query
     this.querySet += 1;
     this.send({ type: "ModifyQuerySet", baseVersion: this.querySet - 1,
       newVersion: this.querySet, modifications });
@@ -274,13 +275,14 @@ export class SyncClient {
     for (const request of this.requests.values()) {
       if (request.message.type === "Mutation") this.send(request.message);
     }
-    this.setStatus("open");
-    this.resetInactivity();
+    this.ready = true;
+    this.resetInactivity();  // "open" once the first Transition shows the server is there
   }
 
   onClose(reason) {
     clearTimeout(this.inactivityTimer);
     this.socket = null;
+    this.ready = false;
     this.lastCloseReason = reason;
     for (const [requestId, request] of this.requests) {
       if (request.message.type === "Action") {
@@ -302,6 +304,7 @@ export class SyncClient {
     if (!socket) return;
     this.socket = null;
     socket.onclose = null;
+    socket.onmessage = null;
     try { socket.close(4000, reason.slice(0, 120)); } catch { /* already closing */ }
     this.onClose(reason);
   }
@@ -339,6 +342,7 @@ export class SyncClient {
     const ts = decodeTs(message.endVersion.ts);
     this.observe(ts);
     this.failures = 0;  // synced again: the next drop starts the backoff afresh
+    this.setStatus("open");
     const changed = [];
     for (const mod of message.modifications) {
       const query = this.queries.get(mod.queryId);

@@ -1,5 +1,6 @@
 """reactive-store: a self-hosted, Convex-style real-time backend for Python on PostgreSQL."""
 
+from .access import require_owner, require_user
 from .crons import Crons
 from .db import UNSET
 from .errors import ConvexError
@@ -24,5 +25,7 @@ __all__ = [
     "internal_query",
     "mutation",
     "query",
+    "require_owner",
+    "require_user",
     "v",
 ]

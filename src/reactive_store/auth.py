@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -175,8 +176,8 @@ class Authenticator:
 
 async def _get_json(url: str) -> dict[str, Any]:
     if url.startswith("file://"):
-        path = urlparse(url).path
-        text = await asyncio.to_thread(lambda: open(path).read())  # noqa: SIM115
+        path = Path(urlparse(url).path)
+        text = await asyncio.to_thread(path.read_text)
         loaded: dict[str, Any] = json.loads(text)
         return loaded
     if not _url_allowed(url):

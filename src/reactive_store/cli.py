@@ -28,6 +28,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Postgres schema the deployment's tables live in (default: app)")
     parser.add_argument("--function-timeout", type=float, default=1.0,
                         help="seconds a query or mutation may run (default: 1)")
+    parser.add_argument("--admin-key", default=os.environ.get("REACTIVE_STORE_ADMIN_KEY"),
+                        help="key that may call internal functions and act as any identity "
+                             "(default: $REACTIVE_STORE_ADMIN_KEY; `dev` generates one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +74,17 @@ def write_docs(ns: argparse.Namespace) -> int:
 def settings_from(ns: argparse.Namespace) -> Settings:
     from .engine import EngineConfig
 
+    admin_key = getattr(ns, "admin_key", None)
+    if admin_key is None and getattr(ns, "command", None) == "dev":
+        import secrets
+
+        admin_key = ns.admin_key = "dev-" + secrets.token_urlsafe(32)
     return Settings(
         app_dir=ns.app.resolve(),
         database_url=ns.database_url or None,
         namespace=ns.db_schema,
         engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout)),
+        admin_key=admin_key,
     )
 
 
@@ -108,6 +117,7 @@ def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:
         f"{len(app.schema.tables)} tables",
     ]
     if dev:
+        lines.append(f"  admin key {ns.admin_key}  (Authorization: Convex <key>)")
         lines.append("  watching  functions/ and schema/ for changes")
     print("\n".join(lines), flush=True)
 

@@ -149,7 +149,9 @@ class SyncConnection:
         A refused token gets AuthError and the socket closes, so the client can fetch a
         fresh token and reconnect; it is never treated as anonymous.
         """
-        self.session.authenticate(message)
+        # The identity version moves only once the token is verified: a Transition built
+        # meanwhile must not confirm a token that is about to be refused.
+        self.session.check_authenticate(message)
         try:
             if message.token_type == "None":
                 caller = Caller()
@@ -158,11 +160,11 @@ class SyncConnection:
             else:
                 caller = await self._verify(message)
         except AuthError as exc:
-            base = self.session.received_identity - 1
-            self._responses.append(auth_error(exc.message, base, True))
+            self._responses.append(auth_error(exc.message, self.session.received_identity, True))
             self._poke()
             await self._flush_responses()
             raise ProtocolError("AuthError") from None
+        self.session.authenticate(message)
         self.identity, self.admin = caller.identity, caller.admin
         for query in self.session.queries.values():
             if query.live is not None:

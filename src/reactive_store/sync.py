@@ -104,11 +104,15 @@ class SyncSession:
         return added, removed
 
     def authenticate(self, msg: Authenticate) -> None:
+        """Check an Authenticate's base version and apply it (call once it is verified)."""
+        self.check_authenticate(msg)
+        self.received_identity += 1
+
+    def check_authenticate(self, msg: Authenticate) -> None:
         if msg.base_version != self.received_identity:
             raise ProtocolError(
                 f"Authenticate base version {msg.base_version}, expected {self.received_identity}"
             )
-        self.received_identity += 1
 
     def next_transition(self, processed_ts: int) -> dict[str, Any] | Waiting | None:
         """The next Transition to send, what it waits for, or None when nothing is due."""

@@ -1,0 +1,64 @@
+"""Browser fixtures: a real server for the repo's own app, and Debian's Chromium via Playwright.
+
+Playwright drives the system Chromium (`apt-get install -y chromium`); it never downloads a
+browser. A missing Chromium or a missing `playwright` package fails the tests with a clear
+message rather than skipping them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
+from e2e_support import server_pool
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory
+                  ) -> AsyncIterator[str]:
+    """Base URL of `reactive-store serve --app <repo>` in a fresh schema (dropped after)."""
+    async with server_pool(database_url, tmp_path_factory.mktemp("server-logs")) as pool:
+        yield await pool(REPO)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Headless Chromium from /usr/bin/chromium."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.fail("the browser tests need Playwright for Python: "
+                    "`.venv/bin/pip install playwright` (do not run `playwright install`)",
+                    pytrace=False)
+    if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
+        pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: "
+                    "run `apt-get update && apt-get install -y chromium` as root",
+                    pytrace=False)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS
