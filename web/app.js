@@ -21,6 +21,7 @@ const state = {
   sessionId: null,
   session: null,
   messages: null,
+  pending: [],         // messages sent but not yet confirmed
   tab: "chat",
   stopSessions: null,
   stopSession: [],
@@ -162,6 +163,14 @@ function renderSessionHead() {
 const ROLE_NAMES = { user: "User", assistant: "Assistant", system: "System" };
 
 function renderMessage(m) {
+  if (m.pending) {
+    return h("li", { class: `message ${m.role} pending` },
+      m.role === "system" ? null : h("span", { class: "avatar", "aria-hidden": "true" },
+        m.role === "user" ? "U" : "AI"),
+      h("div", { class: "message-main" },
+        h("div", { class: "message-head" }, h("span", { class: "message-role" }, "Sending…")),
+        h("div", { class: "message-body" }, m.content)));
+  }
   const time = m.createdAt ?? m._creationTime;
   if (m.role === "system") {
     return h("li", { class: "message system", dataset: { id: m._id } },
@@ -181,14 +190,15 @@ function renderMessages() {
   const scroller = $("#messages-scroll");
   const nearEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
   const messages = state.messages ?? [];
+  const pending = state.pending.filter((p) => p.sessionId === state.sessionId);
   const list = $("#messages");
-  const rows = messages.map(renderMessage);
+  const rows = [...messages, ...pending].map(renderMessage);
   if (messages.length >= LIST_LIMIT) {
     rows.unshift(h("li", { class: "history-note" }, `Showing the latest ${LIST_LIMIT} messages`));
   }
   list.replaceChildren(...rows);
   list.classList.toggle("loading", state.messages === null);
-  $("#messages-empty").hidden = state.messages === null || messages.length > 0;
+  $("#messages-empty").hidden = state.messages === null || messages.length + pending.length > 0;
   $("#count-chat").textContent = messages.length ? String(messages.length) : "";
   scrollToEnd(nearEnd);
 }
@@ -214,29 +224,27 @@ input.addEventListener("keydown", (event) => {
   }
 });
 
+// A sent message shows as "Sending…" until the server has it (queued while offline).
 composer.addEventListener("submit", async (event) => {
   event.preventDefault();
   const content = input.value.trim();
   const sessionId = state.sessionId;
   if (!content || !sessionId) return;
-  const button = $("#composer-send");
-  button.disabled = true;
-  button.textContent = "Sending…";
+  const message = { pending: true, sessionId, role: composer.role.value, content };
+  state.pending.push(message);
+  input.value = "";
+  autosize();
   showError($("#chat-error"), "");
+  renderMessages();
+  scrollToEnd(true);
   try {
-    await client.mutation("chatMessages:append",
-      { sessionId, role: composer.role.value, content });
-    if (state.sessionId === sessionId) {
-      input.value = "";
-      autosize();
-      scrollToEnd(true);
-    }
+    await client.mutation("chatMessages:append", { sessionId, role: message.role, content });
   } catch (error) {
     showError($("#chat-error"), `Message not sent: ${errorText(error)}`);
+    if (state.sessionId === sessionId && !input.value) input.value = content;
   } finally {
-    button.disabled = false;
-    button.textContent = "Send";
-    input.focus();
+    state.pending = state.pending.filter((p) => p !== message);
+    renderMessages();
   }
 });
 

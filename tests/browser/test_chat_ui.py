@@ -200,19 +200,29 @@ async def test_chat_ui_two_windows_and_phone(app_url: str, browser: Any,
     await expect(card(a, "canceled", order).locator("[data-next]")).to_have_count(0)
     await snap(a, "illegal-move-error")
 
-    # The connection drops: A shows the banner, a message typed meanwhile is replayed once
-    # the socket is back, and B receives it.
+    # The connection drops. A message the server ran but never answered (its reply was lost)
+    # and one typed while offline are both sent on reconnect under the same session id; each
+    # lands exactly once. Meanwhile A shows the banner and the pending message.
     await a.click("#tab-chat")
+    await b.click("#tab-chat")
+    control.hold = True
+    await send_message(a, "Sent just before the drop")
+    await expect(b.locator(".message-body", has_text="before the drop")).to_have_count(1)
     control.refuse = True
+    control.held.clear()
+    control.hold = False
     await control.drop()
     await expect(a.locator("#conn-banner")).to_be_visible()
     await expect(a.locator("#conn")).to_have_attribute("data-status", "reconnecting")
     await send_message(a, "Typed while offline")
+    await expect(a.locator(".message.pending")).to_have_count(2)
     await snap(a, "connection-lost")
     control.refuse = False
     await expect(a.locator("#conn-banner")).to_be_hidden(timeout=20_000)
-    await expect(b.locator(".message-body", has_text="Typed while offline")).to_have_count(1)
-    await expect(a.locator(".message-body", has_text="Typed while offline")).to_have_count(1)
+    await expect(a.locator(".message.pending")).to_have_count(0)
+    for page in (a, b):
+        for text in ("Sent just before the drop", "Typed while offline"):
+            await expect(page.locator(".message-body", has_text=text)).to_have_count(1)
 
     # Phone width: the session list first, then the chat, then a stacked board.
     phone_context = await browser.new_context(viewport=PHONE, device_scale_factor=2,

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from e2e_support import LOG_TAIL, ServerPool, server_pool
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"

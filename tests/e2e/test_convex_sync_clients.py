@@ -30,8 +30,8 @@ from typing import Any, Self
 
 import httpx
 import pytest
-from e2e_support import ServeApp, tail
 
+from e2e_support import ServeApp, tail
 from reactive_store.client import connect
 from support import write_app
 
