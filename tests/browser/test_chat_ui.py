@@ -238,6 +238,7 @@ async def test_chat_ui_two_windows_and_phone(app_url: str, browser: Any,
     await expect(phone.locator(".sidebar")).to_be_hidden()
     await expect(phone.locator(".back")).to_be_visible()
     await snap(phone, "phone-chat")
+    await b.click("#tab-board")
     await phone.goto(f"{app_url}/#/s/{session_id}/board")
     await expect(card(phone, "canceled", order)).to_be_visible()
     await create_work_order(phone, "Update the changelog")
