@@ -22,6 +22,7 @@ const state = {
   session: null,
   messages: null,
   pending: [],         // messages sent but not yet confirmed
+  missing: null,       // why the open session cannot be shown
   tab: "chat",
   stopSessions: null,
   stopSession: [],
@@ -120,8 +121,8 @@ function showTab() {
     tab.classList.toggle("active", selected);
     tab.href = tab.dataset.tab === "chat" ? base : `${base}/board`;
   }
-  $("#chat-panel").hidden = state.tab !== "chat";
-  $("#board-panel").hidden = state.tab !== "board";
+  $("#chat-panel").hidden = state.tab !== "chat" || Boolean(state.missing);
+  $("#board-panel").hidden = state.tab !== "board" || Boolean(state.missing);
   if (state.tab === "chat") scrollToEnd(true);
 }
 
@@ -136,22 +137,41 @@ function openSession(sessionId) {
   $("#session").hidden = sessionId === null;
   board.setSession(sessionId);
   showError($("#chat-error"), "");
-  showError($("#session-load-error"), "");
+  showMissing(null);
   if (sessionId === null) return;
   renderSessionHead();
   renderMessages();
   state.stopSession.push(
     client.subscribe("chatSessions:get", { sessionId },
-      (session) => { state.session = session; renderSessionHead(); },
-      (error) => showError($("#session-load-error"), `This session cannot be opened: ${errorText(error)}`)),
+      (session) => { state.session = session; showMissing(null); renderSessionHead(); },
+      (error) => showMissing(errorText(error))),
     client.subscribe("chatMessages:listBySession", { sessionId },
       (result) => { state.messages = items(result); renderMessages(); },
-      (error) => showError($("#chat-error"), `Could not load messages: ${errorText(error)}`)),
+      (error) => {
+        if (!state.missing) showError($("#chat-error"), `Could not load messages: ${errorText(error)}`);
+      }),
   );
   $("#composer-input").focus({ preventScroll: true });
 }
 
+/** A session that does not exist (or is not ours): an error state instead of chat and board. */
+function showMissing(text) {
+  state.missing = text;
+  $("#session-missing").hidden = !text;
+  $("#session-missing-text").textContent = text ?? "";
+  $(".tabs").hidden = Boolean(text);
+  if (text) {
+    $("#chat-panel").hidden = true;
+    $("#board-panel").hidden = true;
+    $("#session-title").textContent = "Session unavailable";
+    $("#session-meta").textContent = "";
+  } else {
+    showTab();
+  }
+}
+
 function renderSessionHead() {
+  if (state.missing) return;
   const s = state.session;
   $("#session-title").textContent = s ? (s.title || "Untitled") : "Loading…";
   $("#session-meta").textContent = s ? `${s.userId} · started ${timeAgo(s.createdAt)}` : "";

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, WebSocketRoute, expect
+
+try:
+    from playwright.async_api import Page, WebSocketRoute, expect
+except ImportError:  # fail, never skip: CI must not silently lose the browser test
+    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
+                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
+                pytrace=False)
 
 pytestmark = pytest.mark.e2e
 

@@ -50,6 +50,7 @@ class ServerProcess:
     namespace: str
     log_path: Path
     port: int = 0
+    command: str = "serve"  # or "dev": the hot-reloading server
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -67,7 +68,7 @@ class ServerProcess:
     def _spawn(self) -> None:
         self._log = self.log_path.open("ab")
         command = [
-            sys.executable, "-m", "reactive_store", "serve",
+            sys.executable, "-m", "reactive_store", self.command,
             "--app", str(self.app_dir),
             "--database-url", self.database_url,
             "--db-schema", self.namespace,
@@ -175,11 +176,12 @@ class ServerPool:
         self.servers: list[ServerProcess] = []
 
     async def __call__(self, app_dir: Path, *, namespace: str | None = None,
-                       port: int | None = None, timeout: float = STARTUP_TIMEOUT) -> str:
+                       port: int | None = None, timeout: float = STARTUP_TIMEOUT,
+                       command: str = "serve") -> str:
         ns = namespace or new_namespace()
         server = ServerProcess(
             app_dir=Path(app_dir).resolve(), database_url=self.database_url, namespace=ns,
-            log_path=self.log_dir / f"server-{ns}-{len(self.servers)}.log")
+            log_path=self.log_dir / f"server-{ns}-{len(self.servers)}.log", command=command)
         self.servers.append(server)
         return await server.start(timeout, port=port)
 

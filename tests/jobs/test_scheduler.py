@@ -35,6 +35,17 @@ async def remote(ctx, fail):
     await ctx.run_mutation("work:record", {"tag": "from-action"})
     return "done"
 
+@internal_action(args={})
+async def slow(ctx):
+    import asyncio
+    await asyncio.sleep(0.8)
+    await ctx.run_mutation("work:record", {"tag": "slow-done"})
+
+@mutation(args={})
+async def start_slow(ctx):
+    return [await ctx.scheduler.run_after(0, slow, {}),
+            await ctx.scheduler.run_after(3600, "work:record", {"tag": "much-later"})]
+
 @mutation(args={"tag": v.string(), "delay": v.float64()})
 async def later(ctx, tag, delay):
     return await ctx.scheduler.run_after(delay, "work:record", {"tag": tag})
@@ -197,3 +208,24 @@ async def test_a_job_for_a_deleted_function_fails_clearly(app: Path, deploy: Any
     job = await finished(engine, job_id)
     assert job["state"]["kind"] == "failed"
     assert "no longer exists" in job["state"]["error"] and "work:record" in job["state"]["error"]
+
+
+async def test_shutdown_lets_running_jobs_finish_and_leaves_the_rest(
+    app: Path, deploy: Any
+) -> None:
+    namespace = new_namespace()
+    engine = await deploy(app, namespace=namespace)
+    running, waiting = (await engine.run_mutation("work:start_slow", {})).value
+
+    async def started() -> Any:
+        job = (await engine.run_query("work:job", {"id": running})).value
+        return job["state"]["kind"] == "inProgress"
+
+    await until(started)
+    await engine.deployment.stop()
+    after = await deploy(app, namespace=namespace)
+    assert (await after.run_query("work:job", {"id": running})).value["state"]["kind"] \
+        == "success"
+    assert (await after.run_query("work:count", {"tag": "slow-done"})).value == 1
+    assert (await after.run_query("work:job", {"id": waiting})).value["state"]["kind"] \
+        == "pending"
