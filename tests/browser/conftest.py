@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
-from e2e_support import server_pool
+from e2e_support import ServerProcess, server_pool
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -29,11 +29,17 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-async def app_url(database_url: str, tmp_path_factory: pytest.TempPathFactory
-                  ) -> AsyncIterator[str]:
-    """Base URL of `reactive-store serve --app <repo>` in a fresh schema (dropped after)."""
+async def app_server(database_url: str, tmp_path_factory: pytest.TempPathFactory
+                     ) -> AsyncIterator[ServerProcess]:
+    """`reactive-store serve --app <repo>` in a fresh schema (dropped after); `.url`,
+    `.restart()` (SIGKILL, then the same port and schema)."""
     async with server_pool(database_url, tmp_path_factory.mktemp("server-logs")) as pool:
-        yield await pool(REPO)
+        yield pool.server(await pool(REPO))
+
+
+@pytest.fixture
+def app_url(app_server: ServerProcess) -> str:
+    return app_server.url
 
 
 @pytest.fixture

@@ -261,6 +261,41 @@ async def test_chat_ui_two_windows_and_phone(app_url: str, browser: Any,
     assert overflow <= PHONE["width"], f"the page scrolls sideways at phone width ({overflow}px)"
     await snap(phone, "phone-board")
 
+    # A link to a session that does not exist shows an error state, not a broken page.
+    await b.goto(f"{app_url}/#/s/no-such-session")
+    await expect(b.locator("#session-missing")).to_contain_text("be opened")
+    await expect(b.locator("#chat-panel")).to_be_hidden()
+
     for context in (context_a, context_b, phone_context):
         await context.close()
     assert not errors, "\n".join(errors)
+
+
+async def test_reconnects_after_server_restart(app_server: Any, browser: Any,
+                                               screenshots: Path) -> None:
+    """A real outage: the server is SIGKILLed and comes back on the same port. The page
+    shows the banner, reconnects on its own, resubscribes, and keeps working."""
+    expect.set_options(timeout=TIMEOUT)
+    errors: list[str] = []
+    context = await browser.new_context(viewport=DESKTOP)
+    page = await context.new_page()
+    watch_errors(page, "page", errors)
+    await page.goto(app_server.url)
+    await page.fill("#new-session-title", "Outage drill")
+    await page.click("#new-session button")
+    await send_message(page, "Before the restart")
+    await expect(page.locator(".message-body", has_text="Before the restart")).to_be_visible()
+
+    await app_server.kill()
+    await expect(page.locator("#conn-banner")).to_be_visible()
+    await app_server.start()
+    await expect(page.locator("#conn-banner")).to_be_hidden(timeout=25_000)
+    await expect(page.locator("#conn")).to_have_attribute("data-status", "open")
+    await send_message(page, "After the restart")
+    await expect(page.locator(".message:not(.pending) .message-body")).to_have_text(
+        ["Before the restart", "After the restart"])
+    await page.screenshot(path=str(screenshots / "20-after-server-restart.png"))
+    await context.close()
+    # Chromium logs each refused reconnect attempt; anything else is a bug.
+    unexpected = [e for e in errors if "WebSocket connection to" not in e]
+    assert not unexpected, "\n".join(unexpected)
