@@ -37,7 +37,10 @@ client.onStatus((status) => {
   conn.dataset.status = status;
   $(".conn-label", conn).textContent =
     { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…" }[status];
-  $("#conn-banner").hidden = !(status === "reconnecting" && everOpen);
+  $("#conn-banner").hidden = status !== "reconnecting";
+  $("#conn-banner-text").textContent = everOpen
+    ? "Connection lost. Reconnecting… Changes you make are sent once the connection is back."
+    : "Can’t reach the server. Retrying…";
   document.body.classList.toggle("offline", status === "reconnecting");
 });
 

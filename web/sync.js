@@ -364,7 +364,9 @@ export class SyncClient {
       }
     }
     for (const query of changed) {
-      for (const listener of [...query.listeners]) this.notify(query.latest, listener);
+      for (const listener of [...query.listeners]) {
+        if (query.listeners.has(listener)) this.notify(query.latest, listener);  // may unsubscribe
+      }
     }
   }
 

@@ -3,16 +3,16 @@ links work orders, failures with backoff and the retry cron."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from support import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret"
@@ -23,15 +23,6 @@ def signed(payload: Any, secret: str = SECRET) -> tuple[bytes, str]:
     return body, "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def until(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

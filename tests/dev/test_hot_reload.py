@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ import httpx
 import pytest
 
 from reactive_store.client import connect
-from support import write_app
+from support import until, write_app
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v
@@ -51,15 +49,6 @@ def app(tmp_path: Path) -> Path:
                                         "functions/other.py": OTHER})
 
 
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def call(http: httpx.AsyncClient, kind: str, path: str, args: Any = None) -> Any:

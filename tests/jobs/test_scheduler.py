@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from reactive_store.errors import FunctionNotFound, ValidationError
-from support import new_namespace, write_app
+from support import new_namespace, until, write_app
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v
@@ -92,15 +90,6 @@ def app(tmp_path: Path) -> Path:
                                         "functions/work.py": FUNCTIONS})
 
 
-async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def finished(engine: Any, job_id: str) -> dict[str, Any]:

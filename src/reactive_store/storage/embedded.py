@@ -89,6 +89,11 @@ def _is_postmaster(pid: int, data_dir: Path) -> bool:
             return False
         return (state not in ("Z", "X") and os.path.basename(argv[0]) == b"postgres"
                 and os.fsencode(data_dir) in argv)
+    return _exists(pid)
+
+
+def _exists(pid: int) -> bool:
+    """Whether a process with this pid exists (where there is no /proc to ask)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -106,13 +111,7 @@ def _alive(pid: int | None) -> bool:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return _exists(pid)
 
 
 def _tail(text: str, lines: int = 30) -> str:
