@@ -154,7 +154,7 @@ function openSession(sessionId) {
         if (!state.missing) showError($("#chat-error"), `Could not load messages: ${errorText(error)}`);
       }),
   );
-  $("#composer-input").focus({ preventScroll: true });
+  if (matchMedia("(hover: hover)").matches) $("#composer-input").focus({ preventScroll: true });
 }
 
 /** A session that does not exist (or is not ours): an error state instead of chat and board. */
