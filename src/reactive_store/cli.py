@@ -17,6 +17,16 @@ from .deployment import Deployment, Settings
 from .errors import ReactiveStoreError
 from .limits import Limits
 
+ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
+
+
+def admin_key_from_env() -> str | None:
+    """The admin key from the environment; apps moving from Convex keep their variables."""
+    for name in ADMIN_KEY_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app", type=Path, default=Path.cwd(),
@@ -28,9 +38,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Postgres schema the deployment's tables live in (default: app)")
     parser.add_argument("--function-timeout", type=float, default=1.0,
                         help="seconds a query or mutation may run (default: 1)")
-    parser.add_argument("--admin-key", default=os.environ.get("REACTIVE_STORE_ADMIN_KEY"),
+    parser.add_argument("--admin-key", default=admin_key_from_env(),
                         help="key that may call internal functions and act as any identity "
-                             "(default: $REACTIVE_STORE_ADMIN_KEY; `dev` generates one)")
+                             "(default: $REACTIVE_STORE_ADMIN_KEY, else $CONVEX_ADMIN_KEY or "
+                             "$CONVEX_DEPLOY_KEY; `dev` generates one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
