@@ -192,3 +192,16 @@ async def test_cors_mirrors_the_origin(client: httpx.AsyncClient) -> None:
         "Access-Control-Request-Headers": "content-type"})
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "http://example.test"
+
+
+async def test_a_web_folder_created_later_is_served(make_app: Any, deploy: Any) -> None:
+    engine = await deploy(make_app(ACCOUNTS_APP))
+    app = create_app(engine.deployment, manage_lifespan=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as c:
+        assert (await c.get("/")).status_code == 404
+        web = engine.app.root / "web"
+        web.mkdir()
+        (web / "index.html").write_text("<h1>hello</h1>")
+        response = await c.get("/")
+        assert response.status_code == 200 and "hello" in response.text

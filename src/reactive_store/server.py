@@ -322,8 +322,15 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
         Route("/api/query_batch", api.query_batch, methods=["POST"]),
     ]
-    web = deployment.settings.app_dir / "web" if hasattr(deployment, "settings") else None
-    static = StaticFiles(directory=web, html=True) if web is not None and web.is_dir() else None
+    web = deployment.settings.app_dir / "web"
+    statics: list[StaticFiles] = []
+
+    def static() -> StaticFiles | None:
+        # Looked up per request until found, so a web/ folder created while a dev server
+        # runs is served without a restart.
+        if not statics and web.is_dir():
+            statics.append(StaticFiles(directory=web, html=True))
+        return statics[0] if statics else None
 
     async def app_routes(scope: Scope, receive: Receive, send: Send) -> None:
         """The app's HTTP routes (functions/http.py), then its web/ folder, then 404."""
@@ -338,8 +345,9 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
             if path_known:
                 await PlainTextResponse("Method Not Allowed", 405)(scope, receive, send)
                 return
-        if static is not None:
-            await static(scope, receive, send)
+        files = static()
+        if files is not None:
+            await files(scope, receive, send)
             return
         await PlainTextResponse("Not Found", 404)(scope, receive, send)
 
