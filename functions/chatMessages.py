@@ -1,8 +1,10 @@
-"""Chat messages: append to a session, list a session's messages in order."""
+"""Chat messages: append one to a session, list a session's messages in order."""
+
+from typing import Any
 
 from reactive_store import mutation, query, v
 
-from ._lib import PAGINATION, check_session_read, list_or_page, session_for, touch_session
+from ._lib import PAGINATION, Doc, check_session_read, list_or_page, session_for, touch
 
 ROLE = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
 
@@ -10,22 +12,41 @@ ROLE = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
 @mutation(args={"sessionId": v.id("chat_sessions"), "role": ROLE, "content": v.string(),
                 "metadata": v.optional(v.any())},
           returns=v.id("chat_messages"))
-async def append(ctx, sessionId, role, content, metadata=None):
-    """Append a message (role user|assistant|system) to a session. Returns its id.
-    Errors: `not_found` when the session does not exist."""
+async def append(ctx: Any, sessionId: str, role: str, content: str,
+                 metadata: Any = None) -> str:
+    """Append a message to a session and move the session's updatedAt.
+
+    Args: `sessionId`, `role` (`user` | `assistant` | `system`), `content`, `metadata`
+    (optional, any value: tool calls, attachments; left out of the document when absent
+    or null).
+
+    Returns: the new message's id.
+
+    Errors: `not_found` when the session does not exist (nothing is written);
+    `forbidden` when auth is configured and the session is not the caller's.
+    """
     await session_for(ctx, sessionId)
-    doc = {"sessionId": sessionId, "role": role, "content": content, "createdAt": ctx.now()}
+    doc: Doc = {"sessionId": sessionId, "role": role, "content": content,
+                "createdAt": ctx.now()}
     if metadata is not None:
         doc["metadata"] = metadata
-    message_id = await ctx.db.insert("chat_messages", doc)
-    await touch_session(ctx, sessionId)
+    message_id: str = await ctx.db.insert("chat_messages", doc)
+    await touch(ctx, sessionId)
     return message_id
 
 
 @query(args={"sessionId": v.id("chat_sessions"), "paginationOpts": PAGINATION})
-async def listBySession(ctx, sessionId, paginationOpts=None):
-    """A session's messages by createdAt. Without `paginationOpts`: the newest 200, oldest
-    first; with them: a page in ascending order."""
+async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = None) -> Any:
+    """A session's messages, oldest first (by createdAt).
+
+    Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
+
+    Returns: without `paginationOpts`, a list of the newest 200 messages, oldest first;
+    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
+    does not exist has no messages (an empty list).
+
+    Errors: `forbidden` when auth is configured and the session is not the caller's.
+    """
     await check_session_read(ctx, sessionId)
     q = ctx.db.query("chat_messages").with_index(
         "by_session_created", lambda r: r.eq("sessionId", sessionId))

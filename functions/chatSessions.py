@@ -1,27 +1,43 @@
-"""Chat sessions: create, list by activity, get."""
+"""Chat sessions: create one, list them by latest activity, get one."""
+
+from typing import Any
 
 from reactive_store import mutation, query, require_user, v
 
-from ._lib import AUTH_REQUIRED, PAGINATION, check_user, session_for
+from ._lib import AUTH_REQUIRED, DEFAULT_LIST_LIMIT, PAGINATION, Doc, check_user, session_for
 
 
 @mutation(args={"userId": v.string(), "title": v.string()}, returns=v.id("chat_sessions"))
-async def create(ctx, userId, title):
-    """Create a session for `userId`. Returns its id. With auth configured, `userId` must
-    be the caller's subject."""
+async def create(ctx: Any, userId: str, title: str) -> str:
+    """Create a chat session.
+
+    Args: `userId` (the owner), `title`. createdAt and updatedAt are set to now.
+
+    Returns: the new session's id.
+
+    Errors: `forbidden` when auth is configured and `userId` is not the caller's subject.
+    """
     await check_user(ctx, userId)
     now = ctx.now()
-    return await ctx.db.insert("chat_sessions", {"userId": userId, "title": title,
-                                                 "createdAt": now, "updatedAt": now})
+    session_id: str = await ctx.db.insert("chat_sessions", {
+        "userId": userId, "title": title, "createdAt": now, "updatedAt": now})
+    return session_id
 
 
 @query(args={"userId": v.optional(v.string()), "paginationOpts": PAGINATION})
-async def list(ctx, userId=None, paginationOpts=None):
-    """Sessions, most recently active first; only `userId`'s when given (with auth
-    configured: only the caller's own).
+async def list(ctx: Any, userId: str | None = None,
+               paginationOpts: Doc | None = None) -> Any:
+    """Sessions, most recently active first (updatedAt descending: a new message or work
+    order moves a session to the top).
 
-    Without `paginationOpts`: at most 200 sessions. With them: a page
-    (`{page, isDone, continueCursor}`)."""
+    Args: `userId` (optional: only this user's sessions; with auth configured it defaults
+    to the caller and must be the caller), `paginationOpts` (optional `{numItems, cursor}`).
+
+    Returns: without `paginationOpts`, a list of at most 200 sessions; with it, a page
+    `{page, isDone, continueCursor}`.
+
+    Errors: `unauthenticated` / `forbidden` when auth is configured.
+    """
     if AUTH_REQUIRED:
         userId = (await require_user(ctx))["subject"] if userId is None else userId
         await check_user(ctx, userId)
@@ -32,11 +48,19 @@ async def list(ctx, userId=None, paginationOpts=None):
         q = q.with_index("by_user_updated", lambda r: r.eq("userId", userId))
     q = q.order("desc")
     if paginationOpts is None:
-        return await q.take(200)
+        return await q.take(DEFAULT_LIST_LIMIT)
     return await q.paginate(paginationOpts)
 
 
 @query(args={"sessionId": v.id("chat_sessions")})
-async def get(ctx, sessionId):
-    """The session, or a `not_found` error."""
+async def get(ctx: Any, sessionId: str) -> Doc:
+    """One session.
+
+    Args: `sessionId`.
+
+    Returns: the session document (`_id`, `userId`, `title`, `createdAt`, `updatedAt`).
+
+    Errors: `not_found` when there is no such session (an id of another table is refused
+    by argument validation); `forbidden` when auth is configured and it is not the caller's.
+    """
     return await session_for(ctx, sessionId)

@@ -1,18 +1,24 @@
-"""Work orders: create (with args, target and links), move through the status machine,
-list per session, and get one with everything attached."""
+"""Work orders: create complete ones, the status machine, lists per session, get one."""
+
+from typing import Any
 
 from reactive_store import ConvexError, mutation, query, v
 
 from ._lib import (
     PAGINATION,
+    Doc,
+    add_link,
     check_session_read,
     list_or_page,
     order_for,
     session_for,
-    touch_session,
+    set_arg,
+    set_target,
+    touch,
 )
 
-NEXT = {
+# The status machine: each status and the statuses it may move to (web/board.js mirrors it).
+NEXT: dict[str, tuple[str, ...]] = {
     "draft": ("submitted", "canceled"),
     "submitted": ("accepted", "canceled"),
     "accepted": ("running", "canceled"),
@@ -33,49 +39,78 @@ TARGET = v.object({"targetRepo": v.string(), "targetBranch": v.string()})
                 "args": v.optional(v.record(v.string(), v.any())),
                 "target": v.optional(TARGET), "links": v.optional(v.array(LINK))},
           returns=v.id("work_orders"))
-async def create(ctx, sessionId, workflowType, prompt, title, requestedBy, status="draft",
-                 args=None, target=None, links=None):
-    """Create a work order in a session, status `draft` (or `submitted`), optionally with
-    its args, target and links in the same transaction. Returns its id.
-    Errors: `not_found` when the session does not exist."""
+async def create(ctx: Any, sessionId: str, workflowType: str, prompt: str, title: str,
+                 requestedBy: str, status: str = "draft", args: Doc | None = None,
+                 target: Doc | None = None, links: list[Doc] | None = None) -> str:
+    """Create a complete work order in one transaction, and move the session's updatedAt.
+
+    Args: `sessionId`, `workflowType`, `prompt`, `title`, `requestedBy`; optional
+    `status` (`draft`, the default, or `submitted`), `args` (object name -> any value: one
+    work_order_args row each), `target` (`{targetRepo, targetBranch}`) and `links`
+    (list of `{kind: github_issue | pr | commit, value}`; duplicates are stored once).
+
+    Returns: the new work order's id.
+
+    Errors: `not_found` when the session does not exist (nothing is written);
+    `forbidden` when auth is configured and the session is not the caller's.
+    """
     await session_for(ctx, sessionId)
     now = ctx.now()
-    order_id = await ctx.db.insert("work_orders", {
+    order_id: str = await ctx.db.insert("work_orders", {
         "sessionId": sessionId, "workflowType": workflowType, "prompt": prompt,
         "title": title, "status": status, "requestedBy": requestedBy,
         "createdAt": now, "updatedAt": now})
     for name, value in (args or {}).items():
-        await ctx.db.insert("work_order_args", {"workOrderId": order_id, "name": name,
-                                                "value": value})
+        await set_arg(ctx, order_id, name, value)
     if target is not None:
-        await ctx.db.insert("work_order_targets", {"workOrderId": order_id, **target})
+        await set_target(ctx, order_id, target["targetRepo"], target["targetBranch"])
     for link in links or []:
-        await ctx.db.insert("work_order_links", {"workOrderId": order_id, **link})
-    await touch_session(ctx, sessionId)
+        await add_link(ctx, order_id, link["kind"], link["value"])
+    await touch(ctx, sessionId)
     return order_id
 
 
 @mutation(args={"workOrderId": v.id("work_orders"), "status": STATUS})
-async def updateStatus(ctx, workOrderId, status):
-    """Move a work order along draft -> submitted -> accepted -> running ->
-    succeeded | failed; any non-final status may go to canceled; finals are final.
-    Returns the updated order. Errors: `not_found`; `illegal_transition` (nothing written)."""
+async def updateStatus(ctx: Any, workOrderId: str, status: str) -> Doc:
+    """Move a work order to `status` and its (and its session's) updatedAt to now.
+
+    The status machine: draft -> submitted -> accepted -> running -> succeeded | failed;
+    any non-final status (draft, submitted, accepted, running) may go to canceled;
+    succeeded, failed and canceled are final. Staying in the same status is not a move.
+
+    Args: `workOrderId`, `status`.
+
+    Returns: the updated work order document.
+
+    Errors: `not_found` when the work order does not exist; `illegal_transition` (data
+    `{code, from, to, allowed, message}`) for any other move. Nothing is written on error.
+    """
     order = await order_for(ctx, workOrderId)
     current = order["status"]
     if status not in NEXT[current]:
         allowed = ", ".join(NEXT[current]) or "none: it is final"
         raise ConvexError({"code": "illegal_transition", "from": current, "to": status,
+                           "allowed": [*NEXT[current]],
                            "message": f"cannot move a work order from {current} to "
                                       f"{status} (allowed: {allowed})"})
     await ctx.db.patch(workOrderId, {"status": status, "updatedAt": ctx.now()})
-    await touch_session(ctx, order["sessionId"])
-    return await ctx.db.get(workOrderId)
+    await touch(ctx, order["sessionId"])
+    updated: Doc = await ctx.db.get(workOrderId)
+    return updated
 
 
 @query(args={"sessionId": v.id("chat_sessions"), "paginationOpts": PAGINATION})
-async def listBySession(ctx, sessionId, paginationOpts=None):
-    """A session's work orders by createdAt. Without `paginationOpts`: the newest 200,
-    oldest first; with them: a page in ascending order."""
+async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = None) -> Any:
+    """A session's work orders, oldest first (by createdAt).
+
+    Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
+
+    Returns: without `paginationOpts`, a list of the newest 200 orders, oldest first;
+    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
+    does not exist has no orders (an empty list).
+
+    Errors: `forbidden` when auth is configured and the session is not the caller's.
+    """
     await check_session_read(ctx, sessionId)
     q = ctx.db.query("work_orders").with_index(
         "by_session_created", lambda r: r.eq("sessionId", sessionId))
@@ -83,9 +118,18 @@ async def listBySession(ctx, sessionId, paginationOpts=None):
 
 
 @query(args={"workOrderId": v.id("work_orders")})
-async def get(ctx, workOrderId):
-    """The work order with `args` (name -> value), `target` (or None) and `links`.
-    Errors: `not_found`."""
+async def get(ctx: Any, workOrderId: str) -> Doc:
+    """One work order with everything attached.
+
+    Args: `workOrderId`.
+
+    Returns: the work order document plus `args` (object name -> value), `target`
+    (the `{targetRepo, targetBranch, ...}` row, or null) and `links` (rows grouped by
+    kind, each kind oldest first).
+
+    Errors: `not_found` when the work order does not exist; `forbidden` when auth is
+    configured and its session is not the caller's.
+    """
     order = await order_for(ctx, workOrderId)
     args = await ctx.db.query("work_order_args").with_index(
         "by_order_name", lambda r: r.eq("workOrderId", workOrderId)).collect()

@@ -1,5 +1,11 @@
-"""The bundled app's schema: chat sessions and messages, work orders, orchestrations, and
-stored webhook events. Times are milliseconds since the epoch."""
+"""The bundled app's schema: chats, work orders, orchestrations, stored webhook events."""
+
+# Times are float64 milliseconds since the epoch; all numbers are float64.
+# Optional fields: chat_messages.metadata (tool calls, attachments); turns.finalResponse
+# (absent while a turn runs), turns.items and turns.usage (as the agent reports them);
+# worker_prs.notes; and the webhook bookkeeping fields error/nextAttemptAt/processedAt.
+# No function scans a whole table: each reads through one of these indexes
+# (work_orders.by_status_updated is for workers that poll orders by status).
 
 from reactive_store import define_schema, define_table, v
 

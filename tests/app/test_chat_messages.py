@@ -1,0 +1,171 @@
+"""chatMessages: append (references, roles, metadata), listBySession order, limit, pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reactive_store.engine import Engine, Outcome
+from reactive_store.errors import ConvexError, ValidationError
+from reactive_store.ids import new_id
+
+TABLES = ("chat_sessions", "chat_messages", "work_orders", "work_order_args",
+          "work_order_targets", "work_order_links", "orchestrations", "turns", "worker_prs")
+
+
+async def snapshot(app: Engine) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every app table, to show that a refused write wrote nothing."""
+    async def read(db: Any) -> dict[str, list[dict[str, Any]]]:
+        return {table: await db.query(table).collect() for table in TABLES}
+
+    result: dict[str, list[dict[str, Any]]] = await app.read(read)
+    return result
+
+
+def missing_id(app: Engine, table: str) -> str:
+    """A well-formed id of `table` that names no document."""
+    return new_id(app.store.table_numbers[table])
+
+
+def assert_indexed(outcome: Outcome) -> None:
+    """The function read through its indexes, never by scanning a table in creation order."""
+    assert not [ref for ref, _ in outcome.reads if ref[1] == "by_creation_time"], outcome.reads
+
+
+async def new_session(app: Engine, user: str = "u") -> str:
+    session: str = (await app.run_mutation("chatSessions:create",
+                                           {"userId": user, "title": "chat"})).value
+    return session
+
+
+async def append(app: Engine, session: str, content: str, role: str = "user",
+                 **extra: Any) -> str:
+    outcome = await app.run_mutation("chatMessages:append", {
+        "sessionId": session, "role": role, "content": content, **extra})
+    assert_indexed(outcome)
+    message: str = outcome.value
+    return message
+
+
+async def messages(app: Engine, session: str, pagination: dict[str, Any] | None = None
+                   ) -> Any:
+    args: dict[str, Any] = {"sessionId": session}
+    if pagination is not None:
+        args["paginationOpts"] = pagination
+    outcome = await app.run_query("chatMessages:listBySession", args)
+    assert_indexed(outcome)
+    return outcome.value
+
+
+async def test_append_all_roles_with_optional_metadata(app: Engine) -> None:
+    session = await new_session(app)
+    created = (await app.run_query("chatSessions:get", {"sessionId": session})).value
+    first = await append(app, session, "The export crashes", "user")
+    await append(app, session, "Looking", "assistant",
+                 metadata={"toolCalls": [{"name": "grep", "args": {"q": "lower()"}}]})
+    await append(app, session, "Worker joined", "system", metadata=None)
+    listed = await messages(app, session)
+    assert [(m["role"], m["content"]) for m in listed] == [
+        ("user", "The export crashes"), ("assistant", "Looking"), ("system", "Worker joined")]
+    assert listed[0]["_id"] == first and listed[0]["sessionId"] == session
+    assert "metadata" not in listed[0] and "metadata" not in listed[2]
+    assert listed[1]["metadata"] == {"toolCalls": [{"name": "grep", "args": {"q": "lower()"}}]}
+    assert all(isinstance(m["createdAt"], float) for m in listed)
+    after = (await app.run_query("chatSessions:get", {"sessionId": session})).value
+    assert after["updatedAt"] == listed[-1]["createdAt"] > created["updatedAt"]
+    assert after["createdAt"] == created["createdAt"]
+
+
+async def test_list_is_by_created_at_and_per_session(app: Engine) -> None:
+    one, two = await new_session(app), await new_session(app)
+    for i in range(4):
+        await append(app, one, f"one-{i}", "assistant" if i % 2 else "user")
+        await append(app, two, f"two-{i}")
+    listed = await messages(app, one)
+    assert [m["content"] for m in listed] == ["one-0", "one-1", "one-2", "one-3"]
+    created = [m["createdAt"] for m in listed]
+    assert created == sorted(created)
+    assert [m["content"] for m in await messages(app, two)] == [f"two-{i}" for i in range(4)]
+    assert await messages(app, missing_id(app, "chat_sessions")) == []
+
+
+async def test_pagination_walks_every_message_once(app: Engine) -> None:
+    session = await new_session(app)
+    for i in range(7):
+        await append(app, session, f"m{i}")
+    for size in (1, 3, 7, 50):
+        seen: list[str] = []
+        cursor = None
+        for _ in range(10):
+            page = await messages(app, session, {"numItems": size, "cursor": cursor})
+            assert len(page["page"]) <= size
+            seen += [m["content"] for m in page["page"]]
+            cursor = page["continueCursor"]
+            if page["isDone"]:
+                break
+        assert seen == [f"m{i}" for i in range(7)], size
+    # a page's cursor also sees messages appended after it was read
+    first = await messages(app, session, {"numItems": 7, "cursor": None})
+    await append(app, session, "late")
+    rest = await messages(app, session, {"numItems": 7, "cursor": first["continueCursor"]})
+    assert [m["content"] for m in rest["page"]] == ["late"] and rest["isDone"]
+    empty = await messages(app, await new_session(app), {"numItems": 5, "cursor": None})
+    assert empty["page"] == [] and empty["isDone"] is True
+
+
+async def test_plain_list_is_the_newest_200_oldest_first(app: Engine) -> None:
+    session = await new_session(app)
+    for i in range(203):
+        await append(app, session, f"m{i}")
+    listed = await messages(app, session)
+    assert [m["content"] for m in listed] == [f"m{i}" for i in range(3, 203)]
+
+
+async def test_append_to_a_missing_session_is_not_found_and_writes_nothing(
+    app: Engine,
+) -> None:
+    session = await new_session(app)
+    await append(app, session, "hello")
+    before = await snapshot(app)
+    ghost = missing_id(app, "chat_sessions")
+    with pytest.raises(ConvexError) as info:
+        await append(app, ghost, "into the void")
+    assert info.value.data == {"code": "not_found", "what": "chat session", "id": ghost,
+                               "message": f"chat session {ghost} does not exist"}
+    assert await snapshot(app) == before
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"role": "robot"}, r"args\.role"),
+    ({"role": None}, r"args\.role"),
+    ({"content": 42}, r"args\.content"),
+    ({"sessionId": "garbage"}, r"args\.sessionId"),
+    ({"extra": 1}, "unexpected field 'extra'"),
+])
+async def test_append_refuses_bad_args_and_writes_nothing(
+    app: Engine, change: dict[str, Any], error: str
+) -> None:
+    session = await new_session(app)
+    before = await snapshot(app)
+    with pytest.raises(ValidationError, match=error):
+        await app.run_mutation("chatMessages:append", {
+            "sessionId": session, "role": "user", "content": "x", **change})
+    assert await snapshot(app) == before
+
+
+async def test_ids_of_other_tables_are_refused(app: Engine) -> None:
+    session = await new_session(app)
+    message = await append(app, session, "x")
+    order = (await app.run_mutation("workOrders:create", {
+        "sessionId": session, "workflowType": "w", "prompt": "p", "title": "t",
+        "requestedBy": "u"})).value
+    before = await snapshot(app)
+    for wrong, table in ((message, "chat_messages"), (order, "work_orders")):
+        with pytest.raises(ValidationError, match=f"expected an id of table 'chat_sessions', "
+                                                  f"got an id of table '{table}'"):
+            await app.run_mutation("chatMessages:append", {"sessionId": wrong, "role": "user",
+                                                           "content": "x"})
+        with pytest.raises(ValidationError, match="chat_sessions"):
+            await app.run_query("chatMessages:listBySession", {"sessionId": wrong})
+    assert await snapshot(app) == before
