@@ -175,8 +175,8 @@ async def idle_queries(url: str, wait: float) -> int:
 
 def matching_cost() -> None:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-    from reactive_store.interval_index import IntervalIndex
     from reactive_store.keys import encode_tuple, prefix_end
+    from reactive_store.live.interval_index import IntervalIndex
 
     def build(n: int) -> tuple[Any, list[bytes]]:
         index: IntervalIndex[int] = IntervalIndex()

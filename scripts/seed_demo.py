@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reactive_store.deployment import Deployment, Settings
-from reactive_store.engine import Engine
+from reactive_store.engine.engine import Engine
 
 USER = "demo-user"
 REPO = "acme/exporter"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reactive_store.deployment import Deployment, Settings
-from reactive_store.engine import Engine, EngineConfig
+from reactive_store.engine.engine import Engine, EngineConfig
 from support import AppFiles, free_port, new_namespace, write_app
 
 

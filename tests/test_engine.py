@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from reactive_store.engine import EngineConfig
+from reactive_store.engine.engine import EngineConfig
+from reactive_store.engine.readset import WriteSet
 from reactive_store.errors import (
     BadRequest,
     ConflictError,
@@ -21,7 +22,6 @@ from reactive_store.errors import (
     WrongFunctionKind,
 )
 from reactive_store.limits import Limits
-from reactive_store.readset import WriteSet
 from support import ACCOUNTS_APP
 
 EXTRA = """

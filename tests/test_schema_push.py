@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from reactive_store.app.loader import AppLoadError
 from reactive_store.errors import SchemaError
-from reactive_store.loader import AppLoadError
 from support import new_namespace, write_app
 
 V1 = """

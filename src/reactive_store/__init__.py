@@ -1,13 +1,20 @@
 """reactive-store: a self-hosted, Convex-style real-time backend for Python on PostgreSQL."""
 
-from .access import require_owner, require_user
-from .crons import Crons
-from .db import UNSET
-from .errors import ConvexError
-from .functions import action, internal_action, internal_mutation, internal_query, mutation, query
-from .http_router import HttpRouter
-from .schema import define_schema, define_table
-from .validators import v
+from reactive_store.access import require_owner, require_user
+from reactive_store.app.crons import Crons
+from reactive_store.app.http_router import HttpRouter
+from reactive_store.app.registry import (
+    action,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+)
+from reactive_store.engine.db import UNSET
+from reactive_store.errors import ConvexError
+from reactive_store.schema import define_schema, define_table
+from reactive_store.validators import v
 
 __version__ = "0.1.0"
 

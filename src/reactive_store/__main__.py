@@ -1,5 +1,5 @@
 """`python -m reactive_store` is the `reactive-store` command."""
 
-from .cli import main
+from reactive_store.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ConvexError
+from reactive_store.errors import ConvexError
 
 
 async def require_user(ctx: Any) -> dict[str, Any]:

@@ -22,9 +22,9 @@ from urllib.parse import urlparse
 import httpx
 import jwt
 
-from .errors import ReactiveStoreError
+from reactive_store.errors import ReactiveStoreError
 
-log = logging.getLogger("reactive_store.auth")
+log = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 16 * 1024
 JWKS_REFRESH_SECONDS = 10.0  # at most one refetch per provider this often (unknown kid)

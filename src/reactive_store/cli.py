@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from . import values
-from .deployment import Deployment, Settings
-from .errors import ReactiveStoreError
-from .limits import Limits
+from reactive_store import values
+from reactive_store.deployment import Deployment, Settings
+from reactive_store.errors import ReactiveStoreError
+from reactive_store.limits import Limits
 
 ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
 
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_docs(ns: argparse.Namespace) -> int:
-    from .catalog import markdown
-    from .loader import load_app, unload_app
+    from reactive_store.app.catalog import markdown
+    from reactive_store.app.loader import load_app, unload_app
 
     app = load_app(ns.app)
     try:
@@ -83,7 +83,7 @@ def write_docs(ns: argparse.Namespace) -> int:
 
 
 def settings_from(ns: argparse.Namespace) -> Settings:
-    from .engine import EngineConfig
+    from reactive_store.engine.engine import EngineConfig
 
     admin_key = getattr(ns, "admin_key", None)
     if admin_key is None and getattr(ns, "command", None) == "dev":
@@ -102,8 +102,8 @@ def settings_from(ns: argparse.Namespace) -> Settings:
 def serve(ns: argparse.Namespace) -> int:
     import uvicorn
 
-    from .dev import DevReloader
-    from .server import create_app
+    from reactive_store.dev import DevReloader
+    from reactive_store.server import create_app
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     deployment = Deployment(settings_from(ns))

@@ -24,10 +24,10 @@ from typing import Any
 import orjson
 import websockets
 
-from . import values
-from .timestamps import decode_ts
+from reactive_store import values
+from reactive_store.sync.timestamps import decode_ts
 
-log = logging.getLogger("reactive_store.client")
+log = logging.getLogger(__name__)
 
 
 class ClientError(Exception):

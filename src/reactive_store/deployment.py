@@ -11,19 +11,19 @@ from typing import Any
 
 import orjson
 
-from . import values
-from .auth import Authenticator, parse_providers
-from .commits import CommitStream
-from .engine import Engine, EngineConfig
-from .jobs import JobRunner
-from .loader import App
-from .readset import WriteSet
-from .reloader import AppSource, Reload
-from .storage import PushReport, Store
-from .subscriptions import SubscriptionManager
-from .system_tables import with_system_tables
+from reactive_store import values
+from reactive_store.app.loader import App
+from reactive_store.app.reloader import AppSource, Reload
+from reactive_store.auth import Authenticator, parse_providers
+from reactive_store.engine.engine import Engine, EngineConfig
+from reactive_store.engine.readset import WriteSet
+from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.jobs.runner import JobRunner
+from reactive_store.live.commits import CommitStream
+from reactive_store.live.subscriptions import SubscriptionManager
+from reactive_store.storage import PushReport, Store
 
-log = logging.getLogger("reactive_store")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Deployment:
         app = self.source.load()
         url = s.database_url
         if url is None:
-            from .storage.embedded import EmbeddedPostgres
+            from reactive_store.storage.embedded import EmbeddedPostgres
 
             data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
             self._embedded = EmbeddedPostgres(data_dir)

@@ -15,10 +15,10 @@ from typing import Any
 
 from watchfiles import awatch
 
-from .deployment import Deployment
-from .errors import ReactiveStoreError
+from reactive_store.deployment import Deployment
+from reactive_store.errors import ReactiveStoreError
 
-log = logging.getLogger("reactive_store.dev")
+log = logging.getLogger(__name__)
 
 _LOCATION = re.compile(r"^(?P<file>[^:\n]+\.py):(?P<line>\d+): (?P<message>.*)$", re.S)
 

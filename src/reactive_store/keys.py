@@ -16,7 +16,7 @@ import math
 import struct
 from typing import Any
 
-from .types import Value
+from reactive_store.types import Value
 
 TAG_MISSING = 0x01
 TAG_NULL = 0x02

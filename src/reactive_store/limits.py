@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import LimitExceeded
+from reactive_store.errors import LimitExceeded
 
 MIB = 1 << 20
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SchemaError, ValidationError
-from .keys import MISSING, encode_tuple, field_value
-from .types import Document, Value
-from .validators import Validator, _Object, _Union, object_fields
+from reactive_store.errors import SchemaError, ValidationError
+from reactive_store.keys import MISSING, encode_tuple, field_value
+from reactive_store.types import Document, Value
+from reactive_store.validators import Validator, _Object, _Union, object_fields
 
 BY_ID = "by_id"
 BY_CREATION_TIME = "by_creation_time"

@@ -19,20 +19,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from . import values
-from .auth import AuthError, Caller, caller_from_header
-from .catalog import catalog
-from .connection import ConnectionClosed, SyncConnection
-from .deployment import Deployment
-from .dev import DevReloader
-from .engine import Engine, Outcome
-from .errors import BadRequest
-from .functions import Kind
-from .http_router import HttpRoute
-from .protocol import Authenticate, ProtocolError, error_body
-from .timestamps import decode_ts, encode_ts
+from reactive_store import values
+from reactive_store.app.catalog import catalog
+from reactive_store.app.http_router import HttpRoute
+from reactive_store.app.registry import Kind
+from reactive_store.auth import AuthError, Caller, caller_from_header
+from reactive_store.deployment import Deployment
+from reactive_store.dev import DevReloader
+from reactive_store.engine.engine import Engine, Outcome
+from reactive_store.errors import BadRequest
+from reactive_store.sync.connection import ConnectionClosed, SyncConnection
+from reactive_store.sync.protocol import Authenticate, ProtocolError, error_body
+from reactive_store.sync.timestamps import decode_ts, encode_ts
 
-log = logging.getLogger("reactive_store.server")
+log = logging.getLogger(__name__)
 
 FORMATS = {
     "convex_encoded_json": "convex",
@@ -137,7 +137,7 @@ class HttpApi:
 
     async def _run(self, kind: Kind | None, path: Any, args: dict[str, Any],
                    request: Request) -> Outcome:
-        from .functions import canonical_path
+        from reactive_store.app.registry import canonical_path
 
         canonical_path(path)  # malformed paths are a 400, before any function runs
         caller = await _caller(self.deployment, request)
@@ -171,7 +171,7 @@ class HttpApi:
         args = parse_args(body.get("args"))
         ts = decode_ts(body.get("ts"))
         path = body.get("path")
-        from .functions import canonical_path
+        from reactive_store.app.registry import canonical_path
 
         canonical_path(path)
         caller = await _caller(self.deployment, request)
@@ -231,7 +231,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     api = HttpApi(deployment)
 
     async def version(request: Request) -> Response:
-        from . import __version__
+        from reactive_store import __version__
 
         return PlainTextResponse(f"reactive-store {__version__}")
 

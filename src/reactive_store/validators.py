@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ValidationError
-from .ids import table_of
-from .types import Value
-from .values import INT64_MAX, INT64_MIN, encode, field_name_problem, type_name
+from reactive_store.errors import ValidationError
+from reactive_store.ids import table_of
+from reactive_store.types import Value
+from reactive_store.values import INT64_MAX, INT64_MIN, encode, field_name_problem, type_name
 
 
 class Validator:

@@ -13,8 +13,8 @@ import re
 import struct
 from typing import Any
 
-from .errors import BadRequest, ValidationError
-from .types import Value
+from reactive_store.errors import BadRequest, ValidationError
+from reactive_store.types import Value
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactive_store.engine import Engine, Outcome
+from reactive_store.engine.engine import Engine, Outcome
 from reactive_store.ids import new_id
 
 TABLES = ("chat_sessions", "chat_messages", "work_orders", "work_order_args",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from app_helpers import assert_indexed, missing_id, snapshot
 
-from reactive_store.engine import Engine
+from reactive_store.engine.engine import Engine
 from reactive_store.errors import ConvexError, ValidationError
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reactive_store.catalog import markdown
-from reactive_store.loader import load_app, unload_app
+from reactive_store.app.catalog import markdown
+from reactive_store.app.loader import load_app, unload_app
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from app_helpers import assert_indexed, missing_id, snapshot
 
-from reactive_store.engine import Engine
+from reactive_store.engine.engine import Engine
 from reactive_store.errors import ConvexError, ValidationError
 
 STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reactive_store.subscriptions import LiveQuery, SubscriptionManager
+from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v

@@ -7,13 +7,7 @@ from typing import Any
 
 import pytest
 
-from reactive_store.errors import (
-    BadRequest,
-    FunctionNotFound,
-    ValidationError,
-    WrongFunctionKind,
-)
-from reactive_store.functions import (
+from reactive_store.app.registry import (
     FunctionSpec,
     Kind,
     Registry,
@@ -25,6 +19,12 @@ from reactive_store.functions import (
     internal_query,
     mutation,
     query,
+)
+from reactive_store.errors import (
+    BadRequest,
+    FunctionNotFound,
+    ValidationError,
+    WrongFunctionKind,
 )
 from reactive_store.validators import _Object, v
 

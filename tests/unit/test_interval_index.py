@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactive_store import interval_index
-from reactive_store.interval_index import IntervalIndex
+from reactive_store.live import interval_index
+from reactive_store.live.interval_index import IntervalIndex
 
 Span = tuple[bytes, bytes | None]
 

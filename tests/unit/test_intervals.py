@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactive_store.intervals import Interval, IntervalSet
+from reactive_store.engine.intervals import Interval, IntervalSet
 
 # Short keys over a tiny alphabet: every key of length <= 3 can be checked exhaustively.
 ALPHABET = [b"\x00", b"\x01", b"\x7f", b"\xff"]

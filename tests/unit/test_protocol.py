@@ -18,7 +18,7 @@ from reactive_store.errors import (
     InternalError,
     ValidationError,
 )
-from reactive_store.protocol import (
+from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
     AddQuery,
@@ -40,7 +40,7 @@ from reactive_store.protocol import (
     query_updated,
     transition,
 )
-from reactive_store.timestamps import encode_ts
+from reactive_store.sync.timestamps import encode_ts
 
 TS_ZERO = "AAAAAAAAAAA="
 
@@ -441,7 +441,7 @@ def test_error_body_our_errors_pass_their_message(exc: Exception) -> None:
 
 
 def test_error_body_internal_error_hides_details(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="reactive_store.protocol"):
+    with caplog.at_level(logging.ERROR, logger="reactive_store.sync.protocol"):
         body = error_body(InternalError("database password is hunter2"))
     assert body == {"errorMessage": "Server Error"}
     assert "hunter2" not in orjson.dumps(body).decode()

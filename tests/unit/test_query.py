@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from reactive_store.engine.intervals import Interval
+from reactive_store.engine.query import IndexRange, ScanRecord
 from reactive_store.errors import QueryError
-from reactive_store.intervals import Interval
 from reactive_store.keys import MISSING, encode_tuple, successor
-from reactive_store.query import IndexRange, ScanRecord
 from reactive_store.schema import Index
 
 INDEX = Index("by_ab", ("a", "b"))

@@ -6,9 +6,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactive_store.intervals import Interval, IntervalSet
+from reactive_store.engine.intervals import Interval, IntervalSet
+from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.keys import encode_tuple, prefix_end
-from reactive_store.readset import ReadSet, WriteSet
 
 
 def writes(*items: tuple[str, str, bytes]) -> WriteSet:

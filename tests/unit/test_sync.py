@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from reactive_store.protocol import (
+from reactive_store.live.subscriptions import LiveQuery, LiveState, query_key
+from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
     ModifyQuerySet,
@@ -20,9 +21,8 @@ from reactive_store.protocol import (
     RemoveQuery,
     StateVersion,
 )
-from reactive_store.subscriptions import LiveQuery, LiveState, query_key
-from reactive_store.sync import SessionQuery, SyncSession, Waiting
-from reactive_store.timestamps import decode_ts, encode_ts
+from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
+from reactive_store.sync.timestamps import decode_ts, encode_ts
 
 ZERO = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
 

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from reactive_store.intervals import Interval
-from reactive_store.readset import ReadSet, WriteSet
-from reactive_store.writelog import WriteLog
+from reactive_store.engine.intervals import Interval
+from reactive_store.engine.readset import ReadSet, WriteSet
+from reactive_store.live.writelog import WriteLog
 
 
 def writes(*keys: bytes, table: str = "t", index: str = "by_id") -> WriteSet:

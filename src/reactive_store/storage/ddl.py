@@ -10,9 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import SchemaError, ValidationError
-from ..schema import Schema, TableDefinition, all_indexes
-from .names import Names
+from reactive_store.errors import SchemaError, ValidationError
+from reactive_store.schema import Schema, TableDefinition, all_indexes
+from reactive_store.storage.names import Names
 
 MAX_REPORTED_IDS = 20
 BACKFILL_BATCH = 500

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-log = logging.getLogger("reactive_store.storage")
+log = logging.getLogger(__name__)
 
 
 class Listener:

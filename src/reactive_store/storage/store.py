@@ -13,13 +13,13 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from ..errors import InternalError
-from ..schema import BY_ID, Schema
-from .ddl import PushReport, RowDecoder, push_schema
-from .listener import Listener
-from .names import Names
+from reactive_store.errors import InternalError
+from reactive_store.schema import BY_ID, Schema
+from reactive_store.storage.ddl import PushReport, RowDecoder, push_schema
+from reactive_store.storage.listener import Listener
+from reactive_store.storage.names import Names
 
-log = logging.getLogger("reactive_store.storage")
+log = logging.getLogger(__name__)
 
 
 class TransientConflict(Exception):

@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 
-from .engine import Engine, Outcome, QueryFailure
-from .interval_index import IntervalIndex
-from .protocol import error_body
-from .readset import IndexRef, ReadSet, WriteSet
-from .writelog import WriteLog
+from reactive_store.engine.engine import Engine, Outcome, QueryFailure
+from reactive_store.engine.readset import IndexRef, ReadSet, WriteSet
+from reactive_store.live.interval_index import IntervalIndex
+from reactive_store.live.writelog import WriteLog
+from reactive_store.sync.protocol import error_body
 
-log = logging.getLogger("reactive_store.subscriptions")
+log = logging.getLogger(__name__)
 
 QueryKey = tuple[str, bytes, str | None]
 

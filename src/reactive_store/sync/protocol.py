@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import values
-from .errors import ConvexError, InternalError, ReactiveStoreError
-from .timestamps import encode_ts
+from reactive_store import values
+from reactive_store.errors import ConvexError, InternalError, ReactiveStoreError
+from reactive_store.sync.timestamps import encode_ts
 
-log = logging.getLogger("reactive_store.protocol")
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
@@ -121,7 +121,7 @@ def _args(msg: dict[str, Any]) -> Any:
 
 def parse_client_message(msg: Any) -> ClientMessage:
     """A decoded client message -> typed message; ProtocolError when malformed."""
-    from .timestamps import decode_ts
+    from reactive_store.sync.timestamps import decode_ts
 
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")

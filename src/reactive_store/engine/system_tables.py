@@ -8,8 +8,8 @@ scheduler writes them.
 
 from __future__ import annotations
 
-from .schema import Index, Schema, TableDefinition
-from .validators import _Object, v
+from reactive_store.schema import Index, Schema, TableDefinition
+from reactive_store.validators import _Object, v
 
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 CRON_JOBS = "_cron_jobs"

@@ -6,7 +6,7 @@ import base64
 import struct
 from typing import Any
 
-from .errors import BadRequest
+from reactive_store.errors import BadRequest
 
 
 def encode_ts(ts: int) -> str:

@@ -12,13 +12,13 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import QueryError, ValidationError
-from .functions import FunctionSpec, Kind
-from .system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.app.registry import FunctionSpec, Kind
+from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.errors import QueryError, ValidationError
 
 if TYPE_CHECKING:
-    from .db import DatabaseWriter
-    from .engine import Engine
+    from reactive_store.engine.db import DatabaseWriter
+    from reactive_store.engine.engine import Engine
 
 
 def job_document(engine: Engine, fn: Any, args: Any, when_ms: float,

@@ -14,7 +14,7 @@ from typing import Any
 
 from croniter import croniter
 
-log = logging.getLogger("reactive_store.crons")
+log = logging.getLogger(__name__)
 
 _DAYS = {"sunday": 0, "monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5,
          "saturday": 6}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .intervals import Interval, IntervalSet
+from reactive_store.engine.intervals import Interval, IntervalSet
 
 # (table, index) -> ...; "by_id" names the primary-key index of every table.
 IndexRef = tuple[str, str]

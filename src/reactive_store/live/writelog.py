@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 
-from .readset import ReadSet, WriteSet
+from reactive_store.engine.readset import ReadSet, WriteSet
 
 
 class WriteLog:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .auth import parse_providers
-from .crons import Crons
-from .errors import ReactiveStoreError
-from .functions import FunctionSpec, Registry
-from .http_router import HttpRouter
-from .schema import Schema, define_schema
+from reactive_store.app.crons import Crons
+from reactive_store.app.http_router import HttpRouter
+from reactive_store.app.registry import FunctionSpec, Registry
+from reactive_store.auth import parse_providers
+from reactive_store.errors import ReactiveStoreError
+from reactive_store.schema import Schema, define_schema
 
 _counter = itertools.count()
 

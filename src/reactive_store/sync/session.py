@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import (
+from reactive_store.live.subscriptions import LiveQuery
+from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
     ModifyQuerySet,
@@ -28,7 +29,6 @@ from .protocol import (
     query_updated,
     transition,
 )
-from .subscriptions import LiveQuery
 
 
 @dataclass

@@ -10,8 +10,8 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loader import App, AppLoadError, load_into
-from .storage import PushReport
+from reactive_store.app.loader import App, AppLoadError, load_into
+from reactive_store.storage import PushReport
 
 
 @dataclass

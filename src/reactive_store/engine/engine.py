@@ -12,10 +12,14 @@ from typing import Any
 
 import orjson
 
-from . import values
-from .context import ActionCtx, Identity, MutationCtx, QueryCtx
-from .db import DatabaseReader, DatabaseWriter
-from .errors import (
+from reactive_store import values
+from reactive_store.app.loader import App
+from reactive_store.app.registry import FunctionSpec, Kind
+from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
+from reactive_store.engine.db import DatabaseReader, DatabaseWriter
+from reactive_store.engine.readset import ReadSet, WriteSet
+from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.errors import (
     BadRequest,
     ConflictError,
     FunctionTimeout,
@@ -23,15 +27,11 @@ from .errors import (
     QueryError,
     ValidationError,
 )
-from .functions import FunctionSpec, Kind
-from .ids import TABLE_NAMES
-from .limits import Limits
-from .loader import App
-from .readset import ReadSet, WriteSet
-from .storage import Store, Transaction, TransientConflict
-from .system_tables import with_system_tables
+from reactive_store.ids import TABLE_NAMES
+from reactive_store.limits import Limits
+from reactive_store.storage import Store, Transaction, TransientConflict
 
-log = logging.getLogger("reactive_store.engine")
+log = logging.getLogger(__name__)
 
 CommitListener = Callable[[int, WriteSet], Awaitable[None] | None]
 WriteBody = Callable[["DatabaseWriter", "Transaction"], Awaitable["tuple[Any, Any] | Outcome"]]
@@ -213,7 +213,7 @@ class Engine:
         return await self.transact(spec.path or "mutation", body, request)
 
     def mutation_ctx(self, db: DatabaseWriter, identity: Identity | None) -> MutationCtx:
-        from .scheduler import Scheduler
+        from reactive_store.engine.scheduler import Scheduler
 
         ctx = MutationCtx(db, identity)
         ctx.scheduler = Scheduler(self, db, ctx.now())
@@ -274,7 +274,7 @@ class Engine:
         return Outcome(result, values.encode(result, "return value"))
 
     def action_ctx(self, identity: Identity | None) -> ActionCtx:
-        from .scheduler import ActionScheduler
+        from reactive_store.engine.scheduler import ActionScheduler
 
         ctx = ActionCtx(self, identity)
         ctx.scheduler = ActionScheduler(self)

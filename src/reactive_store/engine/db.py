@@ -11,18 +11,25 @@ from typing import Any
 
 import orjson
 
-from . import values
-from .errors import InvalidIdError, QueryError, ValidationError, WriteError
-from .ids import new_id, table_number_of
-from .intervals import Interval
-from .limits import Limits, Usage
-from .query import Query, ScanRecord
-from .readset import ReadSet, WriteSet
-from .schema import BY_ID, Schema, TableDefinition, id_key, index_keys, validate_document
-from .storage import Row, Transaction
-from .system_tables import is_system
-from .types import Document, Value
-from .validators import _Object, _Optional
+from reactive_store import values
+from reactive_store.engine.intervals import Interval
+from reactive_store.engine.query import Query, ScanRecord
+from reactive_store.engine.readset import ReadSet, WriteSet
+from reactive_store.engine.system_tables import is_system
+from reactive_store.errors import InvalidIdError, QueryError, ValidationError, WriteError
+from reactive_store.ids import new_id, table_number_of
+from reactive_store.limits import Limits, Usage
+from reactive_store.schema import (
+    BY_ID,
+    Schema,
+    TableDefinition,
+    id_key,
+    index_keys,
+    validate_document,
+)
+from reactive_store.storage import Row, Transaction
+from reactive_store.types import Document, Value
+from reactive_store.validators import _Object, _Optional
 
 UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 """In `ctx.db.patch(id, {"field": UNSET})`: remove the field (Convex's `undefined`)."""

@@ -16,20 +16,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import values
-from .crons import Crons
-from .db import DatabaseReader, DatabaseWriter
-from .engine import Engine, Outcome
-from .errors import FunctionNotFound
-from .functions import Kind
-from .keys import encode_tuple
-from .protocol import error_body
-from .readset import WriteSet
-from .scheduler import job_document
-from .storage import Transaction
-from .system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
+from reactive_store import values
+from reactive_store.app.crons import Crons
+from reactive_store.app.registry import Kind
+from reactive_store.engine.db import DatabaseReader, DatabaseWriter
+from reactive_store.engine.engine import Engine, Outcome
+from reactive_store.engine.readset import WriteSet
+from reactive_store.engine.scheduler import job_document
+from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
+from reactive_store.errors import FunctionNotFound
+from reactive_store.keys import encode_tuple
+from reactive_store.storage import Transaction
+from reactive_store.sync.protocol import error_body
 
-log = logging.getLogger("reactive_store.jobs")
+log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 30.0
 COALESCE_SECONDS = 0.005

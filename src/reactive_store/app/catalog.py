@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .functions import Registry, Visibility
-from .schema import Schema
+from reactive_store.app.registry import Registry, Visibility
+from reactive_store.schema import Schema
 
 
 def catalog(functions: Registry, schema: Schema) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Any
 
 import orjson
 
-from . import values
-from .auth import AuthError, Caller
-from .engine import Engine
-from .functions import canonical_path
-from .protocol import (
+from reactive_store import values
+from reactive_store.app.registry import canonical_path
+from reactive_store.auth import AuthError, Caller
+from reactive_store.engine.engine import Engine
+from reactive_store.live.subscriptions import SubscriptionManager
+from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
     Authenticate,
@@ -36,10 +37,9 @@ from .protocol import (
     mutation_response,
     parse_client_message,
 )
-from .subscriptions import SubscriptionManager
-from .sync import SessionQuery, SyncSession, Waiting
+from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
 
-log = logging.getLogger("reactive_store.sync")
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
 SEND_TIMEOUT_SECONDS = 30.0

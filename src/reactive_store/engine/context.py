@@ -6,10 +6,10 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from .db import DatabaseReader, DatabaseWriter
+from reactive_store.engine.db import DatabaseReader, DatabaseWriter
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from reactive_store.engine.engine import Engine
 
 Identity = dict[str, Any]
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from .errors import BadRequest, FunctionNotFound, WrongFunctionKind
-from .validators import ArgsSpec, Validator, _Object, object_fields
+from reactive_store.errors import BadRequest, FunctionNotFound, WrongFunctionKind
+from reactive_store.validators import ArgsSpec, Validator, _Object, object_fields
 
 
 class Kind(enum.Enum):

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import QueryError
-from .intervals import Interval
-from .keys import TOP, encode_tuple, encode_value, prefix_end, successor
-from .schema import BY_CREATION_TIME, BY_ID, Index, all_indexes
-from .types import Document, Value
+from reactive_store.engine.intervals import Interval
+from reactive_store.errors import QueryError
+from reactive_store.keys import TOP, encode_tuple, encode_value, prefix_end, successor
+from reactive_store.schema import BY_CREATION_TIME, BY_ID, Index, all_indexes
+from reactive_store.types import Document, Value
 
 if TYPE_CHECKING:
-    from .db import DatabaseReader
+    from reactive_store.engine.db import DatabaseReader
 
 _FIRST_BATCH = 16
 _MAX_BATCH = 1024

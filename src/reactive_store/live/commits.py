@@ -13,10 +13,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from .readset import WriteSet
-from .storage import Store
+from reactive_store.engine.readset import WriteSet
+from reactive_store.storage import Store
 
-log = logging.getLogger("reactive_store.commits")
+log = logging.getLogger(__name__)
 
 CommitHandler = Callable[[int, WriteSet], None]
 
