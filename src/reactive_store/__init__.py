@@ -11,10 +11,10 @@ from reactive_store.app.registry import (
     mutation,
     query,
 )
-from reactive_store.engine.db import UNSET
 from reactive_store.errors import ConvexError
 from reactive_store.schema import define_schema, define_table
 from reactive_store.validators import v
+from reactive_store.values import UNSET
 
 __version__ = "0.1.0"
 

@@ -22,7 +22,8 @@ class Limits:
     document_fields: int = 1_024
     nesting_depth: int = 16
     array_elements: int = 8_192
-    function_seconds: float = 1.0
+    function_seconds: float = 1.0  # a query or mutation attempt
+    action_seconds: float = 600.0  # an action (Convex: 10 minutes)
 
 
 class Usage:

@@ -10,7 +10,7 @@ from typing import Any
 from reactive_store.errors import SchemaError, ValidationError
 from reactive_store.keys import MISSING, encode_tuple, field_value
 from reactive_store.types import Document, Value
-from reactive_store.validators import Validator, _Object, _Union, object_fields
+from reactive_store.validators import ObjectValidator, UnionValidator, Validator, object_fields
 
 BY_ID = "by_id"
 BY_CREATION_TIME = "by_creation_time"
@@ -70,16 +70,16 @@ class TableDefinition:
 def define_table(fields: Mapping[str, Validator] | Validator) -> TableDefinition:
     """Declare a table by its fields (a dict of validators, or a v.object / v.union)."""
     if isinstance(fields, Validator):
-        members = fields.members if isinstance(fields, _Union) else (fields,)
-        if not all(isinstance(m, _Object) for m in members):
+        members = fields.members if isinstance(fields, UnionValidator) else (fields,)
+        if not all(isinstance(m, ObjectValidator) for m in members):
             raise SchemaError("define_table() takes a dict of fields, v.object or v.union of them")
         for member in members:
-            assert isinstance(member, _Object)
+            assert isinstance(member, ObjectValidator)
             _check_no_system_fields(member.fields)
         return TableDefinition(fields)
     checked = object_fields(fields, "define_table")
     _check_no_system_fields(checked)
-    return TableDefinition(_Object(checked))
+    return TableDefinition(ObjectValidator(checked))
 
 
 def _check_no_system_fields(fields: Mapping[str, Validator]) -> None:

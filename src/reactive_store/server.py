@@ -28,8 +28,9 @@ from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.engine.engine import Engine, Outcome
 from reactive_store.errors import BadRequest
+from reactive_store.failures import error_body
 from reactive_store.sync.connection import ConnectionClosed, SyncConnection
-from reactive_store.sync.protocol import Authenticate, ProtocolError, error_body
+from reactive_store.sync.protocol import Authenticate, ProtocolError
 from reactive_store.sync.timestamps import decode_ts, encode_ts
 
 log = logging.getLogger(__name__)

@@ -142,7 +142,9 @@ class _Array(Validator):
 
 
 @dataclass(frozen=True)
-class _Object(Validator):
+class ObjectValidator(Validator):
+    """`v.object({...})`: exactly these fields, the optional ones may be missing."""
+
     fields: Mapping[str, Validator]
 
     def validate(self, value: Value, path: str) -> Value:
@@ -200,7 +202,9 @@ class _Record(Validator):
 
 
 @dataclass(frozen=True)
-class _Union(Validator):
+class UnionValidator(Validator):
+    """`v.union(...)`: the first member that accepts the value validates it."""
+
     members: tuple[Validator, ...]
 
     def validate(self, value: Value, path: str) -> Value:
@@ -219,7 +223,9 @@ class _Union(Validator):
 
 
 @dataclass(frozen=True)
-class _Optional(Validator):
+class OptionalValidator(Validator):
+    """`v.optional(x)`: a field that may be missing from its object."""
+
     inner: Validator
     optional: bool = field(default=True, init=False)
 
@@ -270,7 +276,7 @@ class _V:
         return _Array(_require(item, "v.array"))
 
     def object(self, fields: Mapping[str, Validator]) -> Validator:
-        return _Object(object_fields(fields, "v.object"))
+        return ObjectValidator(object_fields(fields, "v.object"))
 
     def record(self, keys: Validator, values: Validator) -> Validator:
         return _Record(_require(keys, "v.record"), _require(values, "v.record"))
@@ -278,7 +284,7 @@ class _V:
     def union(self, *members: Validator) -> Validator:
         if not members:
             raise TypeError("v.union() needs at least one member")
-        return _Union(tuple(_require(m, "v.union") for m in members))
+        return UnionValidator(tuple(_require(m, "v.union") for m in members))
 
     def literal(self, value: str | int | float | bool) -> Validator:
         if not isinstance(value, str | int | float | bool) or (
@@ -288,7 +294,7 @@ class _V:
         return _Literal(value)
 
     def optional(self, inner: Validator) -> Validator:
-        return _Optional(_require(inner, "v.optional"))
+        return OptionalValidator(_require(inner, "v.optional"))
 
 
 def _require(x: Any, where: str) -> Validator:

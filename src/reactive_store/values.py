@@ -16,6 +16,9 @@ from typing import Any
 from reactive_store.errors import BadRequest, ValidationError
 from reactive_store.types import Value
 
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+"""In `ctx.db.patch(id, {"field": UNSET})`: remove the field (Convex's `undefined`)."""
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_FIELD_NAME_LENGTH = 1024

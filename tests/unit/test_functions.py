@@ -26,7 +26,7 @@ from reactive_store.errors import (
     ValidationError,
     WrongFunctionKind,
 )
-from reactive_store.validators import _Object, v
+from reactive_store.validators import ObjectValidator, v
 
 # -- canonical_path --------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def test_decorator_with_arguments(decorator: Any, kind: Kind, visibility: Visibi
 
     assert handler.kind is kind
     assert handler.visibility is visibility
-    assert isinstance(handler.args.validator, _Object)
+    assert isinstance(handler.args.validator, ObjectValidator)
     assert handler.args.validate({"n": 3}) == {"n": 3}
     assert handler.returns is not None
     assert handler.returns.to_json() == {"type": "string"}

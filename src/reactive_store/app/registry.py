@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from reactive_store.errors import BadRequest, FunctionNotFound, WrongFunctionKind
-from reactive_store.validators import ArgsSpec, Validator, _Object, object_fields
+from reactive_store.validators import ArgsSpec, ObjectValidator, Validator, object_fields
 
 
 class Kind(enum.Enum):
@@ -78,11 +78,11 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
         if args is None:
             validator: Validator | None = None
         elif isinstance(args, Validator):
-            if not isinstance(args, _Object):
+            if not isinstance(args, ObjectValidator):
                 raise TypeError("args= must be a dict of validators or v.object({...})")
             validator = args
         else:
-            validator = _Object(object_fields(args, f"{kind.value}(args=...)"))
+            validator = ObjectValidator(object_fields(args, f"{kind.value}(args=...)"))
         if returns is not None and not isinstance(returns, Validator):
             raise TypeError(f"returns= must be a validator, got {returns!r}")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reactive_store.engine.db import DatabaseReader, DatabaseWriter
 
 if TYPE_CHECKING:
-    from reactive_store.engine.engine import Engine
+    from reactive_store.engine.scheduler import ActionScheduler, Scheduler
 
 Identity = dict[str, Any]
 
@@ -33,44 +33,59 @@ class QueryCtx:
 
 
 class MutationCtx:
-    """`ctx` of a mutation: read-write `db`, `auth`, and a clock and random source that are
-    fixed per attempt (a retried mutation may run its body more than once)."""
+    """`ctx` of a mutation: read-write `db`, `auth`, `scheduler`, and a clock and random
+    source that are fixed per attempt (a retried mutation may run its body more than once).
 
-    def __init__(self, db: DatabaseWriter, identity: Identity | None) -> None:
+    `random()` is seeded by the engine once per call: every attempt of the same call draws
+    the same sequence, so a retried mutation makes the same choices as its first attempt.
+    """
+
+    def __init__(self, db: DatabaseWriter, identity: Identity | None, scheduler: Scheduler,
+                 *, now_ms: float, seed: int) -> None:
         self.db = db
         self.auth = Auth(identity)
-        self._now = time.time() * 1000.0
-        self._random: random.Random | None = None
-        self.scheduler: Any = None  # set by the engine: scheduler.Scheduler
+        self.scheduler = scheduler
+        self._now = now_ms
+        self._random = random.Random(seed)
+
+    @staticmethod
+    def clock() -> float:
+        """Milliseconds since the epoch, now."""
+        return time.time() * 1000.0
 
     def now(self) -> float:
         """Milliseconds since the epoch, fixed for this attempt."""
         return self._now
 
     def random(self) -> float:
-        """A random float in [0, 1); the source is seeded once per attempt."""
-        if self._random is None:
-            self._random = random.Random()
+        """A random float in [0, 1) from this call's seeded source."""
         return self._random.random()
+
+
+class FunctionCalls(Protocol):
+    """How an action reaches data: other functions, run as the action's caller."""
+
+    async def query(self, fn: Any, args: dict[str, Any]) -> Any: ...
+
+    async def mutation(self, fn: Any, args: dict[str, Any]) -> Any: ...
+
+    async def action(self, fn: Any, args: dict[str, Any]) -> Any: ...
 
 
 class ActionCtx:
     """`ctx` of an action: no `db`; it reaches data through run_query / run_mutation."""
 
-    def __init__(self, engine: Engine, identity: Identity | None) -> None:
-        self._engine = engine
-        self._identity = identity
+    def __init__(self, calls: FunctionCalls, identity: Identity | None,
+                 scheduler: ActionScheduler) -> None:
+        self._calls = calls
         self.auth = Auth(identity)
-        self.scheduler: Any = None  # set by the engine: scheduler.ActionScheduler
+        self.scheduler = scheduler
 
     async def run_query(self, fn: Any, args: dict[str, Any] | None = None) -> Any:
-        result = await self._engine.run_query(fn, args or {}, self._identity, internal_ok=True)
-        return result.value
+        return await self._calls.query(fn, args or {})
 
     async def run_mutation(self, fn: Any, args: dict[str, Any] | None = None) -> Any:
-        result = await self._engine.run_mutation(fn, args or {}, self._identity, internal_ok=True)
-        return result.value
+        return await self._calls.mutation(fn, args or {})
 
     async def run_action(self, fn: Any, args: dict[str, Any] | None = None) -> Any:
-        result = await self._engine.run_action(fn, args or {}, self._identity, internal_ok=True)
-        return result.value
+        return await self._calls.action(fn, args or {})

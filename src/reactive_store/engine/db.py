@@ -27,35 +27,27 @@ from reactive_store.schema import (
     index_keys,
     validate_document,
 )
-from reactive_store.storage import Row, Transaction
+from reactive_store.storage import Transaction
 from reactive_store.types import Document, Value
-from reactive_store.validators import _Object, _Optional
-
-UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
-"""In `ctx.db.patch(id, {"field": UNSET})`: remove the field (Convex's `undefined`)."""
+from reactive_store.validators import ObjectValidator, OptionalValidator
+from reactive_store.values import UNSET
 
 
-class DatabaseReader:
-    """Read access inside one transaction, recording what is read."""
+class TransactionReads:
+    """Reads inside one transaction, recording every point and index range consumed.
 
-    def __init__(
-        self,
-        tx: Transaction,
-        schema: Schema,
-        table_numbers: dict[str, int],
-        table_names: dict[int, str],
-        limits: Limits,
-    ) -> None:
-        self._tx = tx
-        self._schema = schema
-        self._numbers = table_numbers
+    This is the `IndexReader` a `Query` scans through; `DatabaseReader` is its public face.
+    """
+
+    def __init__(self, tx: Transaction, schema: Schema, table_names: dict[int, str],
+                 limits: Limits) -> None:
+        self.tx = tx
+        self.schema = schema
+        self.usage = Usage(limits)
         self._names = table_names
-        self._usage = Usage(limits)
-        self._limits = limits
         self._scans: list[ScanRecord] = []
         self._points: list[tuple[str, bytes]] = []
 
-    # -- what was read ------------------------------------------------------------------
     def read_set(self) -> ReadSet:
         reads = ReadSet()
         for table, key in self._points:
@@ -66,58 +58,22 @@ class DatabaseReader:
                 reads.record(scan.table, scan.index, interval)
         return reads
 
-    # -- helpers for Query ----------------------------------------------------------------
-    def _table(self, table: str, system: bool = False) -> TableDefinition:
-        if not isinstance(table, str) or table not in self._schema.tables:
+    def table_definition(self, table: str, system: bool = False) -> TableDefinition:
+        if not isinstance(table, str) or table not in self.schema.tables:
             raise QueryError(f"no table named {table!r} in the schema")
         if is_system(table) != system:
             raise QueryError(f"{table!r} is a system table: read it with ctx.db.system"
                              if not system else f"{table!r} is not a system table")
-        return self._schema.tables[table]
+        return self.schema.tables[table]
 
-    async def _scan(
-        self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool, limit: int
-    ) -> list[Row]:
-        self._usage.range_read()
-        rows = await self._tx.scan(table, index, lo, hi, desc, limit)
-        self._usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
-        return rows
-
-    @staticmethod
-    def _decode(row: Row) -> Document:
-        # Stored JSON is exactly what orjson wrote: floats always carry a '.' or an exponent
-        # and int64, bytes and special floats are `{"$...": ...}` objects, so a document
-        # without '"$' decodes to its value in one orjson call.
-        fields = orjson.loads(row.doc)
-        if b'"$' in row.doc:
-            fields = values.decode(fields)
-        return {"_id": row.id, "_creationTime": row.creation_time, **fields}
-
-    def _coerce(self, table: str, field: str, value: Value) -> Value:
-        """Normalise a range value as the field's validator would (an int for a float64)."""
-        if field == "_creationTime":
-            return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        validator: Any = self._schema.tables[table].validator
-        for part in field.split("."):
-            while isinstance(validator, _Optional):
-                validator = validator.inner
-            if not isinstance(validator, _Object) or part not in validator.fields:
-                return value
-            validator = validator.fields[part]
-        try:
-            return validator.validate(value, field)
-        except ValidationError:
-            return value
-        except TypeError:
-            return value
-
-    def _parse_id(self, doc_id: Any, table: str | None = None, system: bool = False) -> str:
+    def table_of_id(self, doc_id: Any, table: str | None = None, system: bool = False) -> str:
+        """The table `doc_id` belongs to, checked against `table` and the system flag."""
         try:
             number = table_number_of(doc_id)
         except ValueError as exc:
             raise InvalidIdError(str(exc)) from None
         name = self._names.get(number)
-        if name is None or name not in self._schema.tables:
+        if name is None or name not in self.schema.tables:
             raise InvalidIdError(f"id {doc_id!r} does not belong to any table in the schema")
         if table is not None and name != table:
             raise InvalidIdError(f"id {doc_id!r} belongs to table {name!r}, not {table!r}")
@@ -127,34 +83,86 @@ class DatabaseReader:
                                  f"id {doc_id!r} is not an id of a system table")
         return name
 
-    # -- the public API -------------------------------------------------------------------
-    async def get(self, doc_id: str) -> Document | None:
-        """The document with this id, or None."""
-        return await self._get(doc_id, self._parse_id(doc_id))
+    def coerce(self, table: str, field: str, value: Value) -> Value:
+        """Normalise a range value as the field's validator would (an int for a float64)."""
+        if field == "_creationTime":
+            return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        validator: Any = self.schema.tables[table].validator
+        for part in field.split("."):
+            while isinstance(validator, OptionalValidator):
+                validator = validator.inner
+            if not isinstance(validator, ObjectValidator) or part not in validator.fields:
+                return value
+            validator = validator.fields[part]
+        try:
+            return validator.validate(value, field)
+        except (ValidationError, TypeError):
+            return value
 
-    async def _get(self, doc_id: str, table: str) -> Document | None:
+    def record_scan(self, record: ScanRecord) -> None:
+        self._scans.append(record)
+
+    async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
+                   limit: int) -> list[tuple[bytes, Document]]:
+        self.usage.range_read()
+        rows = await self.tx.scan(table, index, lo, hi, desc, limit)
+        self.usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
+        out: list[tuple[bytes, Document]] = []
+        for row in rows:
+            assert row.key is not None
+            out.append((row.key, document_from_row(row.id, row.creation_time, row.doc)))
+        return out
+
+    async def get(self, doc_id: str, table: str) -> Document | None:
         self._points.append((table, id_key(doc_id)))
-        self._usage.range_read()
-        row = await self._tx.get(table, doc_id)
+        self.usage.range_read()
+        row = await self.tx.get(table, doc_id)
         if row is None:
             return None
-        self._usage.documents_read(1, len(row.doc))
-        return self._decode(row)
+        self.usage.documents_read(1, len(row.doc))
+        return document_from_row(row.id, row.creation_time, row.doc)
+
+
+def document_from_row(doc_id: str, creation_time: float, raw: bytes) -> Document:
+    """A stored row as the document functions see."""
+    # Stored JSON is exactly what orjson wrote: floats always carry a '.' or an exponent
+    # and int64, bytes and special floats are `{"$...": ...}` objects, so a document
+    # without '"$' decodes to its value in one orjson call.
+    fields = orjson.loads(raw)
+    if b'"$' in raw:
+        fields = values.decode(fields)
+    return {"_id": doc_id, "_creationTime": creation_time, **fields}
+
+
+class DatabaseReader:
+    """`ctx.db` of a query: read access inside one transaction, recording what is read."""
+
+    def __init__(self, tx: Transaction, schema: Schema, table_names: dict[int, str],
+                 limits: Limits) -> None:
+        self.reads = TransactionReads(tx, schema, table_names, limits)
+
+    def read_set(self) -> ReadSet:
+        """Everything read so far, as index intervals."""
+        return self.reads.read_set()
+
+    async def get(self, doc_id: str) -> Document | None:
+        """The document with this id, or None."""
+        return await self.reads.get(doc_id, self.reads.table_of_id(doc_id))
 
     def query(self, table: str) -> Query:
         """A query over `table`, by creation time unless `.with_index(...)` says otherwise."""
-        return Query(self, table)
+        return Query(self.reads, table)
 
     @property
     def system(self) -> SystemReader:
         """Read access to the system tables (`_scheduled_functions`, `_cron_jobs`)."""
-        return SystemReader(self)
+        return SystemReader(self.reads)
 
     def normalize_id(self, table: str, doc_id: Any) -> str | None:
         """`doc_id` when it is a valid id of `table`, else None."""
-        self._table(table)
+        self.reads.table_definition(table)
         try:
-            self._parse_id(doc_id, table)
+            self.reads.table_of_id(doc_id, table)
         except InvalidIdError:
             return None
         return str(doc_id)
@@ -163,28 +171,24 @@ class DatabaseReader:
 class SystemReader:
     """`ctx.db.system`: `get(id)` and `query(table)` over the system tables."""
 
-    def __init__(self, db: DatabaseReader) -> None:
-        self._db = db
+    def __init__(self, reads: TransactionReads) -> None:
+        self._reads = reads
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self._db._get(doc_id, self._db._parse_id(doc_id, system=True))
+        return await self._reads.get(doc_id, self._reads.table_of_id(doc_id, system=True))
 
     def query(self, table: str) -> Query:
-        return Query(self._db, table, system=True)
+        return Query(self._reads, table, system=True)
 
 
 class DatabaseWriter(DatabaseReader):
-    """Read and write access inside a mutation's SERIALIZABLE transaction."""
+    """`ctx.db` of a mutation: read and write access inside its SERIALIZABLE transaction."""
 
-    def __init__(
-        self,
-        tx: Transaction,
-        schema: Schema,
-        table_numbers: dict[str, int],
-        table_names: dict[int, str],
-        limits: Limits,
-    ) -> None:
-        super().__init__(tx, schema, table_numbers, table_names, limits)
+    def __init__(self, tx: Transaction, schema: Schema, table_numbers: dict[str, int],
+                 table_names: dict[int, str], limits: Limits) -> None:
+        super().__init__(tx, schema, table_names, limits)
+        self._numbers = table_numbers
+        self._limits = limits
         self.writes = WriteSet()
 
     def _encode(self, table: str, fields: Document) -> bytes:
@@ -201,7 +205,7 @@ class DatabaseWriter(DatabaseReader):
                 f"table {table!r}: document of {len(raw)} bytes is larger than the limit of "
                 f"{self._limits.document_bytes} bytes"
             )
-        self._usage.document_written(len(raw))
+        self.reads.usage.document_written(len(raw))
         return raw
 
     def _record_keys(self, table: str, keys: dict[str, bytes]) -> None:
@@ -213,24 +217,24 @@ class DatabaseWriter(DatabaseReader):
         return await self._insert(table, doc, system=False)
 
     async def _insert(self, table: str, doc: Document, system: bool) -> str:
-        definition = self._table(table, system)
+        definition = self.reads.table_definition(table, system)
         fields = validate_document(table, definition, doc)
         raw = self._encode(table, fields)
         doc_id = new_id(self._numbers[table])
         stored = {"_id": doc_id, "_creationTime": time.time() * 1000.0, **fields}
         keys = index_keys(definition, stored)
-        await self._tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
+        await self.reads.tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
         self._record_keys(table, keys)
         self.writes.add(table, BY_ID, id_key(doc_id))
         return doc_id
 
     async def _load(self, doc_id: Any, verb: str, system: bool = False
                     ) -> tuple[str, TableDefinition, Document]:
-        table = self._parse_id(doc_id, system=system)
-        old = await self._get(doc_id, table)
+        table = self.reads.table_of_id(doc_id, system=system)
+        old = await self.reads.get(doc_id, table)
         if old is None:
             raise WriteError(f"{verb}: document {doc_id!r} does not exist")
-        return table, self._schema.tables[table], old
+        return table, self.reads.schema.tables[table], old
 
     async def _store(
         self, table: str, definition: TableDefinition, old: Document, fields: Document
@@ -240,7 +244,7 @@ class DatabaseWriter(DatabaseReader):
         new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
         old_keys = index_keys(definition, old)
         new_keys = index_keys(definition, new)
-        await self._tx.update(table, old["_id"], raw, new_keys)
+        await self.reads.tx.update(table, old["_id"], raw, new_keys)
         self._record_keys(table, old_keys)
         self._record_keys(table, new_keys)
         self.writes.add(table, BY_ID, id_key(old["_id"]))
@@ -257,8 +261,8 @@ class DatabaseWriter(DatabaseReader):
         if current is None:
             table, definition, old = await self._load(doc_id, "patch", system)
         else:
-            table = self._parse_id(doc_id, system=system)
-            definition, old = self._schema.tables[table], current
+            table = self.reads.table_of_id(doc_id, system=system)
+            definition, old = self.reads.schema.tables[table], current
         merged = {k: v for k, v in old.items() if not k.startswith("_")}
         for name, value in fields.items():
             if isinstance(name, str) and name.startswith("_"):
@@ -295,12 +299,37 @@ class DatabaseWriter(DatabaseReader):
         """Delete the document."""
         await self._delete(doc_id, system=False)
 
-    async def _delete_system(self, doc_id: str) -> None:
-        await self._delete(doc_id, system=True)
-
     async def _delete(self, doc_id: str, system: bool) -> None:
         table, definition, old = await self._load(doc_id, "delete", system)
-        await self._tx.delete(table, doc_id)
-        self._usage.document_written(0)
+        await self.reads.tx.delete(table, doc_id)
+        self.reads.usage.document_written(0)
         self._record_keys(table, index_keys(definition, old))
         self.writes.add(table, BY_ID, id_key(doc_id))
+
+
+class SystemTableWriter:
+    """Writes to the system tables, for the scheduler and the job runner (never `ctx.db`).
+
+    Every write goes through the mutation's own `DatabaseWriter`, so it is validated,
+    recorded in the write set and committed (or not) with the rest of the transaction.
+    """
+
+    def __init__(self, db: DatabaseWriter) -> None:
+        self._db = db
+
+    async def get(self, doc_id: str) -> Document | None:
+        return await self._db.system.get(doc_id)
+
+    def query(self, table: str) -> Query:
+        return self._db.system.query(table)
+
+    async def insert(self, table: str, doc: Document) -> str:
+        return await self._db._insert(table, doc, system=True)
+
+    async def patch(self, doc_id: str, fields: Document, current: Document | None = None
+                    ) -> None:
+        """Patch; `current` is the document as this transaction already read it, if so."""
+        await self._db._patch(doc_id, fields, system=True, current=current)
+
+    async def delete(self, doc_id: str) -> None:
+        await self._db._delete(doc_id, system=True)

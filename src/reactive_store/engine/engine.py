@@ -1,14 +1,20 @@
-"""Run functions: queries in one snapshot, mutations SERIALIZABLE with retries, then publish."""
+"""Run functions: queries in one snapshot, mutations SERIALIZABLE with retries, actions outside.
+
+Every call resolves its function once (a hot reload swaps `app` whole, and a call runs on
+the version it started with to the end), validates its arguments, runs the handler under
+its time limit, and validates and encodes what it returns.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
-import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -16,8 +22,9 @@ from reactive_store import values
 from reactive_store.app.loader import App
 from reactive_store.app.registry import FunctionSpec, Kind
 from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
-from reactive_store.engine.db import DatabaseReader, DatabaseWriter
+from reactive_store.engine.db import DatabaseReader, DatabaseWriter, SystemTableWriter
 from reactive_store.engine.readset import ReadSet, WriteSet
+from reactive_store.engine.scheduler import ActionScheduler, Scheduler
 from reactive_store.engine.system_tables import with_system_tables
 from reactive_store.errors import (
     BadRequest,
@@ -31,10 +38,8 @@ from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
 
-log = logging.getLogger(__name__)
-
-CommitListener = Callable[[int, WriteSet], Awaitable[None] | None]
-WriteBody = Callable[["DatabaseWriter", "Transaction"], Awaitable["tuple[Any, Any] | Outcome"]]
+T = TypeVar("T")
+WriteBody = Callable[[DatabaseWriter, Transaction], Awaitable["tuple[Any, Any] | Outcome"]]
 
 
 @dataclass
@@ -58,6 +63,18 @@ class QueryFailure:
     ts: int
 
 
+@dataclass
+class MutationHooks:
+    """Work done in a mutation's own transaction, around the function.
+
+    `before` runs first and may end the transaction with a finished Outcome (the function
+    is then not called); `after` gets the function's value and runs before COMMIT.
+    """
+
+    before: Callable[[DatabaseWriter, Transaction], Awaitable[Outcome | None]] | None = None
+    after: Callable[[DatabaseWriter, Any], Awaitable[None]] | None = None
+
+
 class _BrokenSnapshot(Exception):
     """A query broke its batch's transaction; the rest of the batch needs a new one."""
 
@@ -71,13 +88,12 @@ class EngineConfig:
 
 
 class Engine:
-    """Runs an app's functions against its store. Publishes commits to listeners after COMMIT."""
+    """Runs an app's functions against its store."""
 
     def __init__(self, store: Store, app: App, config: EngineConfig | None = None) -> None:
         self.store = store
         self.app = app
         self.config = config or EngineConfig()
-        self._listeners: list[CommitListener] = []
 
     @property
     def app(self) -> App:
@@ -89,14 +105,10 @@ class Engine:
         self._app = app
         self.schema = with_system_tables(app.schema)
 
-    def on_commit(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
-
-    def _prepare(
-        self, ref: Any, args: Any, kind: Kind, internal_ok: bool
-    ) -> tuple[FunctionSpec, dict[str, Any]]:
-        # `self.app` is replaced whole by a hot reload: a call resolves its function once
-        # and then runs on that version to the end.
+    # -- one call ---------------------------------------------------------------------------
+    def prepare(self, ref: Any, args: Any, kind: Kind | None, internal_ok: bool
+                ) -> tuple[FunctionSpec, dict[str, Any]]:
+        """Resolve the function (once per call) and validate its arguments."""
         spec = self.app.functions.resolve(ref, kind=kind, internal_ok=internal_ok)
         token = TABLE_NAMES.set(self.store.table_names)
         try:
@@ -104,19 +116,20 @@ class Engine:
         finally:
             TABLE_NAMES.reset(token)
 
-    async def _call(self, spec: FunctionSpec, ctx: Any, args: dict[str, Any]) -> tuple[Any, Any]:
-        """Call the handler under the time limit; validate and encode what it returns."""
+    async def call(self, spec: FunctionSpec, ctx: Any, args: dict[str, Any]) -> tuple[Any, Any]:
+        """Call the handler under its time limit; validate and encode what it returns."""
+        limits = self.config.limits
+        seconds = limits.action_seconds if spec.kind is Kind.ACTION else limits.function_seconds
         token = TABLE_NAMES.set(self.store.table_names)
         try:
             try:
-                async with asyncio.timeout(self.config.limits.function_seconds):
+                async with asyncio.timeout(seconds):
                     result = spec.handler(ctx, **args)
                     if inspect.isawaitable(result):
                         result = await result
             except TimeoutError:
                 raise FunctionTimeout(
-                    f"{spec.path} ran past its time limit of "
-                    f"{self.config.limits.function_seconds:g} s and was cancelled"
+                    f"{spec.path} ran past its time limit of {seconds:g} s and was cancelled"
                 ) from None
             if spec.returns is not None:
                 try:
@@ -127,11 +140,10 @@ class Engine:
         finally:
             TABLE_NAMES.reset(token)
 
-    def _reader(self, tx: Any) -> DatabaseReader:
-        s = self.store
-        return DatabaseReader(tx, self.schema, s.table_numbers, s.table_names,
-                              self.config.limits)
+    def _reader(self, tx: Transaction) -> DatabaseReader:
+        return DatabaseReader(tx, self.schema, self.store.table_names, self.config.limits)
 
+    # -- queries ----------------------------------------------------------------------------
     async def run_query(
         self, ref: Any, args: Any, identity: Identity | None = None, *,
         internal_ok: bool = False, with_ts: bool = False, at_ts: int | None = None,
@@ -142,13 +154,13 @@ class Engine:
         Postgres keeps no old versions, so the query runs on the current snapshot and the
         commit log proves that no commit since `at_ts` wrote inside what it read.
         """
-        spec, checked = self._prepare(ref, args, Kind.QUERY, internal_ok)
+        spec, checked = self.prepare(ref, args, Kind.QUERY, internal_ok)
         async with self.store.read() as tx:
             ts = await tx.snapshot_ts() if with_ts or at_ts is not None else None
             if at_ts is not None and ts is not None and at_ts > ts:
                 raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
             db = self._reader(tx)
-            value, encoded = await self._call(spec, QueryCtx(db, identity), checked)
+            value, encoded = await self.call(spec, QueryCtx(db, identity), checked)
             reads = db.read_set()
             if at_ts is not None and ts is not None and at_ts < ts:
                 for commit_ts, text in await tx.commits_between(at_ts, ts):
@@ -175,32 +187,41 @@ class Engine:
                 async with self.store.read() as tx:
                     ts = await tx.snapshot_ts()
                     for ref, args, identity in calls[len(results):]:
-                        db = self._reader(tx)
-                        try:
-                            spec, checked = self._prepare(ref, args, Kind.QUERY, False)
-                            value, encoded = await self._call(
-                                spec, QueryCtx(db, identity), checked)
-                            results.append(Outcome(value, encoded, reads=db.read_set(), ts=ts))
-                        except (FunctionTimeout, InternalError) as exc:
-                            results.append(QueryFailure(exc, db.read_set(), ts))
-                            raise _BrokenSnapshot from exc
-                        except Exception as exc:
-                            results.append(QueryFailure(exc, db.read_set(), ts))
+                        results.append(await self._batch_query(tx, ts, ref, args, identity))
             except _BrokenSnapshot:
                 continue
         return ts, results
 
+    async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
+                           identity: Identity | None) -> Outcome | QueryFailure:
+        db = self._reader(tx)
+        try:
+            spec, checked = self.prepare(ref, args, Kind.QUERY, False)
+            value, encoded = await self.call(spec, QueryCtx(db, identity), checked)
+            return Outcome(value, encoded, reads=db.read_set(), ts=ts)
+        except (FunctionTimeout, InternalError) as exc:
+            raise _BrokenSnapshot from exc
+        except Exception as exc:
+            return QueryFailure(exc, db.read_set(), ts)
+
+    # -- mutations --------------------------------------------------------------------------
     async def run_mutation(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
         request: tuple[str, int] | None = None, replay_possible: bool = False,
+        hooks: MutationHooks | None = None, seed: str | None = None,
     ) -> Outcome:
         """Run a mutation as one SERIALIZABLE transaction, re-running it on conflict.
 
         `request` (client session id, request id) records the result with the commit; with
         `replay_possible` a request already committed returns its recorded result and
-        timestamp unrun.
+        timestamp unrun. `ctx.random()` is seeded from `seed`, else from the request, else
+        at random: every attempt of one call draws the same numbers.
         """
-        spec, checked = self._prepare(ref, args, Kind.MUTATION, internal_ok)
+        spec, checked = self.prepare(ref, args, Kind.MUTATION, internal_ok)
+        hooks = hooks or MutationHooks()
+        if seed is None:
+            seed = repr(request) if request is not None else os.urandom(16).hex()
+        rng_seed = int.from_bytes(hashlib.sha256(f"{spec.path}\0{seed}".encode()).digest()[:8])
 
         async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any] | Outcome:
             if request is not None and replay_possible:
@@ -208,32 +229,37 @@ class Engine:
                 if done is not None:
                     encoded = orjson.loads(done[1])
                     return Outcome(values.decode(encoded), encoded, ts=done[0])
-            return await self._call(spec, self.mutation_ctx(db, identity), checked)
+            if hooks.before is not None:
+                finished = await hooks.before(db, tx)
+                if finished is not None:
+                    return finished
+            result = await self.call(spec, self._mutation_ctx(db, identity, rng_seed), checked)
+            if hooks.after is not None:
+                await hooks.after(db, result[0])
+            return result
 
         return await self.transact(spec.path or "mutation", body, request)
 
-    def mutation_ctx(self, db: DatabaseWriter, identity: Identity | None) -> MutationCtx:
-        from reactive_store.engine.scheduler import Scheduler
-
-        ctx = MutationCtx(db, identity)
-        ctx.scheduler = Scheduler(self, db, ctx.now())
-        return ctx
+    def _mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
+                      seed: int) -> MutationCtx:
+        now = MutationCtx.clock()
+        scheduler = Scheduler(self.app.functions, SystemTableWriter(db), now)
+        return MutationCtx(db, identity, scheduler, now_ms=now, seed=seed)
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
     ) -> Outcome:
         """Run `body(db, tx)` in one SERIALIZABLE transaction, again on every conflict.
 
-        The commit timestamp is taken inside the transaction (storage orders commits), and
-        listeners hear of the write set only after COMMIT has succeeded. `body` returns
-        (value, encoded), or a finished Outcome to end without writing.
+        The commit timestamp is taken inside the transaction (storage orders commits); the
+        commit stream announces the write set after COMMIT. `body` returns (value, encoded),
+        or a finished Outcome to end without writing.
         """
         s = self.store
-        schema = self.schema
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:
-                    db = DatabaseWriter(tx, schema, s.table_numbers, s.table_names,
+                    db = DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
                                         self.config.limits)
                     result = await body(db, tx)
                     if isinstance(result, Outcome):
@@ -248,37 +274,45 @@ class Engine:
                 continue
             if ts is None:
                 ts = await s.latest_ts()
-            else:
-                await self._publish(ts, db.writes)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise ConflictError(
             f"{label}: conflict with concurrent mutations: retried "
             f"{self.config.max_attempts} times"
         )
 
-    async def read(self, body: Callable[[DatabaseReader], Awaitable[Any]]) -> Any:
-        """Run `body(db)` in one read-only snapshot (internal readers: the scheduler)."""
+    async def write_system(self, label: str, body: Callable[[SystemTableWriter], Awaitable[T]]
+                           ) -> T:
+        """Run `body` on the system tables in its own transaction (retried on conflict)."""
+
+        async def run(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
+            return await body(SystemTableWriter(db)), None
+
+        outcome = await self.transact(label, run)
+        result: T = outcome.value
+        return result
+
+    async def read(self, body: Callable[[DatabaseReader], Awaitable[T]]) -> T:
+        """Run `body(db)` in one read-only snapshot (internal readers: the job runner)."""
         async with self.store.read() as tx:
             return await body(self._reader(tx))
 
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.config.backoff_cap, self.config.backoff_base * (2**attempt))
+        return random.uniform(0, cap)
+
+    # -- actions ----------------------------------------------------------------------------
     async def run_action(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
     ) -> Outcome:
         """Run an action outside any transaction; it reaches data through ctx.run_*."""
-        spec, checked = self._prepare(ref, args, Kind.ACTION, internal_ok)
-        result = spec.handler(self.action_ctx(identity), **checked)
-        if inspect.isawaitable(result):
-            result = await result
-        if spec.returns is not None:
-            result = spec.returns.validate(result, f"{spec.path}: return value")
-        return Outcome(result, values.encode(result, "return value"))
+        spec, checked = self.prepare(ref, args, Kind.ACTION, internal_ok)
+        value, encoded = await self.call(spec, self.action_ctx(identity), checked)
+        return Outcome(value, encoded)
 
     def action_ctx(self, identity: Identity | None) -> ActionCtx:
-        from reactive_store.engine.scheduler import ActionScheduler
-
-        ctx = ActionCtx(self, identity)
-        ctx.scheduler = ActionScheduler(self)
-        return ctx
+        """The ctx of an action or an HTTP route, acting as `identity`."""
+        return ActionCtx(_ActionCalls(self, identity), identity,
+                         ActionScheduler(lambda: self.app.functions, self.write_system))
 
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:
@@ -290,15 +324,20 @@ class Engine:
             return await self.run_mutation(spec, args, identity, internal_ok=True)
         return await self.run_action(spec, args, identity, internal_ok=True)
 
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self.config.backoff_cap, self.config.backoff_base * (2**attempt))
-        return random.uniform(0, cap)
 
-    async def _publish(self, ts: int, writes: WriteSet) -> None:
-        for listener in self._listeners:
-            try:
-                result = listener(ts, writes)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("commit listener failed")
+class _ActionCalls:
+    """What an action's ctx reaches data through: the engine, as the action's caller."""
+
+    def __init__(self, engine: Engine, identity: Identity | None) -> None:
+        self._engine = engine
+        self._identity = identity
+
+    async def query(self, fn: Any, args: dict[str, Any]) -> Any:
+        return (await self._engine.run_query(fn, args, self._identity, internal_ok=True)).value
+
+    async def mutation(self, fn: Any, args: dict[str, Any]) -> Any:
+        return (await self._engine.run_mutation(fn, args, self._identity,
+                                                internal_ok=True)).value
+
+    async def action(self, fn: Any, args: dict[str, Any]) -> Any:
+        return (await self._engine.run_action(fn, args, self._identity, internal_ok=True)).value

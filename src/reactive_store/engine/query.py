@@ -11,16 +11,13 @@ import base64
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reactive_store.engine.intervals import Interval
 from reactive_store.errors import QueryError
 from reactive_store.keys import TOP, encode_tuple, encode_value, prefix_end, successor
-from reactive_store.schema import BY_CREATION_TIME, BY_ID, Index, all_indexes
+from reactive_store.schema import BY_CREATION_TIME, BY_ID, Index, TableDefinition, all_indexes
 from reactive_store.types import Document, Value
-
-if TYPE_CHECKING:
-    from reactive_store.engine.db import DatabaseReader
 
 _FIRST_BATCH = 16
 _MAX_BATCH = 1024
@@ -52,6 +49,19 @@ class ScanRecord:
         if self.desc:
             return Interval(self.last_key, self.hi)
         return Interval(self.lo, successor(self.last_key))
+
+
+class IndexReader(Protocol):
+    """What a Query needs from its transaction: tables, range values, and recorded scans."""
+
+    def table_definition(self, table: str, system: bool = False) -> TableDefinition: ...
+
+    def coerce(self, table: str, field: str, value: Value) -> Value: ...
+
+    def record_scan(self, record: ScanRecord) -> None: ...
+
+    async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
+                   limit: int) -> list[tuple[bytes, Document]]: ...
 
 
 class IndexRange:
@@ -152,10 +162,10 @@ def decode_cursor(cursor: Any) -> bytes:
 class Query:
     """A lazy query over one table; nothing is read until it is consumed."""
 
-    def __init__(self, db: DatabaseReader, table: str, system: bool = False) -> None:
-        self._db = db
+    def __init__(self, reader: IndexReader, table: str, system: bool = False) -> None:
+        self._reader = reader
         self._table = table
-        self._definition = db._table(table, system)
+        self._definition = reader.table_definition(table, system)
         self._index = all_indexes(self._definition)[BY_CREATION_TIME]
         self._range: IndexRange | None = None
         self._desc = False
@@ -177,7 +187,7 @@ class Query:
         self._index_chosen = True
         self._index = indexes[name]
         if build is not None:
-            q = IndexRange(self._index, lambda f, v: self._db._coerce(self._table, f, v))
+            q = IndexRange(self._index, lambda f, v: self._reader.coerce(self._table, f, v))
             result = build(q)
             if not isinstance(result, IndexRange):
                 raise QueryError("with_index(): the range function must return its q")
@@ -212,22 +222,20 @@ class Query:
         self, lo: bytes, hi: bytes | None, limit: int | None = None
     ) -> AsyncIterator[tuple[bytes, Document]]:
         record = ScanRecord(self._table, self._index.name, lo, hi, self._desc)
-        self._db._scans.append(record)
+        self._reader.record_scan(record)
         batch = limit if limit is not None and not self._filters else _FIRST_BATCH
         batch = max(1, min(batch, _MAX_BATCH))
         while True:
-            rows = await self._db._scan(self._table, self._index.name, lo, hi, self._desc, batch)
-            for row in rows:
-                assert row.key is not None
-                doc = self._db._decode(row)
-                record.last_key = row.key
+            rows = await self._reader.scan(self._table, self._index.name, lo, hi, self._desc,
+                                           batch)
+            for key, doc in rows:
+                record.last_key = key
                 if await self._matches(doc):
-                    yield row.key, doc
+                    yield key, doc
             if len(rows) < batch:
                 record.exhausted = True
                 return
-            last = rows[-1].key
-            assert last is not None
+            last = rows[-1][0]
             if self._desc:
                 hi = last
             else:

@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from reactive_store.app.registry import FunctionSpec, Kind
+from reactive_store.app.registry import FunctionSpec, Kind, Registry
+from reactive_store.engine.db import SystemTableWriter
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
 from reactive_store.errors import QueryError, ValidationError
 
-if TYPE_CHECKING:
-    from reactive_store.engine.db import DatabaseWriter
-    from reactive_store.engine.engine import Engine
+T = TypeVar("T")
+SystemWrite = Callable[[str, Callable[[SystemTableWriter], Awaitable[T]]], Awaitable[T]]
 
 
-def job_document(engine: Engine, fn: Any, args: Any, when_ms: float,
+def job_document(functions: Registry, fn: Any, args: Any, when_ms: float,
                  cron: str | None = None) -> dict[str, Any]:
     """A pending job for `fn(args)` at `when_ms`, checked now against the target."""
     if not isinstance(when_ms, int | float) or isinstance(when_ms, bool) or not math.isfinite(
             when_ms):
         raise ValidationError(f"scheduler: time must be a finite number, got {when_ms!r}")
-    spec: FunctionSpec = engine.app.functions.resolve(fn, internal_ok=True)
+    spec: FunctionSpec = functions.resolve(fn, internal_ok=True)
     if spec.kind is Kind.QUERY:
         raise ValidationError(f"scheduler: {spec.path} is a query; only mutations and "
                               "actions can be scheduled")
@@ -45,12 +46,22 @@ def _seconds(delay: Any) -> float:
     return max(0.0, float(delay))
 
 
+async def cancel_job(jobs: SystemTableWriter, job_id: str) -> None:
+    """Cancel a job that has not started yet (a running or finished one is left alone)."""
+    job = await jobs.get(job_id)
+    if job is None:
+        raise QueryError(f"scheduler: no scheduled function with id {job_id!r}")
+    if job["state"]["kind"] == "pending":
+        await jobs.patch(job_id, {"state": {"kind": "canceled"},
+                                  "completedTime": time.time() * 1000.0})
+
+
 class Scheduler:
     """`ctx.scheduler` in a mutation: every call writes in the mutation's transaction."""
 
-    def __init__(self, engine: Engine, db: DatabaseWriter, now_ms: float) -> None:
-        self._engine = engine
-        self._db = db
+    def __init__(self, functions: Registry, jobs: SystemTableWriter, now_ms: float) -> None:
+        self._functions = functions
+        self._jobs = jobs
         self._now = now_ms
 
     async def run_after(self, seconds: float, fn: Any, args: dict[str, Any] | None = None
@@ -61,28 +72,20 @@ class Scheduler:
     async def run_at(self, ms_since_epoch: float, fn: Any, args: dict[str, Any] | None = None
                      ) -> str:
         """Run `fn(args)` at a time in ms since the epoch (now if it has passed)."""
-        doc = job_document(self._engine, fn, args, ms_since_epoch)
-        return await self._db._insert(SCHEDULED_FUNCTIONS, doc, system=True)
+        doc = job_document(self._functions, fn, args, ms_since_epoch)
+        return await self._jobs.insert(SCHEDULED_FUNCTIONS, doc)
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a job that has not started yet (a running or finished one is left alone)."""
-        await cancel_job(self._db, job_id)
-
-
-async def cancel_job(db: DatabaseWriter, job_id: str) -> None:
-    job = await db.system.get(job_id)
-    if job is None:
-        raise QueryError(f"scheduler: no scheduled function with id {job_id!r}")
-    if job["state"]["kind"] == "pending":
-        await db._patch(job_id, {"state": {"kind": "canceled"},
-                                 "completedTime": time.time() * 1000.0}, system=True)
+        await cancel_job(self._jobs, job_id)
 
 
 class ActionScheduler:
     """`ctx.scheduler` in an action: each call is its own small transaction."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, functions: Callable[[], Registry], write: SystemWrite[Any]) -> None:
+        self._functions = functions
+        self._write = write
 
     async def run_after(self, seconds: float, fn: Any, args: dict[str, Any] | None = None
                         ) -> str:
@@ -90,19 +93,16 @@ class ActionScheduler:
 
     async def run_at(self, ms_since_epoch: float, fn: Any, args: dict[str, Any] | None = None
                      ) -> str:
-        doc = job_document(self._engine, fn, args, ms_since_epoch)
+        doc = job_document(self._functions(), fn, args, ms_since_epoch)
 
-        async def body(db: DatabaseWriter, tx: Any) -> tuple[Any, Any]:
-            job_id = await db._insert(SCHEDULED_FUNCTIONS, doc, system=True)
-            return job_id, job_id
+        async def insert(jobs: SystemTableWriter) -> str:
+            return await jobs.insert(SCHEDULED_FUNCTIONS, doc)
 
-        outcome = await self._engine.transact("scheduler", body)
-        job_id: str = outcome.value
+        job_id: str = await self._write("scheduler", insert)
         return job_id
 
     async def cancel(self, job_id: str) -> None:
-        async def body(db: DatabaseWriter, tx: Any) -> tuple[Any, Any]:
-            await cancel_job(db, job_id)
-            return None, None
+        async def cancel(jobs: SystemTableWriter) -> None:
+            await cancel_job(jobs, job_id)
 
-        await self._engine.transact("scheduler", body)
+        await self._write("scheduler", cancel)

@@ -9,7 +9,7 @@ scheduler writes them.
 from __future__ import annotations
 
 from reactive_store.schema import Index, Schema, TableDefinition
-from reactive_store.validators import _Object, v
+from reactive_store.validators import ObjectValidator, v
 
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 CRON_JOBS = "_cron_jobs"
@@ -18,7 +18,7 @@ JOB_STATES = ("pending", "inProgress", "success", "failed", "canceled")
 
 
 def _table(fields: dict[str, object], indexes: dict[str, tuple[str, ...]]) -> TableDefinition:
-    table = TableDefinition(_Object(fields))  # type: ignore[arg-type]
+    table = TableDefinition(ObjectValidator(fields))  # type: ignore[arg-type]
     for name, columns in indexes.items():
         table.indexes[name] = Index(name, columns)
     return table

@@ -20,9 +20,9 @@ import orjson
 
 from reactive_store.engine.engine import Engine, Outcome, QueryFailure
 from reactive_store.engine.readset import IndexRef, ReadSet, WriteSet
+from reactive_store.failures import error_body
 from reactive_store.live.interval_index import IntervalIndex
 from reactive_store.live.writelog import WriteLog
-from reactive_store.sync.protocol import error_body
 
 log = logging.getLogger(__name__)
 

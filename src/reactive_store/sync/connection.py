@@ -21,6 +21,7 @@ from reactive_store import values
 from reactive_store.app.registry import canonical_path
 from reactive_store.auth import AuthError, Caller
 from reactive_store.engine.engine import Engine
+from reactive_store.failures import error_body
 from reactive_store.live.subscriptions import SubscriptionManager
 from reactive_store.sync.protocol import (
     PING,
@@ -33,7 +34,6 @@ from reactive_store.sync.protocol import (
     ProtocolError,
     action_response,
     auth_error,
-    error_body,
     mutation_response,
     parse_client_message,
 )

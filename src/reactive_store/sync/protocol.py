@@ -7,15 +7,10 @@ JSON-ready dicts that always carry the fields the official clients require.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from reactive_store import values
-from reactive_store.errors import ConvexError, InternalError, ReactiveStoreError
 from reactive_store.sync.timestamps import encode_ts
-
-log = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
@@ -226,25 +221,3 @@ def auth_error(message: str, base_version: int, attempted: bool) -> dict[str, An
 
 
 PING: dict[str, Any] = {"type": "Ping"}
-
-
-def error_body(exc: BaseException) -> dict[str, Any]:
-    """A function failure as the clients expect it: message, and data for ConvexError.
-
-    Our own errors carry messages written for the caller; a user function's exception
-    reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
-    """
-    if isinstance(exc, ConvexError):
-        message = exc.message
-        try:
-            data = values.encode(exc.data, "errorData")
-        except ReactiveStoreError:
-            data = str(exc.data)
-        return {"errorMessage": message, "errorData": data}
-    if isinstance(exc, InternalError):
-        log.error("internal error: %s", exc, exc_info=exc)
-        return {"errorMessage": "Server Error"}
-    if isinstance(exc, ReactiveStoreError):
-        return {"errorMessage": exc.message}
-    log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
-    return {"errorMessage": f"Uncaught {type(exc).__name__}: {exc}"}

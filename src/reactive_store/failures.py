@@ -1,0 +1,33 @@
+"""What a caller is told when a function fails, and what only the server log sees."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from reactive_store import values
+from reactive_store.errors import ConvexError, InternalError, ReactiveStoreError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """A function failure as the clients expect it: message, and data for ConvexError.
+
+    Our own errors carry messages written for the caller; a user function's exception
+    reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
+    """
+    if isinstance(exc, ConvexError):
+        message = exc.message
+        try:
+            data = values.encode(exc.data, "errorData")
+        except ReactiveStoreError:
+            data = str(exc.data)
+        return {"errorMessage": message, "errorData": data}
+    if isinstance(exc, InternalError):
+        log.error("internal error: %s", exc, exc_info=exc)
+        return {"errorMessage": "Server Error"}
+    if isinstance(exc, ReactiveStoreError):
+        return {"errorMessage": exc.message}
+    log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return {"errorMessage": f"Uncaught {type(exc).__name__}: {exc}"}
