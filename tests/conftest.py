@@ -57,7 +57,7 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
 
     yield start
     for deployment in started:
-        if deployment.store is not None:
+        if deployment.started:
             await deployment.store.drop()
         await deployment.stop()
 
@@ -101,8 +101,7 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
 
     yield start
     for server, task, deployment in running:
-        store = deployment.store
-        if store is not None:
-            await store.drop()
+        if deployment.started:
+            await deployment.store.drop()
         server.should_exit = True
         await task

@@ -93,6 +93,32 @@ class Authenticator:
             return False
         return hmac.compare_digest(key.encode(), self.admin_key.encode())
 
+    async def caller(self, kind: str, value: str | None, acting_as: Identity | None = None
+                     ) -> Caller:
+        """Who a credential names: `kind` "None" (anonymous), "User" (a token to verify) or
+        "Admin" (the admin key, optionally acting as an identity); AuthError if refused."""
+        if kind == "None":
+            return Caller()
+        if kind == "User" and value:
+            return Caller(await self.verify(value))
+        if kind == "Admin":
+            if not self.is_admin_key(value or ""):
+                raise AuthError("the admin key is not valid")
+            return Caller(acting_as, admin=True)
+        raise AuthError(f"cannot authenticate with a {kind!r} credential")
+
+    async def caller_from_header(self, header: str | None) -> Caller:
+        """The caller an HTTP `Authorization` header names (none: anonymous)."""
+        if not header:
+            return Caller()
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            return await self.caller("User", value.strip())
+        if scheme == "Convex" and value:
+            key, identity = parse_admin_header(value.strip())
+            return await self.caller("Admin", key, identity)
+        raise AuthError("Authorization must be 'Bearer <token>' or 'Convex <admin key>'")
+
     async def verify(self, token: str) -> Identity:
         """The identity a token proves, or AuthError saying why it is refused."""
         if len(token) > MAX_TOKEN_BYTES:
@@ -211,18 +237,3 @@ def parse_admin_header(value: str) -> tuple[str, Identity | None]:
     if not isinstance(identity, dict):
         raise AuthError("the identity after the admin key must be a JSON object")
     return key, identity
-
-
-async def caller_from_header(auth: Authenticator, header: str | None) -> Caller:
-    """The caller an HTTP `Authorization` header names (none: anonymous)."""
-    if not header:
-        return Caller()
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value:
-        return Caller(await auth.verify(value.strip()))
-    if scheme == "Convex" and value:
-        key, identity = parse_admin_header(value.strip())
-        if not auth.is_admin_key(key):
-            raise AuthError("the admin key is not valid")
-        return Caller(identity, admin=True)
-    raise AuthError("Authorization must be 'Bearer <token>' or 'Convex <admin key>'")

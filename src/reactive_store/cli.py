@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -118,7 +119,6 @@ def serve(ns: argparse.Namespace) -> int:
 
 def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:
     app = deployment.app
-    assert app is not None
     modules = {f.path.split(":")[0] for f in app.functions if f.path}
     lines = [
         f"reactive-store {'dev' if dev else 'serve'}: {ns.app.resolve()}",
@@ -140,7 +140,9 @@ async def _run(ns: argparse.Namespace) -> Any:
         raise SystemExit(f"error: ARGS is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise SystemExit("error: ARGS must be a JSON object")
-    deployment = Deployment(settings_from(ns))
+    # A one-shot call: no job runner and no cron sync, so it never claims due jobs.
+    settings = dataclasses.replace(settings_from(ns), run_jobs=False)
+    deployment = Deployment(settings)
     engine = await deployment.start()
     try:
         outcome = await engine.run(ns.path, raw, internal_ok=True)
@@ -151,18 +153,14 @@ async def _run(ns: argparse.Namespace) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    if ns.command in ("serve", "dev"):
-        return serve(ns)
-    if ns.command == "docs":
-        try:
-            return write_docs(ns)
-        except ReactiveStoreError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
-            return 1
     try:
+        if ns.command in ("serve", "dev"):
+            return serve(ns)
+        if ns.command == "docs":
+            return write_docs(ns)
         result = asyncio.run(_run(ns))
     except ReactiveStoreError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""A running deployment: the app loaded, its database opened (embedded or not), schema pushed."""
+"""One deployment: its app, store, engine, live queries and job runner, and their lifecycle.
+
+Everything is built when the deployment is configured (the app is imported then, so a
+broken app fails before any server starts); `start()` opens the database (embedded or
+`database_url`), pushes the schema and starts the background tasks; `stop()` ends them.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from reactive_store import values
 from reactive_store.app.loader import App
 from reactive_store.app.reloader import AppSource, Reload
 from reactive_store.auth import Authenticator, parse_providers
+from reactive_store.engine.db import document_from_row
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import with_system_tables
@@ -22,6 +24,7 @@ from reactive_store.jobs.runner import JobRunner
 from reactive_store.live.commits import CommitStream
 from reactive_store.live.subscriptions import SubscriptionManager
 from reactive_store.storage import PushReport, Store
+from reactive_store.storage.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,6 @@ class Settings:
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
 
 
-def decode_row(doc_id: str, creation_time: float, raw: bytes) -> dict[str, Any]:
-    """A stored row as the document functions see."""
-    return {"_id": doc_id, "_creationTime": creation_time, **values.decode(orjson.loads(raw))}
-
-
 def redact_url(url: str) -> str:
     """A database URL without its password, for terminal output."""
     scheme, sep, rest = url.partition("://")
@@ -65,78 +63,73 @@ class Deployment:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.app: App | None = None
-        self.store: Store | None = None
-        self.engine: Engine | None = None
+        self.source = AppSource(settings.app_dir)
+        self.app: App = self.source.load()
+        self.auth = Authenticator(parse_providers(self.app.auth_providers or []),
+                                  settings.admin_key)
+        self.store = Store(settings.namespace)
+        self.engine = Engine(self.store, self.app, settings.engine)
+        self.subscriptions = SubscriptionManager(self.engine)
+        self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency)
+        self.commits = CommitStream(self.store, self._on_commit)
         self.push_report: PushReport | None = None
-        self.subscriptions: SubscriptionManager | None = None
-        self.commits: CommitStream | None = None
         self.database_label = ""
-        self._embedded: Any = None
-        self._maintenance: asyncio.Task[None] | None = None
-        self.source: AppSource | None = None
-        self._reload_lock = asyncio.Lock()
         self.on_started: Callable[[], None] | None = None
-        self.jobs: JobRunner | None = None
-        self.auth = Authenticator([], settings.admin_key)
+        self.started = False
+        self._embedded: EmbeddedPostgres | None = None
+        self._maintenance: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+
+    def _on_commit(self, ts: int, writes: WriteSet) -> None:
+        self.subscriptions.process_commit(ts, writes)
+        self.jobs.on_commit(ts, writes)
 
     async def start(self) -> Engine:
+        """Open the database, push the schema, start the commit stream and the jobs."""
         s = self.settings
-        self.source = AppSource(s.app_dir)
-        app = self.source.load()
-        url = s.database_url
-        if url is None:
-            from reactive_store.storage.embedded import EmbeddedPostgres
-
-            data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
-            self._embedded = EmbeddedPostgres(data_dir)
-            url = str(await asyncio.to_thread(self._embedded.start))
-            self.database_label = f"embedded PostgreSQL in {data_dir}"
-        else:
-            self.database_label = redact_url(url)
-        store: Store | None = None
-        try:
-            store = await Store.open(url, s.namespace, max_size=s.pool_size)
-            self.push_report = await store.push_schema(with_system_tables(app.schema),
-                                                       decode_row)
-        except BaseException:
-            if store is not None:
-                await store.close()
-            await self._stop_embedded()
-            raise
-        self.app, self.store = app, store
-        self.auth = Authenticator(parse_providers(app.auth_providers or []), s.admin_key)
-        self.engine = Engine(store, app, s.engine)
-        self.subscriptions = SubscriptionManager(self.engine)
-        self.jobs = JobRunner(self.engine, concurrency=s.job_concurrency)
-        manager, jobs = self.subscriptions, self.jobs
-
-        def on_commit(ts: int, writes: WriteSet) -> None:
-            manager.process_commit(ts, writes)
-            jobs.on_commit(ts, writes)
-
-        self.commits = CommitStream(store, on_commit)
+        await self._connect()
         processed = await self.commits.start()
         self.subscriptions.start(processed)
         if s.run_jobs:
-            await self.jobs.sync_crons(app.crons)
+            await self.jobs.sync_crons(self.app.crons)
             self.jobs.start()
-        self._maintenance = asyncio.create_task(self._prune_forever(store))
+        self._maintenance = asyncio.create_task(self._prune_forever())
+        self.started = True
         if self.on_started is not None:
             self.on_started()
         return self.engine
 
+    async def _connect(self) -> None:
+        s = self.settings
+        url = s.database_url
+        try:
+            if url is None:
+                data_dir = Path(s.app_dir).resolve() / ".reactive-store" / "pgdata"
+                self._embedded = EmbeddedPostgres(data_dir)
+                url = str(await asyncio.to_thread(self._embedded.start))
+                self.database_label = f"embedded PostgreSQL in {data_dir}"
+            else:
+                self.database_label = redact_url(url)
+            await self.store.connect(url, max_size=s.pool_size)
+            self.push_report = await self.store.push_schema(
+                with_system_tables(self.app.schema), document_from_row)
+        except BaseException:
+            await self.store.close()
+            await self._stop_embedded()
+            raise
+
     async def reload(self) -> Reload:
         """Swap in the app as it is on disk now: push a changed schema, then re-run every
         live query on the new code. On any error the running version stays in force."""
-        assert self.engine is not None and self.store is not None and self.source is not None
         old = self.engine.app
         async with self._reload_lock:
-            app, report = self.source.reload()
+            # Reading, hashing and importing the changed modules run off the event loop,
+            # so sockets keep being served; the swap below happens on the loop, at once.
+            app, report = await asyncio.to_thread(self.source.reload)
             try:
                 if app.schema.to_json() != old.schema.to_json():
                     report.schema = await self.store.push_schema(
-                        with_system_tables(app.schema), decode_row)
+                        with_system_tables(app.schema), document_from_row)
                     self.push_report = report.schema
             except BaseException:
                 self.source.revert(old)
@@ -145,39 +138,32 @@ class Deployment:
             self.auth = Authenticator(parse_providers(app.auth_providers or []),
                                       self.settings.admin_key)
             self.engine.app = app
-            if self.subscriptions is not None:
-                self.subscriptions.rerun_all()
-            if self.jobs is not None and self.settings.run_jobs:
+            self.subscriptions.rerun_all()
+            if self.settings.run_jobs:
                 await self.jobs.sync_crons(app.crons)
         return report
 
-    async def _prune_forever(self, store: Store) -> None:
+    async def _prune_forever(self) -> None:
         s = self.settings
         while True:
             await asyncio.sleep(s.prune_every_s)
             try:
-                await store.prune(s.commit_retention_s, s.request_retention_s)
+                await self.store.prune(s.commit_retention_s, s.request_retention_s)
             except Exception:
                 log.exception("pruning the commit log failed")
 
     async def stop(self) -> None:
-        if self.jobs is not None:
-            await self.jobs.stop(self.settings.job_grace_s)
-            self.jobs = None
+        """Stop the jobs (letting running ones finish, bounded), the streams, the store."""
+        await self.jobs.stop(self.settings.job_grace_s)
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
-        if self.commits is not None:
-            await self.commits.stop()
-            self.commits = None
-        if self.subscriptions is not None:
-            await self.subscriptions.stop()
-            self.subscriptions = None
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
+        await self.commits.stop()
+        await self.subscriptions.stop()
+        await self.store.close()
         await self._stop_embedded()
+        self.started = False
 
     async def _stop_embedded(self) -> None:
         if self._embedded is not None:

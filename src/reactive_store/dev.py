@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +14,11 @@ from typing import Any
 
 from watchfiles import awatch
 
+from reactive_store.app.loader import AppLoadError
 from reactive_store.deployment import Deployment
 from reactive_store.errors import ReactiveStoreError
 
 log = logging.getLogger(__name__)
-
-_LOCATION = re.compile(r"^(?P<file>[^:\n]+\.py):(?P<line>\d+): (?P<message>.*)$", re.S)
 
 
 @dataclass
@@ -38,14 +36,12 @@ class DevStatus:
 
 def describe_error(exc: ReactiveStoreError, root: Path) -> dict[str, Any]:
     """File, line and message of a load or schema error, for the terminal and for tools."""
-    match = _LOCATION.match(exc.message)
-    if match is None:
+    if not isinstance(exc, AppLoadError) or exc.file is None:
         return {"file": None, "line": None, "message": exc.message, "kind": exc.code}
-    file = match["file"]
+    file = exc.file
     with contextlib.suppress(ValueError):
         file = str(Path(file).resolve().relative_to(root))
-    return {"file": file, "line": int(match["line"]), "message": match["message"],
-            "kind": exc.code}
+    return {"file": file, "line": exc.line, "message": exc.message, "kind": exc.code}
 
 
 class DevReloader:

@@ -1,7 +1,7 @@
 """sync.py: SyncSession driven with plain objects (no socket), h11 style.
 
 LiveQuery objects are real ones whose result fields (ts, valid_until, ok, value,
-result_hash) are set by hand, the way subscriptions.py would set them.
+result_json) are set by hand, the way subscriptions.py would set them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def set_result(live: LiveQuery, ts: int, value: Any, *, ok: bool = True,
     live.ok = ok
     live.value = value
     live.valid_until = valid_until
-    live.result_hash = orjson.dumps([ok, value])
+    live.result_json = orjson.dumps([ok, value])
     live.state = LiveState.FRESH if valid_until is None else LiveState.PENDING
     return live
 
@@ -87,7 +87,7 @@ def test_modify_query_set_adds_and_removes() -> None:
     assert removed == []
     assert added[0].path == "a:b"
     assert added[0].args == {"x": 1}
-    assert added[0].sent_hash == b""
+    assert added[0].sent_json == b""
     assert session.received_query_set == 1
     added, removed = session.modify_query_set(ModifyQuerySet(1, 2, [RemoveQuery(1)]))
     assert added == []
@@ -573,7 +573,7 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
                 q.live is not None and not q.live.usable_at(
                     max([session.sent.ts, session.min_ts]
                         + [x.live.ts for x in session.queries.values()
-                           if x.live is not None and x.live.result_hash]))
+                           if x.live is not None and x.live.result_json]))
                 for q in session.queries.values())
             if out.for_ts is not None:
                 assert out.for_ts > world.processed
@@ -648,7 +648,7 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
             world.process_one()
         elif roll < 0.65:
             stale = [k for k, lv in world.lives.items()
-                     if not lv.result_hash or lv.valid_until is not None]
+                     if not lv.result_json or lv.valid_until is not None]
             if stale:
                 world.rerun(rng.choice(stale))
         elif roll < 0.68:
@@ -672,7 +672,7 @@ def test_random_run_keeps_versions_chained_and_results_consistent(seed: int) -> 
     while world.processed < world.db_ts:
         world.process_one()
     for key, live in world.lives.items():
-        if not live.result_hash or live.valid_until is not None or live.ts > world.processed:
+        if not live.result_json or live.valid_until is not None or live.ts > world.processed:
             world.rerun(key, latest=True)
             assert live.valid_until is None
     out = step_transition()

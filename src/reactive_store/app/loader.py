@@ -23,9 +23,19 @@ _counter = itertools.count()
 
 
 class AppLoadError(ReactiveStoreError):
-    """The app could not be loaded: the message names the file, line and error."""
+    """The app could not be loaded: which file and line (when known), and what was wrong.
+
+    `message` is the bare error; `str()` of the exception is `file:line: message`.
+    """
 
     code = "AppLoadError"
+
+    def __init__(self, message: str, file: str | None = None, line: int | None = None) -> None:
+        located = message if file is None else f"{file}:{line or 1}: {message}"
+        super().__init__(located)
+        self.message = message
+        self.file = file
+        self.line = None if file is None else (line or 1)
 
 
 @dataclass
@@ -60,13 +70,13 @@ def _import(name: str, root: Path) -> types.ModuleType:
     try:
         return importlib.import_module(name)
     except SyntaxError as exc:
-        where = f"{exc.filename}:{exc.lineno}" if exc.filename else name
-        raise AppLoadError(f"{where}: syntax error: {exc.msg}") from exc
+        raise AppLoadError(f"syntax error: {exc.msg}", exc.filename or name,
+                           exc.lineno) from exc
     except Exception as exc:
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if f.filename.startswith(str(root))]
-        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else name
-        raise AppLoadError(f"{where}: {type(exc).__name__}: {exc}") from exc
+        file, line = (frames[-1].filename, frames[-1].lineno) if frames else (name, None)
+        raise AppLoadError(f"{type(exc).__name__}: {exc}", file, line) from exc
     finally:
         sys.dont_write_bytecode = previous
 
@@ -94,9 +104,8 @@ def load_into(root: Path, package: str | None) -> App:
         module = _import(f"{package}.schema", root)
         found = getattr(module, "schema", None)
         if not isinstance(found, Schema):
-            raise AppLoadError(
-                f"{root / 'schema'}: expected a variable `schema = define_schema({{...}})`"
-            )
+            raise AppLoadError("expected a variable `schema = define_schema({...})`",
+                               str(root / "schema"))
         schema = found
     registry = Registry()
     crons: Crons | None = None
@@ -120,7 +129,7 @@ def load_into(root: Path, package: str | None) -> App:
                 try:
                     parse_providers(providers)
                 except ValueError as exc:
-                    raise AppLoadError(f"{file}:1: {exc}") from None
+                    raise AppLoadError(str(exc), str(file), 1) from None
                 auth_providers = providers
             for attr, value in vars(module).items():
                 if not isinstance(value, FunctionSpec) or attr.startswith("_"):

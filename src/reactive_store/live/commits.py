@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from reactive_store.engine.readset import WriteSet
 from reactive_store.storage import Store
+from reactive_store.storage.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,22 @@ class CommitStream:
         self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
         self._held: list[str] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._listener = store.listener(self._on_payload, self._catch_up)
+        self._listener: Listener | None = None
         self._started = False
 
     async def start(self) -> int:
         """Start listening; return the timestamp everything after which will be delivered."""
         self.processed_ts = await self._store.latest_ts()
         self._started = True
+        self._listener = self._store.listener(self._on_payload, self._catch_up)
         await self._listener.start()
         self._task = asyncio.create_task(self._consume())
         return self.processed_ts
 
     async def stop(self) -> None:
-        await self._listener.stop()
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

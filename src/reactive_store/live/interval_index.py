@@ -118,14 +118,10 @@ class IntervalIndex(Generic[T]):
 
     def stab(self, key: bytes) -> set[T]:
         """Every entry with an interval that contains `key`."""
-        i = bisect.bisect_right(self._bounds, key) - 1
-        found: set[T] = set(self._segments[i]) if i >= 0 else set()
-        for entry, start, end in self._wide:
-            if start <= key and (end is None or key < end):
-                found.add(entry)
-        return found
+        return self.stab_many((key,))
 
     def stab_many(self, keys: Iterable[bytes]) -> set[T]:
+        """Every entry with an interval that contains one of `keys`."""
         found: set[T] = set()
         for key in keys:
             i = bisect.bisect_right(self._bounds, key) - 1

@@ -55,13 +55,13 @@ class LiveQuery:
     reads: ReadSet = field(default_factory=ReadSet)
     ok: bool = True
     value: Any = None  # the Convex-encoded value, or the error body when not ok
-    result_hash: bytes = b""
+    result_json: bytes = b""
     watchers: set[Callable[[], None]] = field(default_factory=set)
     runs: int = 0  # executions so far, for tests and benchmarks
 
     def usable_at(self, ts: int) -> bool:
         """True when the current result is the query's result at timestamp `ts`."""
-        if self.result_hash == b"" or self.ts > ts:
+        if self.result_json == b"" or self.ts > ts:
             return False
         return self.valid_until is None or ts < self.valid_until
 
@@ -76,7 +76,7 @@ class SubscriptionManager:
 
     def __init__(self, engine: Engine, *, workers: int = 4, batch: int = 32) -> None:
         self.engine = engine
-        self.log = WriteLog()
+        self.write_log = WriteLog()
         self.queries: dict[QueryKey, LiveQuery] = {}
         # One interval index per (table, index); entries are LiveQuery objects that are
         # FRESH or RUNNING with a previous result (their registered read set is current).
@@ -84,6 +84,7 @@ class SubscriptionManager:
         self._registered: dict[LiveQuery, ReadSet] = {}
         self._dirty: dict[LiveQuery, None] = {}  # an ordered set
         self._work = asyncio.Event()
+        self._idle = asyncio.Event()  # set whenever nothing is queued or running
         self._workers_n = workers
         self._batch = batch
         self._tasks: list[asyncio.Task[None]] = []
@@ -93,7 +94,7 @@ class SubscriptionManager:
         self.generation = 0  # bumped by rerun_all; a run records the one it started in
 
     def start(self, processed_ts: int) -> None:
-        self.log = WriteLog(processed_ts)
+        self.write_log = WriteLog(processed_ts)
         self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers_n)]
 
     async def stop(self) -> None:
@@ -104,7 +105,7 @@ class SubscriptionManager:
 
     @property
     def processed_ts(self) -> int:
-        return self.log.processed_ts
+        return self.write_log.processed_ts
 
     # -- subscribing ----------------------------------------------------------------------
     def subscribe(self, path: str, args: Any, identity: dict[str, Any] | None,
@@ -124,6 +125,7 @@ class SubscriptionManager:
             self.queries.pop(live.key, None)
             self._dirty.pop(live, None)
             self._unregister(live)
+            self._check_idle()
 
     def rerun_all(self) -> None:
         """Re-run every live query on new code (after a hot reload).
@@ -133,12 +135,12 @@ class SubscriptionManager:
         """
         self.generation += 1
         for live in list(self.queries.values()):
-            self._invalidate(live, self.log.processed_ts)
+            self._invalidate(live, self.write_log.processed_ts)
 
     # -- commits ----------------------------------------------------------------------------
     def process_commit(self, ts: int, writes: WriteSet) -> None:
         """Take in the next commit (in timestamp order) and invalidate what it touched."""
-        self.log.append(ts, writes)
+        self.write_log.append(ts, writes)
         hit: set[LiveQuery] = set()
         for ref, keys in writes.keys.items():
             index = self._indexes.get(ref)
@@ -157,7 +159,7 @@ class SubscriptionManager:
 
     async def wait_processed(self, ts: int) -> None:
         """Return once the commit stream has delivered every commit up to `ts`."""
-        if ts <= self.log.processed_ts:
+        if ts <= self.write_log.processed_ts:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ts_waiters.append((ts, future))
@@ -215,6 +217,8 @@ class SubscriptionManager:
                         live.state = LiveState.PENDING
                         self._mark_dirty(live)
                     await asyncio.sleep(0.5)
+            else:
+                self._check_idle()
 
     async def _run(self, batch: list[LiveQuery]) -> None:
         self._running += 1
@@ -233,12 +237,18 @@ class SubscriptionManager:
                     self._mark_dirty(live)
                 continue
             self._complete(live, result)
+        self._check_idle()
 
     async def settled(self, ts: int = 0) -> None:
         """Wait until commits up to `ts` are processed and no re-run is queued or running."""
         await self.wait_processed(ts)
         while self._dirty or self._running:
-            await asyncio.sleep(0.002)
+            self._idle.clear()
+            await self._idle.wait()
+
+    def _check_idle(self) -> None:
+        if not self._dirty and not self._running:
+            self._idle.set()
 
     def _complete(self, live: LiveQuery, result: Outcome | QueryFailure) -> None:
         if live.key not in self.queries:
@@ -250,9 +260,9 @@ class SubscriptionManager:
         assert result.ts is not None
         live.ts = result.ts
         live.reads = result.reads
-        live.result_hash = orjson.dumps([live.ok, live.value])
+        live.result_json = orjson.dumps([live.ok, live.value])
         # Commits already processed past the snapshot may have written inside what it read.
-        live.valid_until = self.log.refresh(live.reads, live.ts)
+        live.valid_until = self.write_log.refresh(live.reads, live.ts)
         live.state = LiveState.FRESH
         if live.valid_until is not None:
             live.state = LiveState.PENDING

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -198,20 +198,29 @@ class Transaction:
 
 
 class Store:
-    """A deployment's data: one Postgres schema holding its tables and system tables."""
+    """A deployment's data: one Postgres schema holding its tables and system tables.
 
-    def __init__(self, pool: asyncpg.Pool, names: Names, url: str = "") -> None:
-        self._pool = pool
-        self.names = names
-        self.url = url
+    Built unconnected (the URL of an embedded server is known only once it runs);
+    `connect()` opens the pool, `close()` closes it.
+    """
+
+    def __init__(self, namespace: str = "app") -> None:
+        self.names = Names(namespace)
+        self.url = ""
         self.table_numbers: dict[str, int] = {}
         self.table_names: dict[int, str] = {}
         self.transactions = 0  # transactions started through this store, for /api/_stats
+        self._connected: asyncpg.Pool | None = None
 
     @classmethod
     async def open(
         cls, url: str, namespace: str = "app", *, min_size: int = 2, max_size: int = 10
     ) -> Store:
+        store = cls(namespace)
+        await store.connect(url, min_size=min_size, max_size=max_size)
+        return store
+
+    async def connect(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, init=_init_connection,
@@ -221,10 +230,18 @@ class Store:
         except (OSError, asyncpg.PostgresError) as exc:
             raise StorageError(f"cannot connect to the database: {exc}") from exc
         assert pool is not None
-        return cls(pool, Names(namespace), url)
+        self._connected, self.url = pool, url
+
+    @property
+    def _pool(self) -> asyncpg.Pool:
+        if self._connected is None:
+            raise StorageError("the store is not connected")
+        return self._connected
 
     async def close(self) -> None:
-        await self._pool.close()
+        if self._connected is not None:
+            await self._connected.close()
+            self._connected = None
 
     async def push_schema(self, schema: Schema, decode_row: RowDecoder) -> PushReport:
         async with self._pool.acquire() as conn:
@@ -256,11 +273,11 @@ class Store:
             except asyncpg.PostgresError as exc:
                 raise StorageError(f"commit failed: {exc}") from exc
 
-    def read(self) -> Any:
+    def read(self) -> AbstractAsyncContextManager[Transaction]:
         """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
         return self._transaction(isolation="repeatable_read", readonly=True)
 
-    def write(self) -> Any:
+    def write(self) -> AbstractAsyncContextManager[Transaction]:
         """A SERIALIZABLE transaction; TransientConflict means: run the whole thing again."""
         return self._transaction(isolation="serializable")
 

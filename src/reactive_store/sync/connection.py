@@ -22,7 +22,7 @@ from reactive_store.app.registry import canonical_path
 from reactive_store.auth import AuthError, Caller
 from reactive_store.engine.engine import Engine
 from reactive_store.failures import error_body
-from reactive_store.live.subscriptions import SubscriptionManager
+from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
 from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
@@ -63,7 +63,7 @@ class SyncConnection:
         self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
         self._send = send
-        self.session = SyncSession()
+        self.session: SyncSession[LiveQuery] = SyncSession()
         self.identity: dict[str, Any] | None = None
         self._responses: deque[dict[str, Any]] = deque()
         self._mutations: asyncio.Queue[MutationRequest] = asyncio.Queue()
@@ -134,7 +134,7 @@ class SyncConnection:
             elif isinstance(message, Event):
                 pass
 
-    def _subscribe(self, query: SessionQuery) -> None:
+    def _subscribe(self, query: SessionQuery[LiveQuery]) -> None:
         try:
             path = canonical_path(query.path)
             args = values.decode(query.args)

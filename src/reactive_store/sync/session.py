@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from reactive_store.live.subscriptions import LiveQuery
 from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
@@ -31,16 +30,34 @@ from reactive_store.sync.protocol import (
 )
 
 
+class QueryResult(Protocol):
+    """A live query's current result, as a session reads it (`live.LiveQuery` is one).
+
+    `result_json` is the serialized `[ok, value]`, b"" until the first result; the result is
+    the query's result at every timestamp for which `usable_at` is true.
+    """
+
+    ts: int
+    ok: bool
+    value: Any
+    result_json: bytes
+
+    def usable_at(self, ts: int) -> bool: ...
+
+
+R = TypeVar("R", bound=QueryResult)
+
+
 @dataclass
-class SessionQuery:
-    """One query of the client. `sent_hash` is the result hash last sent (b"" = never)."""
+class SessionQuery(Generic[R]):
+    """One query of the client. `sent_json` is the result last sent (b"" = never)."""
 
     query_id: int
     path: str
     args: Any
-    live: LiveQuery | None = None
+    live: R | None = None
     failure: dict[str, Any] | None = None  # set when the query cannot even start
-    sent_hash: bytes = b""
+    sent_json: bytes = b""
 
 
 @dataclass
@@ -51,7 +68,7 @@ class Waiting:
 
 
 @dataclass
-class SyncSession:
+class SyncSession(Generic[R]):
     """The protocol state of one connection.
 
     `received` holds the newest query-set and identity versions the client asked for;
@@ -65,7 +82,7 @@ class SyncSession:
     received_query_set: int = 0
     received_identity: int = 0
     sent: StateVersion = field(default_factory=StateVersion)
-    queries: dict[int, SessionQuery] = field(default_factory=dict)
+    queries: dict[int, SessionQuery[R]] = field(default_factory=dict)
     removed: list[int] = field(default_factory=list)
     min_ts: int = 0
     force: bool = False
@@ -73,7 +90,7 @@ class SyncSession:
 
     def modify_query_set(
         self, msg: ModifyQuerySet
-    ) -> tuple[list[SessionQuery], list[SessionQuery]]:
+    ) -> tuple[list[SessionQuery[R]], list[SessionQuery[R]]]:
         """Apply a ModifyQuerySet; return the queries added and removed."""
         if msg.base_version != self.received_query_set:
             raise ProtocolError(
@@ -85,13 +102,13 @@ class SyncSession:
                 f"ModifyQuerySet: new version {msg.new_version} is not after "
                 f"{msg.base_version}"
             )
-        added: list[SessionQuery] = []
-        removed: list[SessionQuery] = []
+        added: list[SessionQuery[R]] = []
+        removed: list[SessionQuery[R]] = []
         for mod in msg.modifications:
             if isinstance(mod, AddQuery):
                 if mod.query_id in self.queries:
                     raise ProtocolError(f"ModifyQuerySet: query {mod.query_id} added twice")
-                query = SessionQuery(mod.query_id, mod.udf_path, mod.args)
+                query: SessionQuery[R] = SessionQuery(mod.query_id, mod.udf_path, mod.args)
                 self.queries[mod.query_id] = query
                 added.append(query)
             else:
@@ -120,7 +137,7 @@ class SyncSession:
             return Waiting()
         target = max(self.sent.ts, self.min_ts)
         for query in self.queries.values():
-            if query.live is not None and query.live.result_hash:
+            if query.live is not None and query.live.result_json:
                 target = max(target, query.live.ts)
         if target > processed_ts:
             return Waiting(for_ts=target)
@@ -131,17 +148,17 @@ class SyncSession:
         for query in self.queries.values():
             live = query.live
             if live is None:
-                if query.failure is not None and not query.sent_hash:
+                if query.failure is not None and not query.sent_json:
                     modifications.append(query_failed(query.query_id, query.failure))
-                    query.sent_hash = b"failed"
+                    query.sent_json = b"failed"
                 continue
-            if live.result_hash == query.sent_hash:
+            if live.result_json == query.sent_json:
                 continue
             if live.ok:
                 modifications.append(query_updated(query.query_id, live.value))
             else:
                 modifications.append(query_failed(query.query_id, live.value))
-            query.sent_hash = live.result_hash
+            query.sent_json = live.result_json
         end = StateVersion(self.received_query_set, self.received_identity, target)
         if not modifications and end == self.sent and not self.force:
             return None

@@ -1,0 +1,81 @@
+"""The ASGI app: routes, CORS, lifespan (the deployment and the dev watcher), error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, WebSocketRoute
+
+from reactive_store.app.registry import Kind
+from reactive_store.auth import AuthError
+from reactive_store.deployment import Deployment
+from reactive_store.dev import DevReloader
+from reactive_store.errors import BadRequest, ReactiveStoreError
+from reactive_store.server.app_routes import AppRoutes
+from reactive_store.server.function_api import FunctionApi, JSONResponse
+from reactive_store.server.info import InfoEndpoints
+from reactive_store.server.sync_endpoint import SyncEndpoint
+
+
+async def _error_response(request: Request, exc: Exception) -> Response:
+    """BadRequest is a 400 and AuthError a 401, each with `{"code", "message"}`."""
+    assert isinstance(exc, ReactiveStoreError)
+    status = 401 if isinstance(exc, AuthError) else 400
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
+
+
+def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
+               dev: DevReloader | None = None) -> Starlette:
+    """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server;
+    with `dev`, the app folder is watched and hot-reloaded."""
+    from reactive_store import __version__
+
+    api = FunctionApi(deployment)
+    info = InfoEndpoints(deployment, dev, __version__)
+    sync = SyncEndpoint(deployment)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if manage_lifespan:
+            await deployment.start()
+        watcher = asyncio.create_task(dev.run()) if dev is not None else None
+        try:
+            yield
+        finally:
+            if dev is not None and watcher is not None:
+                dev.stop()
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            if manage_lifespan:
+                await deployment.stop()
+
+    routes = [
+        Route("/api/functions", info.functions, methods=["GET"]),
+        Route("/api/dev/status", info.dev_status, methods=["GET"]),
+        Route("/api/_stats", info.stats, methods=["GET"]),
+        WebSocketRoute("/api/sync", sync.serve),
+        WebSocketRoute("/api/{client_version}/sync", sync.serve),
+        Route("/version", info.version, methods=["GET"]),
+        Route("/api/query", api.by_kind(Kind.QUERY), methods=["GET", "POST"]),
+        Route("/api/mutation", api.by_kind(Kind.MUTATION), methods=["POST"]),
+        Route("/api/action", api.by_kind(Kind.ACTION), methods=["POST"]),
+        Route("/api/function", api.by_kind(None), methods=["POST"]),
+        Route("/api/run/{path:path}", api.run_by_path, methods=["POST"]),
+        Route("/api/query_ts", api.query_ts, methods=["POST"]),
+        Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
+        Route("/api/query_batch", api.query_batch, methods=["POST"]),
+        Mount("/", AppRoutes(deployment)),
+    ]
+    cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
+                      allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
+                      allow_headers=["*"])
+    return Starlette(routes=routes, middleware=[cors], lifespan=lifespan,
+                     exception_handlers={BadRequest: _error_response,
+                                         AuthError: _error_response})
