@@ -1,10 +1,15 @@
-"""The command line: admin key sources and argument errors."""
+"""The command line: admin key sources, argument errors, and one-shot `run` calls."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
-from reactive_store.cli import admin_key_from_env, build_parser, settings_from
+from reactive_store.cli import admin_key_from_env, build_parser, main, settings_from
+from reactive_store.deployment import Deployment, Settings
+from support import new_namespace, write_app
 
 
 @pytest.mark.parametrize(
@@ -40,3 +45,51 @@ def test_unknown_command_is_an_error(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["launch"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+JOBS_APP = {
+    "schema/__init__.py": "from reactive_store import define_schema\nschema = define_schema({})\n",
+    "functions/jobs.py": """
+from reactive_store import internal_mutation, mutation, query
+
+@internal_mutation(args={})
+async def work(ctx):
+    return "ran"
+
+@mutation(args={})
+async def schedule(ctx):
+    return await ctx.scheduler.run_after(0, "jobs:work", {})
+
+@query(args={})
+async def states(ctx):
+    jobs = await ctx.db.system.query("_scheduled_functions").collect()
+    return [j["state"]["kind"] for j in jobs]
+""",
+}
+
+
+async def test_run_calls_one_function_and_never_claims_due_jobs(
+        tmp_path: Path, database_url: str) -> None:
+    app = write_app(tmp_path / "app", JOBS_APP)
+    namespace = new_namespace()
+    base = ["--app", str(app), "--database-url", database_url, "--db-schema", namespace]
+    assert await asyncio.to_thread(main, ["run", "jobs:schedule", "{}", *base]) == 0
+    # The job is due now; each `run` is a whole deployment start, yet none of them runs it.
+    for _ in range(3):
+        assert await asyncio.to_thread(main, ["run", "jobs:states", "{}", *base]) == 0
+    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
+                                     namespace=namespace, run_jobs=False))
+    engine = await deployment.start()
+    try:
+        assert (await engine.run_query("jobs:states", {})).value == ["pending"]
+    finally:
+        await deployment.store.drop()
+        await deployment.stop()
+
+
+def test_run_reports_a_broken_app_with_its_location(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    app = write_app(tmp_path / "app", {"functions/bad.py": "def f(:\n"})
+    assert main(["run", "bad:f", "--app", str(app), "--database-url", "postgresql://x"]) == 1
+    err = capsys.readouterr().err
+    assert "functions/bad.py:1: syntax error" in err

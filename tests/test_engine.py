@@ -77,6 +77,23 @@ async def open_via_action(ctx, owner):
 async def read_only(ctx):
     return len(await ctx.db.query("accounts").collect())
 
+@mutation(args={})
+async def schedule_one(ctx):
+    return await ctx.scheduler.run_after(3600, "extra:slow_action", {"seconds": 0})
+
+@mutation(args={})
+async def draws(ctx):
+    return [ctx.random() for _ in range(3)]
+
+@action(args={"seconds": v.float64()})
+async def slow_action(ctx, seconds):
+    await asyncio.sleep(seconds)
+    return "done"
+
+@action(args={"other": v.string()}, returns=v.id("accounts"))
+async def wrong_table_id(ctx, other):
+    return other
+
 @mutation(args={"id": v.id("accounts")})
 async def bump_and_swallow(ctx, id):
     doc = await ctx.db.get(id)
@@ -261,3 +278,36 @@ async def test_query_at_ts(engine: Any) -> None:
         await engine.run_query("accounts:total", {}, at_ts=first.ts)
     with pytest.raises(BadRequest, match="in the future"):
         await engine.run_query("accounts:total", {}, at_ts=first.ts * 2)
+
+
+async def test_ctx_random_is_seeded_per_call(engine: Any) -> None:
+    """Same request, same draws (a retry or a replay decides as the first attempt did)."""
+    first = (await engine.run_mutation("extra:draws", {}, request=("s1", 7))).value
+    again = (await engine.run_mutation("extra:draws", {}, request=("s1", 7))).value
+    other = (await engine.run_mutation("extra:draws", {}, request=("s1", 8))).value
+    seeded = (await engine.run_mutation("extra:draws", {}, seed="job-1")).value
+    unseeded = [(await engine.run_mutation("extra:draws", {})).value for _ in range(2)]
+    assert first == again and len(set(first)) == 3
+    assert other != first and seeded != first
+    assert seeded == (await engine.run_mutation("extra:draws", {}, seed="job-1")).value
+    assert unseeded[0] != unseeded[1]
+
+
+async def test_actions_run_under_their_own_time_limit(make_app: Any, deploy: Any) -> None:
+    config = EngineConfig(limits=Limits(function_seconds=0.1, action_seconds=0.5))
+    engine = await deploy(make_app({**ACCOUNTS_APP, "functions/extra.py": EXTRA}),
+                          config=config)
+    # Longer than a query may run, within an action's limit.
+    assert (await engine.run_action("extra:slow_action", {"seconds": 0.2})).value == "done"
+    with pytest.raises(FunctionTimeout, match=r"extra:slow_action ran past its time limit "
+                                              r"of 0.5 s"):
+        await engine.run_action("extra:slow_action", {"seconds": 2.0})
+
+
+async def test_actions_get_the_id_table_checks(engine: Any) -> None:
+    doc = (await engine.run_mutation("extra:open_internal", {"owner": "t"}, internal_ok=True))
+    assert (await engine.run_action("extra:wrong_table_id", {"other": doc.value})).value == \
+        doc.value
+    job = (await engine.run_mutation("extra:schedule_one", {})).value
+    with pytest.raises(ValidationError, match="extra:wrong_table_id: return value"):
+        await engine.run_action("extra:wrong_table_id", {"other": job})

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from reactive_store.server import create_app
-from reactive_store.sync.timestamps import decode_ts, encode_ts
+from reactive_store.sync.protocol import decode_ts, encode_ts
 from support import ACCOUNTS_APP
 
 ECHO = """

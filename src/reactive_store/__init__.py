@@ -1,5 +1,7 @@
 """reactive-store: a self-hosted, Convex-style real-time backend for Python on PostgreSQL."""
 
+import importlib.metadata
+
 from reactive_store.access import require_owner, require_user
 from reactive_store.app.crons import Crons
 from reactive_store.app.http_router import HttpRouter
@@ -16,7 +18,7 @@ from reactive_store.schema import define_schema, define_table
 from reactive_store.validators import v
 from reactive_store.values import UNSET
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("reactive-store")
 
 __all__ = [
     "UNSET",

@@ -25,7 +25,7 @@ import orjson
 import websockets
 
 from reactive_store import values
-from reactive_store.sync.timestamps import decode_ts
+from reactive_store.sync.protocol import decode_ts
 
 log = logging.getLogger(__name__)
 

@@ -191,3 +191,50 @@ async def test_in_flight_requests_finish_on_the_code_they_started_with(
             return body if body["value"] == "new" else None
 
         await until(new)
+
+
+async def test_a_slow_import_does_not_stall_the_server(app: Path, serve: Any) -> None:
+    """Reading, hashing and importing run off the event loop: other requests are served."""
+    url, deployment = await serve(app, dev=True)
+    deployment.dev.stop()  # reload by hand, once, while measuring the loop
+    gaps: list[float] = []
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.005)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    (app / "functions" / "slow.py").write_text(
+        "import time\ntime.sleep(0.8)\nfrom reactive_store import query\n\n"
+        "@query(args={})\nasync def ready(ctx):\n    return 'ready'\n")
+    task = asyncio.create_task(probe())
+    async with httpx.AsyncClient(base_url=url) as http:
+        reload = asyncio.create_task(deployment.reload())
+        await asyncio.sleep(0.2)
+        assert not reload.done(), "the import sleeps 0.8 s: the reload is still running"
+        assert (await call(http, "query", "notes:count"))["value"]["label"] == "v1"
+        await reload
+        assert (await call(http, "query", "slow:ready"))["value"] == "ready"
+    task.cancel()
+    assert max(gaps) < 0.3, f"the event loop stalled for {max(gaps):.2f} s during a reload"
+
+
+def test_a_load_error_carries_file_line_and_message(tmp_path: Path) -> None:
+    from reactive_store.app.loader import AppLoadError, load_app
+
+    root = write_app(tmp_path / "broken", {"functions/bad.py": "x = 1\n\ndef f(:\n    pass\n",
+                                           "functions/raises.py": "x = 1\nraise KeyError('k')\n"})
+    with pytest.raises(AppLoadError) as info:
+        load_app(root)
+    assert info.value.file is not None and info.value.file.endswith("functions/bad.py")
+    assert info.value.line == 3 and info.value.message.startswith("syntax error")
+    assert str(info.value) == f"{info.value.file}:3: {info.value.message}"
+    (root / "functions" / "bad.py").unlink()
+    with pytest.raises(AppLoadError) as info:
+        load_app(root)
+    assert info.value.file is not None and info.value.file.endswith("functions/raises.py")
+    assert (info.value.line, info.value.message) == (2, "KeyError: 'k'")

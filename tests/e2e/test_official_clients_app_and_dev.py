@@ -61,8 +61,12 @@ async def test_npm_client_sees_a_work_order_status_change_pushed(
             return (is_event("update", id="orders")(event) and isinstance(value, list)
                     and [o["status"] for o in value] == [wanted])
 
-        index, _ = await node.wait(lambda e: statuses(e, "draft"))
+        index, first = await node.wait(lambda e: statuses(e, "draft"))
         await http_call(url, "mutation", "workOrders:updateStatus",
                         {"workOrderId": order, "status": "submitted"})
-        await node.wait(lambda e: statuses(e, "submitted"), after=index)
+        _, pushed = await node.wait(lambda e: statuses(e, "submitted"), after=index)
+        assert [o["_id"] for o in pushed["value"]] == [order]
+        assert [o["_id"] for o in first["value"]] == [order]
+        counts = {e["connectionCount"] for e in node.events if e.get("event") == "connection"}
+        assert max(counts) == 1, f"the update must arrive on the first connection: {counts}"
         await node.close()

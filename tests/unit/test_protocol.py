@@ -21,6 +21,7 @@ from reactive_store.sync.protocol import (
     StateVersion,
     action_response,
     auth_error,
+    encode_ts,
     mutation_response,
     parse_client_message,
     query_failed,
@@ -28,7 +29,6 @@ from reactive_store.sync.protocol import (
     query_updated,
     transition,
 )
-from reactive_store.sync.timestamps import encode_ts
 
 TS_ZERO = "AAAAAAAAAAA="
 

@@ -20,9 +20,10 @@ from reactive_store.sync.protocol import (
     ProtocolError,
     RemoveQuery,
     StateVersion,
+    decode_ts,
+    encode_ts,
 )
 from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
-from reactive_store.sync.timestamps import decode_ts, encode_ts
 
 ZERO = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reactive_store.errors import BadRequest
-from reactive_store.sync.timestamps import decode_ts, encode_ts
+from reactive_store.sync.protocol import decode_ts, encode_ts
 
 
 @pytest.mark.parametrize(

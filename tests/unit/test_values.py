@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import struct
 from typing import Any
@@ -453,7 +454,11 @@ def test_export_clean_refuses_non_values() -> None:
 @settings(max_examples=200, deadline=None)
 @given(convex_values)
 def test_export_clean_output_is_json(value: Any) -> None:
-    orjson.dumps(export_clean(value))  # raises on NaN-free violations or odd types
+    clean = export_clean(value)
+    # Strict JSON: the standard library refuses NaN and infinities (orjson would write null),
+    # and the text reads back to the same structure.
+    text = json.dumps(clean, allow_nan=False)
+    assert json.loads(text) == clean
 
 
 # -- check_document_shape --------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -35,10 +36,8 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
                dev: DevReloader | None = None) -> Starlette:
     """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server;
     with `dev`, the app folder is watched and hot-reloaded."""
-    from reactive_store import __version__
-
     api = FunctionApi(deployment)
-    info = InfoEndpoints(deployment, dev, __version__)
+    info = InfoEndpoints(deployment, dev, importlib.metadata.version("reactive-store"))
     sync = SyncEndpoint(deployment)
 
     @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ from reactive_store.deployment import Deployment
 from reactive_store.engine.engine import Outcome
 from reactive_store.errors import BadRequest
 from reactive_store.failures import error_body
-from reactive_store.sync.timestamps import decode_ts, encode_ts
+from reactive_store.sync.protocol import decode_ts, encode_ts
 
 FORMATS = {
     "convex_encoded_json": "convex",

@@ -160,24 +160,31 @@ async def push_schema(
                         name, document,
                     )
             await _push_indexes(conn, n, name, table, stored_indexes, report, decode_row)
-        for name, row in stored_tables.items():
-            if name not in schema.tables and row["active"]:
-                await conn.execute(
-                    f"UPDATE {n.system('tables')} SET active = false WHERE name = $1", name
-                )
-                report.retired_tables.append(name)
-        for (table_name, index_name), row in stored_indexes.items():
-            in_schema = table_name in schema.tables and index_name in all_indexes(
-                schema.tables[table_name]
-            )
-            if not in_schema and row["active"]:
-                await conn.execute(
-                    f"UPDATE {n.system('indexes')} SET active = false "
-                    "WHERE table_name = $1 AND index_name = $2",
-                    table_name, index_name,
-                )
-                report.retired_indexes.append(f"{table_name}.{index_name}")
+        await _retire_removed(conn, n, schema, stored_tables, stored_indexes, report)
     return report
+
+
+async def _retire_removed(conn: asyncpg.Connection, n: Names, schema: Schema,
+                          stored_tables: dict[str, Any], stored_indexes: dict[Any, Any],
+                          report: PushReport) -> None:
+    """Mark tables and indexes the schema no longer has inactive (their data stays)."""
+    for name, row in stored_tables.items():
+        if name not in schema.tables and row["active"]:
+            await conn.execute(
+                f"UPDATE {n.system('tables')} SET active = false WHERE name = $1", name
+            )
+            report.retired_tables.append(name)
+    for (table_name, index_name), row in stored_indexes.items():
+        in_schema = table_name in schema.tables and index_name in all_indexes(
+            schema.tables[table_name]
+        )
+        if not in_schema and row["active"]:
+            await conn.execute(
+                f"UPDATE {n.system('indexes')} SET active = false "
+                "WHERE table_name = $1 AND index_name = $2",
+                table_name, index_name,
+            )
+            report.retired_indexes.append(f"{table_name}.{index_name}")
 
 
 async def _push_indexes(

@@ -7,10 +7,32 @@ JSON-ready dicts that always carry the fields the official clients require.
 
 from __future__ import annotations
 
+import base64
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from reactive_store.sync.timestamps import encode_ts
+from reactive_store.errors import BadRequest
+
+
+# Commit timestamps on the wire: u64 -> 8 bytes little-endian -> standard base64.
+def encode_ts(ts: int) -> str:
+    """A commit timestamp as the wire carries it."""
+    return base64.b64encode(struct.pack("<Q", ts)).decode()
+
+
+def decode_ts(text: Any) -> int:
+    """A wire timestamp back to an int; BadRequest naming what is wrong with it."""
+    if not isinstance(text, str):
+        raise BadRequest(f"timestamp must be a base64 string, got {text!r}", "InvalidTimestamp")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise BadRequest(f"timestamp {text!r} is not valid base64", "InvalidTimestamp") from None
+    if len(raw) != 8:
+        raise BadRequest(f"timestamp {text!r} must encode 8 bytes", "InvalidTimestamp")
+    ts: int = struct.unpack("<Q", raw)[0]
+    return ts
 
 
 class ProtocolError(Exception):
@@ -116,7 +138,6 @@ def _args(msg: dict[str, Any]) -> Any:
 
 def parse_client_message(msg: Any) -> ClientMessage:
     """A decoded client message -> typed message; ProtocolError when malformed."""
-    from reactive_store.sync.timestamps import decode_ts
 
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")
