@@ -12,7 +12,7 @@ import pytest
 
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.engine import Engine, EngineConfig
-from support import AppFiles, free_port, new_namespace, write_app
+from tests.support import AppFiles, free_port, new_namespace, write_app
 
 
 @pytest.fixture(scope="session")

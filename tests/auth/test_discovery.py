@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from reactive_store.auth import Authenticator, AuthError, parse_providers
-from support import AUDIENCE, Keys, free_port
+from tests.support import AUDIENCE, Keys, free_port
 
 
 @pytest.fixture

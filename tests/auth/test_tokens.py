@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from support import AUDIENCE, ISSUER, Keys, write_app
+from tests.support import AUDIENCE, ISSUER, Keys, write_app
 
 ADMIN_KEY = "admin-" + "k" * 40
 

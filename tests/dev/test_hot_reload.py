@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from reactive_store.client import connect
-from support import until, write_app
+from tests.support import until, write_app
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v

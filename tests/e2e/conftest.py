@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import LOG_TAIL, ServerPool, server_pool
+from tests.e2e.servers import LOG_TAIL, ServerPool, server_pool
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js"
 

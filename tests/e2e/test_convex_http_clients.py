@@ -24,8 +24,8 @@ import pytest
 from convex import ConvexError, ConvexInt64, convex_to_json, json_to_convex
 from convex.http_client import ConvexExecutionError, ConvexHttpClient
 
-from e2e_support import ServeApp
-from support import ACCOUNTS_APP, write_app
+from tests.e2e.servers import ServeApp
+from tests.support import ACCOUNTS_APP, write_app
 
 pytestmark = pytest.mark.e2e
 

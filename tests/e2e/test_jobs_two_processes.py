@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import ServeApp
-from support import write_app
-from test_convex_sync_clients import http_call
+from tests.e2e.clients import http_call
+from tests.e2e.servers import ServeApp
+from tests.support import write_app
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 from reactive_store.app.crons import Crons
 from reactive_store.app.http_router import HttpRouter
 from reactive_store.deployment import Deployment, Settings
-from support import new_namespace, write_app
+from tests.support import new_namespace, write_app
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reactive_store.errors import FunctionNotFound, ValidationError
-from support import new_namespace, until, write_app
+from tests.support import new_namespace, until, write_app
 
 SCHEMA = """
 from reactive_store import define_schema, define_table, v

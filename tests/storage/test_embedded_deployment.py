@@ -8,7 +8,7 @@ import pytest
 
 from reactive_store.cli import main
 from reactive_store.deployment import Deployment, Settings
-from support import ACCOUNTS_APP, write_app
+from tests.support import ACCOUNTS_APP, write_app
 
 
 async def test_embedded_deployment_keeps_its_data_across_restarts(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from reactive_store.app.loader import AppLoadError
 from reactive_store.errors import SchemaError
-from support import new_namespace, write_app
+from tests.support import new_namespace, write_app
 
 V1 = """
 from reactive_store import define_schema, define_table, v

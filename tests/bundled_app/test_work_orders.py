@@ -7,10 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from app_helpers import assert_indexed, missing_id, snapshot
 
 from reactive_store.engine.engine import Engine
 from reactive_store.errors import ConvexError, ValidationError
+from tests.bundled_app.helpers import assert_indexed, missing_id, snapshot
 
 STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")
 LEGAL = {("draft", "submitted"), ("submitted", "accepted"), ("accepted", "running"),

@@ -10,7 +10,7 @@ import pytest
 
 from reactive_store.server import create_app
 from reactive_store.sync.protocol import decode_ts, encode_ts
-from support import ACCOUNTS_APP
+from tests.support import ACCOUNTS_APP
 
 ECHO = """
 from reactive_store import ConvexError, mutation, query, v

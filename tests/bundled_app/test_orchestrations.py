@@ -7,10 +7,10 @@ import math
 from typing import Any
 
 import pytest
-from app_helpers import assert_indexed, snapshot
 
 from reactive_store.engine.engine import Engine
 from reactive_store.errors import ConvexError, ValidationError
+from tests.bundled_app.helpers import assert_indexed, snapshot
 
 
 async def call(app: Engine, path: str, args: dict[str, Any]) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from reactive_store.client import ClientError, connect
-from support import ACCOUNTS_APP, new_namespace, stop_server
+from tests.support import ACCOUNTS_APP, new_namespace, stop_server
 
 EXTRA = """
 from reactive_store import ConvexError, action, query, v

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from app_helpers import assert_indexed, missing_id, snapshot
 
 from reactive_store.engine.engine import Engine
 from reactive_store.errors import ConvexError, ValidationError
+from tests.bundled_app.helpers import assert_indexed, missing_id, snapshot
 
 
 async def new_session(app: Engine, user: str = "u") -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from reactive_store.cli import admin_key_from_env, build_parser, main, settings_from
 from reactive_store.deployment import Deployment, Settings
-from support import new_namespace, write_app
+from tests.support import new_namespace, write_app
 
 
 @pytest.mark.parametrize(

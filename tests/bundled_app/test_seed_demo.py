@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from support import new_namespace
+from tests.support import new_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from support import ACCOUNTS_APP
+from tests.support import ACCOUNTS_APP
 
 EXTRA = """
 from reactive_store import ConvexError, action, mutation, query, v

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import AUDIENCE, ISSUER, Keys
+from tests.support import AUDIENCE, ISSUER, Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from reactive_store.cli import main
-from support import ACCOUNTS_APP, write_app
+from tests.support import ACCOUNTS_APP, write_app
 
 DOCUMENTED = """
 from reactive_store import internal_query, query, v

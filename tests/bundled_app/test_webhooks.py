@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support import until
+from tests.support import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret"

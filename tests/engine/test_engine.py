@@ -23,7 +23,7 @@ from reactive_store.errors import (
 )
 from reactive_store.limits import Limits
 from reactive_store.live.commits import CommitStream
-from support import ACCOUNTS_APP, until
+from tests.support import ACCOUNTS_APP, until
 
 EXTRA = """
 import asyncio

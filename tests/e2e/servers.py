@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from reactive_store.storage import Store
-from support import free_port, new_namespace
+from tests.support import free_port, new_namespace
 
 STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
