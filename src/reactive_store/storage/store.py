@@ -88,6 +88,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+def newest_commit_sql(names: Names) -> str:
+    return f"SELECT coalesce(max(ts), 0) FROM {names.system('commits')}"
+
+
 class Transaction:
     """One Postgres transaction. Calls are serialised, so a function may gather() them."""
 
@@ -183,7 +187,7 @@ class Transaction:
 
     async def snapshot_ts(self) -> int:
         """The newest commit this transaction's snapshot includes (commits form a prefix)."""
-        sql = f"SELECT coalesce(max(ts), 0) FROM {self._n.system('commits')}"
+        sql = newest_commit_sql(self._n)
         ts: int = await self._run(lambda: self._conn.fetchval(sql))
         return ts
 
@@ -282,8 +286,9 @@ class Store:
         return self._transaction(isolation="serializable")
 
     async def latest_ts(self) -> int:
-        sql = f"SELECT coalesce(max(ts), 0) FROM {self.names.system('commits')}"
-        ts: int = await self._pool.fetchval(sql)
+        """The newest commit now, outside any transaction (`Transaction.snapshot_ts` is the
+        newest one a transaction's snapshot includes)."""
+        ts: int = await self._pool.fetchval(newest_commit_sql(self.names))
         return ts
 
     def listener(self, on_payload: Callable[[str], None],

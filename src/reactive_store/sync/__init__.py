@@ -1,8 +1,8 @@
 """The Convex sync protocol over WebSocket: a sans-IO core plus the tasks serving a socket.
 
-`protocol` parses client messages strictly and builds server messages exactly, `session`
-is one connection's protocol state (versions, query set, what was sent) with no sockets
-and no awaits, and `timestamps` encodes wire timestamps; only `connection` does I/O, with
-`receive` and `send` callables it is given. `protocol`, `session` and `timestamps` import
-only the core modules; `connection` may also import `app`, `engine` and `live`.
+`protocol` parses client messages strictly, builds server messages exactly and encodes wire
+timestamps; `session` is one connection's protocol state (versions, query set, what was
+sent) with no sockets and no awaits. Both import only the core modules. Only `connection`
+does I/O, with the `receive` and `send` callables it is given; it may also import `app`,
+`engine` and `live`.
 """
