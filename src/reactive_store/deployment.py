@@ -20,11 +20,13 @@ from reactive_store.engine.db import document_from_row
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.jobs.retention import JobRetention
 from reactive_store.jobs.runner import JobRunner
 from reactive_store.live.commits import CommitStream
 from reactive_store.live.subscriptions import SubscriptionManager
 from reactive_store.storage import PushReport, Store
 from reactive_store.storage.embedded import EmbeddedPostgres
+from reactive_store.sync.connection import SocketLimits
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ class Settings:
     run_jobs: bool = True  # run scheduled functions and crons in this process
     job_concurrency: int = 8  # scheduled functions running at once
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
+    job_retention_s: float = 7 * 24 * 3600.0  # finished scheduled functions kept (as Convex)
+    sockets: SocketLimits = field(default_factory=SocketLimits)
+    max_request_bytes: int = 16 * 1024 * 1024  # HTTP request bodies (413 above)
 
 
 def redact_url(url: str) -> str:
@@ -71,6 +76,7 @@ class Deployment:
         self.engine = Engine(self.store, self.app, settings.engine)
         self.subscriptions = SubscriptionManager(self.engine)
         self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency)
+        self.job_retention = JobRetention(self.engine, settings.job_retention_s)
         self.commits = CommitStream(self.store, self._on_commit)
         self.push_report: PushReport | None = None
         self.database_label = ""
@@ -149,8 +155,10 @@ class Deployment:
             await asyncio.sleep(s.prune_every_s)
             try:
                 await self.store.prune(s.commit_retention_s, s.request_retention_s)
+                if s.run_jobs:
+                    await self.job_retention.prune()
             except Exception:
-                log.exception("pruning the commit log failed")
+                log.exception("pruning the commit log or finished jobs failed")
 
     async def stop(self) -> None:
         """Stop the jobs (letting running ones finish, bounded), the streams, the store."""

@@ -142,6 +142,8 @@ async def test_convex_error_data_reaches_the_caller(client: httpx.AsyncClient) -
         (b"{not json", "BadJsonBody", "not valid JSON"),
         (b"[1, 2]", "BadJsonBody", "must be a JSON object"),
         (b'{"path": "misc:echo", "args": {}, "format": "yaml"}', "BadFormat", "unknown format"),
+        (b'{"path": "misc:echo", "args": {}, "format": []}', "BadFormat", "got array"),
+        (b'{"path": "misc:echo", "args": {}, "format": {"a": 1}}', "BadFormat", "got object"),
         (b'{"path": "misc:echo", "args": [1, 2]}', "InvalidArgs", "one object"),
         (b'{"path": "misc:echo", "args": "x"}', "InvalidArgs", "must be an object"),
         (b'{"path": "misc:echo", "args": {"a": {"$integer": "!!"}}}', "BadRequest",
@@ -205,3 +207,40 @@ async def test_a_web_folder_created_later_is_served(make_app: Any, deploy: Any) 
         (web / "index.html").write_text("<h1>hello</h1>")
         response = await c.get("/")
         assert response.status_code == 200 and "hello" in response.text
+
+
+@pytest.mark.parametrize("url", ["/api/mutation", "/api/run/misc/echo", "/api/query_at_ts"])
+async def test_a_format_of_the_wrong_type_is_400_everywhere(client: httpx.AsyncClient,
+                                                            url: str) -> None:
+    response = await client.post(url, json={"path": "misc:echo", "args": {}, "format": [],
+                                            "ts": "AAAAAAAAAAA="})
+    assert response.status_code == 400 and response.json()["code"] == "BadFormat"
+    batch = await client.post("/api/query_batch", json={"queries": [
+        {"path": "misc:echo", "args": {}, "format": {"x": 1}}]})
+    assert batch.status_code == 400 and batch.json()["code"] == "BadFormat"
+
+
+async def test_bodies_over_the_limit_are_413_declared_or_streamed(
+        make_app: Any, deploy: Any) -> None:
+    engine = await deploy(make_app({**ACCOUNTS_APP, "functions/misc.py": ECHO}))
+    engine.deployment.settings.max_request_bytes = 1000
+    app = create_app(engine.deployment, manage_lifespan=False)
+    chunks_sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal chunks_sent
+        for _ in range(100):
+            chunks_sent += 1
+            yield b" " * 400
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as client:
+        small = await client.post("/api/query", json={"path": "misc:echo", "args": {}})
+        assert small.status_code == 200
+        declared = await client.post("/api/mutation", content=b"{" + b" " * 2000 + b"}")
+        assert declared.status_code == 413
+        assert declared.json() == {"code": "PayloadTooLarge", "message":
+                                   "request body is larger than the limit of 1000 bytes"}
+        streamed = await client.post("/api/mutation", content=stream())
+        assert streamed.status_code == 413 and streamed.json()["code"] == "PayloadTooLarge"
+    assert chunks_sent < 10, "the rest of a refused body is not read"

@@ -231,3 +231,86 @@ async def test_oversized_messages_close_only_that_socket(url: str) -> None:
         await ws.send("x" * (17 * 1024 * 1024))
         with pytest.raises(websockets.ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 10)
+
+
+async def closed_with(ws: Any) -> tuple[int, str]:
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    assert info.value.rcvd is not None, "the server must send a close frame"
+    return info.value.rcvd.code, info.value.rcvd.reason
+
+
+@pytest.mark.parametrize("first", [
+    {"type": "Mutation", "requestId": 0, "udfPath": "accounts:open",
+     "args": [{"owner": "early", "balance": integer(1)}]},
+    {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": []},
+    {"type": "Action", "requestId": 0, "udfPath": "extra:double", "args": [{"x": 1}]},
+])
+async def test_messages_before_connect_are_a_protocol_error(url: str, first: Any) -> None:
+    async with websockets.connect(url.replace("http", "ws") + "/api/sync") as ws:
+        await ws.send(json.dumps(first))
+        code, reason = await closed_with(ws)
+    assert code == 1002 and "before Connect" in reason
+    async with httpx.AsyncClient(base_url=url) as http:
+        found = await http.post("/api/query", json={"path": "accounts:by_owner",
+                                                    "args": {"owner": "early"}})
+    assert found.json()["value"] is None, "a mutation sent before Connect never runs"
+
+
+async def test_a_second_connect_is_a_protocol_error(client: Client) -> None:
+    await client.connect()
+    code, reason = await closed_with(client.ws)
+    assert code == 1002 and "Connect: sent twice" in reason
+
+
+async def test_malformed_messages_close_with_1002(url: str) -> None:
+    async with websockets.connect(url.replace("http", "ws") + "/api/sync") as ws:
+        await ws.send("{not json")
+        assert await closed_with(ws) == (1002, "message is not valid JSON")
+
+
+async def test_too_many_queries_close_with_1008(url: str, serve: Any, make_app: Any) -> None:
+    from reactive_store.sync.connection import SocketLimits
+
+    base, deployment = await serve(make_app(ACCOUNTS_APP))
+    deployment.settings.sockets = SocketLimits(queries=3)
+    async with websockets.connect(base.replace("http", "ws") + "/api/sync") as ws:
+        c = Client(ws)
+        await c.connect()
+        await c.modify(*[add(i, "accounts:total", {}) for i in range(3)])
+        assert (await c.recv())["type"] == "Transition"
+        await c.modify(add(3, "accounts:total", {}))
+        code, reason = await closed_with(ws)
+    assert code == 1008 and reason == "TooManyQueries: at most 3 queries per connection"
+
+
+async def test_sockets_per_address_are_limited(serve: Any, make_app: Any) -> None:
+    from reactive_store.sync.connection import SocketLimits
+
+    base, deployment = await serve(make_app(ACCOUNTS_APP))
+    deployment.settings.sockets = SocketLimits(sockets_per_address=2)
+    sync = base.replace("http", "ws") + "/api/sync"
+    async with websockets.connect(sync) as a, websockets.connect(sync) as b:
+        for ws in (a, b):
+            c = Client(ws)
+            await c.connect()
+            await c.modify()
+            assert (await c.recv())["type"] == "Transition"
+        async with websockets.connect(sync) as third:
+            code, reason = await closed_with(third)
+        assert code == 1008 and "TooManyConnections: at most 2" in reason
+    # Closing frees the places.
+    async with websockets.connect(sync) as again:
+        c = Client(again)
+        await c.connect()
+        await c.modify()
+        assert (await c.recv())["type"] == "Transition"
+
+
+@pytest.mark.parametrize("reason", ["é" * 200, "x" * 300, "日本語" * 60])
+def test_close_reasons_fit_123_bytes_on_a_character_boundary(reason: str) -> None:
+    from reactive_store.server.sync_endpoint import close_reason
+
+    cut = close_reason(reason)
+    assert len(cut.encode()) <= 123 and reason.startswith(cut) and len(cut.encode()) > 117

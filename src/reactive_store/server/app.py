@@ -20,6 +20,7 @@ from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
+from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint
@@ -75,6 +76,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
                       allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
                       allow_headers=["*"])
-    return Starlette(routes=routes, middleware=[cors], lifespan=lifespan,
+    limit = Middleware(BodyLimit, max_bytes=deployment.settings.max_request_bytes)
+    return Starlette(routes=routes, middleware=[limit, cors], lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,
                                          AuthError: _error_response})

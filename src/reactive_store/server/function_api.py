@@ -71,6 +71,9 @@ def parse_args(raw: Any) -> dict[str, Any]:
 
 def parse_format(body: dict[str, Any]) -> str:
     name = body.get("format", "json")
+    if not isinstance(name, str):
+        raise BadRequest(f"format must be a string, one of {sorted(FORMATS)}; got "
+                         f"{values.type_name(name)}", "BadFormat")
     if name not in FORMATS:
         raise BadRequest(f"unknown format {name!r}; use one of {sorted(FORMATS)}", "BadFormat")
     return FORMATS[name]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections import Counter
 
 from starlette.websockets import WebSocket
 
 from reactive_store.auth import Caller
 from reactive_store.deployment import Deployment
-from reactive_store.sync.connection import ConnectionClosed, SyncConnection
+from reactive_store.sync.connection import ConnectionClosed, SocketLimits, SyncConnection
 from reactive_store.sync.protocol import Authenticate, ProtocolError
 
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
@@ -25,9 +27,25 @@ class SyncEndpoint:
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
+        self.open_by_address: Counter[str] = Counter()
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        limits = self.deployment.settings.sockets
+        address = websocket.client.host if websocket.client is not None else ""
+        if self.open_by_address[address] >= limits.sockets_per_address:
+            await self._close(websocket, 1008, f"TooManyConnections: at most "
+                              f"{limits.sockets_per_address} sockets per client address")
+            return
+        self.open_by_address[address] += 1
+        try:
+            await self._serve(websocket, limits)
+        finally:
+            self.open_by_address[address] -= 1
+            if not self.open_by_address[address]:
+                del self.open_by_address[address]
+
+    async def _serve(self, websocket: WebSocket, limits: SocketLimits) -> None:
 
         async def receive() -> str:
             message = await websocket.receive()
@@ -45,9 +63,15 @@ class SyncEndpoint:
 
         d = self.deployment
         connection = SyncConnection(d.engine, d.subscriptions, receive, websocket.send_text,
-                                    verify)
+                                    verify, limits)
         await connection.run()
         if connection.close_reason is not None:
-            code = 1011 if connection.close_reason.startswith("InternalServerError") else 1000
-            with contextlib.suppress(Exception):
-                await websocket.close(code, close_reason(connection.close_reason))
+            await self._close(websocket, connection.close_code, connection.close_reason)
+
+    @staticmethod
+    async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+        # A client that stopped reading may never take the close frame: give up after a
+        # moment and let the server drop the connection.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await websocket.close(code, close_reason(reason))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -27,6 +28,8 @@ from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
     Authenticate,
+    AuthenticationRefused,
+    ClientLimitExceeded,
     Connect,
     Event,
     ModifyQuerySet,
@@ -42,8 +45,17 @@ from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
-SEND_TIMEOUT_SECONDS = 30.0
-MAX_PENDING_REQUESTS = 1000
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Per-socket bounds (docs/security.md lists them with their defaults)."""
+
+    pending_requests: int = 1000  # mutations queued plus actions running
+    queries: int = 4096  # queries in the query set
+    queued_bytes: int = 8 * 1024 * 1024  # responses encoded and not yet sent
+    send_seconds: float = 15.0  # a send that makes no progress for this long closes the socket
+    sockets_per_address: int = 256  # open sockets from one client address, per process
 
 
 class ConnectionClosed(Exception):
@@ -56,20 +68,23 @@ class SyncConnection:
     def __init__(self, engine: Engine, manager: SubscriptionManager,
                  receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
                  verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
-                 ) -> None:
+                 limits: SocketLimits | None = None) -> None:
         self.engine = engine
         self.manager = manager
         self._verify = verify
         self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
         self._send = send
-        self.session: SyncSession[LiveQuery] = SyncSession()
+        self.limits = limits or SocketLimits()
+        self.session: SyncSession[LiveQuery] = SyncSession(max_queries=self.limits.queries)
         self.identity: dict[str, Any] | None = None
-        self._responses: deque[dict[str, Any]] = deque()
+        self._responses: deque[str] = deque()  # encoded once, sent in order
+        self._queued_bytes = 0
         self._mutations: asyncio.Queue[MutationRequest] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._actions: set[asyncio.Task[None]] = set()
         self.close_reason: str | None = None
+        self.close_code = 1000
         self._last_send = 0.0
 
     def _poke(self) -> None:
@@ -85,10 +100,10 @@ class SyncConnection:
                 if not task.cancelled() and task.exception() is not None:
                     exc = task.exception()
                     if isinstance(exc, ProtocolError):
-                        self.close_reason = str(exc)
+                        self.close_reason, self.close_code = str(exc), exc.close_code
                     elif not isinstance(exc, ConnectionClosed):
                         log.error("sync connection failed", exc_info=exc)
-                        self.close_reason = "InternalServerError"
+                        self.close_reason, self.close_code = "InternalServerError", 1011
         finally:
             for task in [*tasks, *self._actions]:
                 task.cancel()
@@ -107,10 +122,10 @@ class SyncConnection:
                 raise ProtocolError("message is not valid JSON") from None
             message = parse_client_message(raw)
             if isinstance(message, Connect):
-                self.session.session_id = message.session_id
-                # Only a reconnecting client can replay requests it sent before.
-                self.session.reconnected = message.connection_count > 0
-            elif isinstance(message, ModifyQuerySet):
+                self.session.connect(message)
+                continue
+            self.session.require_connected(type(message).__name__)
+            if isinstance(message, ModifyQuerySet):
                 added, removed = self.session.modify_query_set(message)
                 for query in removed:
                     if query.live is not None:
@@ -119,13 +134,11 @@ class SyncConnection:
                     self._subscribe(query)
                 self._poke()
             elif isinstance(message, MutationRequest):
-                if self._mutations.qsize() >= MAX_PENDING_REQUESTS:
-                    raise ProtocolError("TooManyConcurrentRequests")
+                self._check_pending()
                 self.session.mutations_in_flight += 1
                 self._mutations.put_nowait(message)
             elif isinstance(message, ActionRequest):
-                if len(self._actions) >= MAX_PENDING_REQUESTS:
-                    raise ProtocolError("TooManyConcurrentRequests")
+                self._check_pending()
                 task = asyncio.create_task(self._run_action(message))
                 self._actions.add(task)
                 task.add_done_callback(self._actions.discard)
@@ -133,6 +146,18 @@ class SyncConnection:
                 await self._authenticate(message)
             elif isinstance(message, Event):
                 pass
+
+    def _check_pending(self) -> None:
+        if self._mutations.qsize() + len(self._actions) >= self.limits.pending_requests:
+            raise ClientLimitExceeded(f"TooManyConcurrentRequests: at most "
+                                      f"{self.limits.pending_requests} per connection")
+
+    def _respond(self, message: dict[str, Any]) -> None:
+        """Queue a response, encoded once; the sender closes a socket whose queue overflows."""
+        text = orjson.dumps(message).decode()
+        self._queued_bytes += len(text)
+        self._responses.append(text)
+        self._poke()
 
     def _subscribe(self, query: SessionQuery[LiveQuery]) -> None:
         try:
@@ -160,10 +185,9 @@ class SyncConnection:
             else:
                 caller = await self._verify(message)
         except AuthError as exc:
-            self._responses.append(auth_error(exc.message, self.session.received_identity, True))
-            self._poke()
+            self._respond(auth_error(exc.message, self.session.received_identity, True))
             await self._flush_responses()
-            raise ProtocolError("AuthError") from None
+            raise AuthenticationRefused("AuthError") from None
         self.session.authenticate(message)
         self.identity, self.admin = caller.identity, caller.admin
         for query in self.session.queries.values():
@@ -191,10 +215,9 @@ class SyncConnection:
                 response = mutation_response(request.request_id, value=outcome.encoded,
                                              ts=outcome.ts)
                 self.session.min_ts = max(self.session.min_ts, outcome.ts)
-            self._responses.append(response)
+            self._respond(response)
             self.session.force = True
             self.session.mutations_in_flight -= 1
-            self._poke()
 
     async def _run_action(self, request: ActionRequest) -> None:
         try:
@@ -205,22 +228,31 @@ class SyncConnection:
             response = action_response(request.request_id, error=error_body(exc))
         else:
             response = action_response(request.request_id, value=outcome.encoded)
-        self._responses.append(response)
         self.session.force = True
-        self._poke()
+        self._respond(response)
 
     # -- sending ----------------------------------------------------------------------
-    async def _send_json(self, message: dict[str, Any]) -> None:
+    async def _send_text(self, text: str) -> None:
+        seconds = self.limits.send_seconds
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
-                await self._send(orjson.dumps(message).decode())
+            async with asyncio.timeout(seconds):
+                await self._send(text)
         except TimeoutError:
-            raise ProtocolError("client stopped reading") from None
+            raise ClientLimitExceeded(f"client is not reading: a send made no progress "
+                                      f"for {seconds:g} s") from None
         self._last_send = asyncio.get_running_loop().time()
 
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        await self._send_text(orjson.dumps(message).decode())
+
     async def _flush_responses(self) -> None:
+        if self._queued_bytes > self.limits.queued_bytes:
+            raise ClientLimitExceeded(f"client is not reading: over "
+                                      f"{self.limits.queued_bytes} bytes of responses queued")
         while self._responses:
-            await self._send_json(self._responses.popleft())
+            text = self._responses.popleft()
+            await self._send_text(text)
+            self._queued_bytes -= len(text)
 
     async def _pump(self) -> None:
         while True:

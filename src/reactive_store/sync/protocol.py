@@ -36,7 +36,26 @@ def decode_ts(text: Any) -> int:
 
 
 class ProtocolError(Exception):
-    """A client message that breaks the protocol; the connection is closed with this reason."""
+    """A client message that breaks the protocol; the connection is closed with this reason.
+
+    `close_code` is the WebSocket close code: 1002 (protocol error) for a malformed or
+    out-of-order message, 1008 (policy violation) for a client over one of its limits, and
+    1000 for a refused token (the client fetches a new one and reconnects).
+    """
+
+    close_code = 1002
+
+
+class ClientLimitExceeded(ProtocolError):
+    """A client went past one of the per-socket limits (requests, queries, queued bytes)."""
+
+    close_code = 1008
+
+
+class AuthenticationRefused(ProtocolError):
+    """The client's token was refused; AuthError has been sent, the socket closes."""
+
+    close_code = 1000
 
 
 @dataclass(frozen=True)

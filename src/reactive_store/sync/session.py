@@ -20,6 +20,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
+    ClientLimitExceeded,
+    Connect,
     ModifyQuerySet,
     ProtocolError,
     StateVersion,
@@ -77,6 +79,7 @@ class SyncSession(Generic[R]):
     mutation or action response, so that a Transition follows it even when nothing changed.
     """
 
+    max_queries: int = 4096
     session_id: str | None = None
     reconnected: bool = False
     received_query_set: int = 0
@@ -88,10 +91,26 @@ class SyncSession(Generic[R]):
     force: bool = False
     mutations_in_flight: int = 0
 
+    def connect(self, msg: Connect) -> None:
+        """The socket's first message: who the client is, and whether it is reconnecting."""
+        if self.session_id is not None:
+            raise ProtocolError("Connect: sent twice on one socket")
+        self.session_id = msg.session_id
+        # Only a reconnecting client can replay requests it sent before.
+        self.reconnected = msg.connection_count > 0
+
+    def require_connected(self, kind: str) -> None:
+        if self.session_id is None:
+            raise ProtocolError(f"{kind} before Connect: Connect must be the first message")
+
     def modify_query_set(
         self, msg: ModifyQuerySet
     ) -> tuple[list[SessionQuery[R]], list[SessionQuery[R]]]:
         """Apply a ModifyQuerySet; return the queries added and removed."""
+        adding = sum(isinstance(mod, AddQuery) for mod in msg.modifications)
+        if len(self.queries) + adding - (len(msg.modifications) - adding) > self.max_queries:
+            raise ClientLimitExceeded(
+                f"TooManyQueries: at most {self.max_queries} queries per connection")
         if msg.base_version != self.received_query_set:
             raise ProtocolError(
                 f"BaseVersionMismatch: ModifyQuerySet base version {msg.base_version}, "
