@@ -1,0 +1,80 @@
+"""Write-path targets (issue 13): single-insert mutations from 8 clients over HTTP and over the
+WebSocket with the official npm client, and the mutation ack at light load, each next to raw
+asyncpg SERIALIZABLE single-row insert transactions measured in the same run."""
+
+from __future__ import annotations
+
+import orjson
+import uvloop
+from common import (
+    ROOMS_APP,
+    SMOKE,
+    HttpConnection,
+    RawInserts,
+    drop,
+    namespace,
+    npm_clients,
+    quantile,
+    raw_pool,
+    report,
+    report_latency,
+    run_workers,
+    seconds,
+    server,
+    write_app,
+)
+
+CLIENTS = 8
+ACKS = 30 if SMOKE else 300
+GAP = 0.005  # seconds between mutations at light load
+
+
+async def http_rate(url: str, duration: float) -> float:
+    conns = [await HttpConnection.open(url) for _ in range(CLIENTS)]
+    counter = iter(range(10**9))
+
+    async def insert(worker: int) -> None:
+        await conns[worker].post("/api/mutation", orjson.dumps({
+            "path": "rooms:post", "args": {"room": 0.0, "body": f"h{next(counter)}"}}))
+
+    try:
+        await run_workers(CLIENTS, 0.2, insert)  # warm: statements prepared, pool filled
+        return await run_workers(CLIENTS, duration, insert)
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def main() -> None:
+    duration = seconds(5.0)
+    ns = namespace()
+    app = write_app(ROOMS_APP)
+    pool = await raw_pool(CLIENTS)
+    raw = RawInserts(pool)
+    await raw.create()
+    try:
+        raw_first = await raw.rate(CLIENTS, duration)
+        raw_acks = await raw.latencies(ACKS, GAP)
+        with server(app, ns) as url:
+            http = await http_rate(url, duration)
+            ws = await npm_clients("throughput", url, clients=CLIENTS, seconds=duration)
+            acks = await npm_clients("ack", url, count=ACKS, gapMs=GAP * 1000)
+        raw_last = await raw.rate(CLIENTS, duration)
+    finally:
+        await raw.drop()
+        await pool.close()
+        await drop(ns)
+    base = (raw_first + raw_last) / 2
+    print(f"raw asyncpg SERIALIZABLE single-row insert transactions, {CLIENTS} connections: "
+          f"{raw_first:,.0f} tx/s before, {raw_last:,.0f} after; the ratios use the mean")
+    report(f"single-insert mutation, HTTP, {CLIENTS} clients", http, base, 0.5)
+    report(f"single-insert mutation, WebSocket, {CLIENTS} official npm clients", ws["rate"],
+           base, 0.5)
+    print(f"  (npm clients' mutation() under that load: p50 {quantile(ws['acks'], 0.5):.1f} ms,"
+          f" p99 {quantile(ws['acks'], 0.99):.1f} ms)")
+    report_latency("mutation ack at light load, WebSocket, official npm client, one at a time",
+                   acks["acks"], raw_acks, "p50 <= 1.5 ms", "raw asyncpg transaction")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
