@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -46,8 +48,7 @@ FLOOR_CHANNEL = "bench_floor"
 MARKER = re.compile(rb'"body":"([a-z]\d+)"')
 
 
-# -- a bare WebSocket client: costs the shared cores little, so deliveries are timed at the
-#    socket, not after a client library's processing ------------------------------------------
+# -- a bare WebSocket client, timed at the socket rather than after a client library ---------
 def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     """A masked client frame (RFC 6455 5.3)."""
     mask = os.urandom(4)
@@ -72,24 +73,67 @@ def server_frame(payload: bytes) -> bytes:
     return bytes([0x81, 127]) + struct.pack(">Q", n) + payload
 
 
-class ProbeSocket(asyncio.Protocol):
-    """One subscriber socket. Reports every message body it sees for the first time."""
+# Linux: the kernel stamps each received segment (SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35), so a
+# delivery is timed when it reached the socket, not when this process got round to reading it:
+# the probe's own processing of 1,000 sockets would otherwise be most of a fan-out's figure.
+SO_TIMESTAMPNS = 35
+ANCILLARY = socket.CMSG_SPACE(16)
 
-    def __init__(self, probe: Probe, request: bytes, messages: list[bytes]) -> None:
-        self.probe = probe
-        self.request, self.messages = request, messages
-        self.transport: Any = None  # uvloop's transports are no asyncio.Transport subclass
+
+class ProbeSocket:
+    """One subscriber socket. Reports every message body it sees for the first time, with the
+    time (ns since the epoch) its bytes reached the socket."""
+
+    def __init__(self, probe: Probe, sock: socket.socket, messages: list[bytes]) -> None:
+        self.probe, self.sock, self.messages = probe, sock, messages
         self.buffer = bytearray()
         self.upgraded = False
         self.ready = asyncio.get_running_loop().create_future()
         self.seen: set[bytes] = set()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        transport.write(self.request)
+    @classmethod
+    async def open(cls, probe: Probe, port: int, path: str,
+                   messages: list[bytes]) -> ProbeSocket:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self = cls(probe, sock, messages)
+        loop.add_reader(sock.fileno(), self._readable)
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.send((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        return self
 
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
+    def close(self) -> None:
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(65536, ANCILLARY)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            data, ancillary = b"", []
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            if not self.ready.done():
+                self.ready.set_exception(ConnectionError("closed before the first result"))
+            return
+        arrived = time.time_ns()
+        for level, kind, stamp in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) >= 16:
+                sec, nsec = struct.unpack("qq", stamp[:16])
+                arrived = sec * 1_000_000_000 + nsec
+        self._received(data, arrived)
+
+    def _received(self, data: bytes, arrived: int) -> None:
         self.buffer += data
         if not self.upgraded:
             end = self.buffer.find(b"\r\n\r\n")
@@ -101,7 +145,7 @@ class ProbeSocket(asyncio.Protocol):
             del self.buffer[:end + 4]
             self.upgraded = True
             for message in self.messages:
-                self.transport.write(client_frame(message))
+                self.sock.send(client_frame(message))
         while len(self.buffer) >= 2:
             opcode, n, start = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
             if n == 126:
@@ -116,54 +160,43 @@ class ProbeSocket(asyncio.Protocol):
                 return
             payload = bytes(self.buffer[start:start + n])
             del self.buffer[:start + n]
-            if opcode == 0x9 and self.transport is not None:  # ping
-                self.transport.write(client_frame(payload, 0xA))
+            if opcode == 0x9:  # ping
+                self.sock.send(client_frame(payload, 0xA))
             elif opcode in (0x1, 0x2):
-                self.on_message(payload, now)
+                self._message(payload, arrived)
 
-    def on_message(self, payload: bytes, now: float) -> None:
+    def _message(self, payload: bytes, arrived: int) -> None:
         if not self.ready.done() and b'"QueryUpdated"' in payload:
             self.ready.set_result(None)
         for body in MARKER.findall(payload):
             if body not in self.seen:
                 self.seen.add(body)
-                self.probe.delivered(body, now)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("socket closed before the first result"))
+                self.probe.delivered(body, arrived)
 
 
 class Probe:
-    """`n` bare subscriber sockets; `sent[body]` is when the write of `body` began."""
+    """Bare subscriber sockets; `sent[body]` is when the write of `body` began (ns, epoch)."""
 
     def __init__(self) -> None:
-        self.sent: dict[bytes, float] = {}
+        self.sent: dict[bytes, int] = {}
         self.deliveries: dict[bytes, list[float]] = defaultdict(list)
         self.sockets: list[ProbeSocket] = []
 
-    def delivered(self, body: bytes, now: float) -> None:
+    def delivered(self, body: bytes, arrived: int) -> None:
         at = self.sent.get(body)
         if at is not None:
-            self.deliveries[body].append((now - at) * 1000)
+            self.deliveries[body].append((arrived - at) / 1e6)
 
     async def open(self, port: int, room_of: Callable[[int], int], count: int,
                    path: Callable[[int], str], messages: Callable[[int], list[bytes]]) -> None:
-        loop = asyncio.get_running_loop()
         for i in range(count):
-            key = base64.b64encode(os.urandom(16)).decode()
-            request = (f"GET {path(room_of(i))} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
-            sock = ProbeSocket(self, request, messages(room_of(i)))
-            await loop.create_connection(lambda s=sock: s, "127.0.0.1", port)  # type: ignore[misc]
-            self.sockets.append(sock)
+            self.sockets.append(await ProbeSocket.open(self, port, path(room_of(i)),
+                                                       messages(room_of(i))))
         await asyncio.wait_for(asyncio.gather(*[s.ready for s in self.sockets]), 120)
 
     def close(self) -> None:
         for sock in self.sockets:
-            if sock.transport is not None:
-                sock.transport.close()
+            sock.close()
 
 
 def subscribe_messages(room: int) -> list[bytes]:
@@ -313,7 +346,7 @@ async def steady_writes(probe: Probe, write: Writer, duration: float) -> list[fl
     async def one(n: int) -> None:
         body = f"p{n}"
         start = time.perf_counter()
-        probe.sent[body.encode()] = start
+        probe.sent[body.encode()] = time.time_ns()
         await write(n % QUERIES, body)
         acks.append((time.perf_counter() - start) * 1000)
 
@@ -335,7 +368,7 @@ async def fan_rounds(probe: Probe, write: Writer) -> tuple[list[float], list[flo
         await asyncio.sleep(GAP)
         body = f"q{r}".encode()
         start = time.perf_counter()
-        probe.sent[body] = start
+        probe.sent[body] = time.time_ns()
         await write(0, body.decode())
         acks.append((time.perf_counter() - start) * 1000)
         while (len(probe.deliveries[body]) < len(probe.sockets)
@@ -415,8 +448,9 @@ async def main() -> None:
                    baseline_name=f"{floor} transaction")
     print(f"  ({floor}: asyncpg INSERT + pg_notify in one SERIALIZABLE transaction; a bare "
           "WebSocket server in its own process LISTENs, runs the room's SELECT once and writes "
-          "one frame to every socket of the room. Bare sockets: uvloop protocols, one process, "
-          "timed on arrival. Shared 2-core machine: clients, server and Postgres compete.)")
+          "one frame to every socket of the room. Bare sockets: one process, each delivery timed "
+          "by the kernel's receive timestamp. Shared 2-core machine: clients, server and "
+          "Postgres compete.)")
 
 
 if __name__ == "__main__":
