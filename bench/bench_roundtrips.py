@@ -226,8 +226,10 @@ async def measure(log: WireLog, name: str, mutate: Callable[[int], Awaitable[Any
     sets = sum(tally.sets) / len(tally.sets) if tally.sets else 0.0
     kinds = ", ".join(f"{n / per:.2f} x {begin}" for begin, n in tally.transactions.items())
     hidden = await function_sets(log.ns, list(tally.trips))
+    waited = sum(tally.ms.values()) / per
     print(f"  total {total:.2f} round trips per mutation ({in_tx:.2f} inside transactions, "
-          f"{total - in_tx:.2f} outside); transactions per mutation: {kinds or 'none'}")
+          f"{total - in_tx:.2f} outside), {waited:.2f} ms of the {elapsed / per * 1000:.2f} ms "
+          f"waiting on Postgres; transactions per mutation: {kinds or 'none'}")
     print(f"  SET statements sent per transaction: {sets:.2f}; SETs inside the SQL functions "
           f"called, run once per call: "
           + (", ".join(f"{fn} {n}" for fn, n in hidden.items()) or "none"))
