@@ -4,6 +4,9 @@ asyncpg SERIALIZABLE single-row insert transactions measured in the same run."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import orjson
 import uvloop
 from common import (
@@ -45,6 +48,24 @@ async def http_rate(url: str, duration: float) -> float:
             await conn.close()
 
 
+async def http_acks(url: str) -> list[float]:
+    """Milliseconds per mutation over HTTP, one at a time (what the WebSocket path adds shows
+    against this)."""
+    http = await HttpConnection.open(url)
+    out = []
+    try:
+        for i in range(20 + ACKS):
+            start = time.perf_counter()
+            await http.post("/api/mutation", orjson.dumps({
+                "path": "rooms:post", "args": {"room": 1.0, "body": f"a{i}"}}))
+            if i >= 20:
+                out.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(GAP)
+        return out
+    finally:
+        await http.close()
+
+
 async def main() -> None:
     duration = seconds(5.0)
     ns = namespace()
@@ -59,6 +80,7 @@ async def main() -> None:
             http = await http_rate(url, duration)
             ws = await npm_clients("throughput", url, clients=CLIENTS, seconds=duration)
             acks = await npm_clients("ack", url, count=ACKS, gapMs=GAP * 1000)
+            acks_http = await http_acks(url)
         raw_last = await raw.rate(CLIENTS, duration)
     finally:
         await raw.drop()
@@ -74,6 +96,8 @@ async def main() -> None:
           f" p99 {quantile(ws['acks'], 0.99):.1f} ms)")
     report_latency("mutation ack at light load, WebSocket, official npm client, one at a time",
                    acks["acks"], raw_acks, "p50 <= 1.5 ms", "raw asyncpg transaction")
+    report_latency("  the same over HTTP, bare client", acks_http, raw_acks,
+                   baseline_name="raw asyncpg transaction")
 
 
 if __name__ == "__main__":
