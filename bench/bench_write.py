@@ -14,6 +14,7 @@ from common import (
     SMOKE,
     HttpConnection,
     RawInserts,
+    cpu_seconds,
     drop,
     namespace,
     npm_clients,
@@ -24,6 +25,7 @@ from common import (
     run_workers,
     seconds,
     server,
+    server_pid,
     write_app,
 )
 
@@ -32,8 +34,10 @@ ACKS = 30 if SMOKE else 300
 GAP = 0.005  # seconds between mutations at light load
 
 
-async def http_rate(url: str, duration: float) -> float:
+async def http_rate(url: str, duration: float) -> tuple[float, float]:
+    """Mutations/s from CLIENTS keep-alive connections, and the server's CPU us per mutation."""
     conns = [await HttpConnection.open(url) for _ in range(CLIENTS)]
+    pid = server_pid(url)
     counter = iter(range(10**9))
 
     async def insert(worker: int) -> None:
@@ -42,7 +46,9 @@ async def http_rate(url: str, duration: float) -> float:
 
     try:
         await run_workers(CLIENTS, 0.2, insert)  # warm: statements prepared, pool filled
-        return await run_workers(CLIENTS, duration, insert)
+        cpu = cpu_seconds(pid)
+        rate = await run_workers(CLIENTS, duration, insert)
+        return rate, (cpu_seconds(pid) - cpu) / (rate * duration) * 1e6
     finally:
         for conn in conns:
             await conn.close()
@@ -77,8 +83,11 @@ async def main() -> None:
         raw_first = await raw.rate(CLIENTS, duration)
         raw_acks = await raw.latencies(ACKS, GAP)
         with server(app, ns) as url:
-            http = await http_rate(url, duration)
+            http, http_cpu = await http_rate(url, duration)
+            pid = server_pid(url)
+            cpu = cpu_seconds(pid)
             ws = await npm_clients("throughput", url, clients=CLIENTS, seconds=duration)
+            ws_cpu = (cpu_seconds(pid) - cpu) / ws["count"] * 1e6
             acks = await npm_clients("ack", url, count=ACKS, gapMs=GAP * 1000)
             acks_http = await http_acks(url)
         raw_last = await raw.rate(CLIENTS, duration)
@@ -90,10 +99,13 @@ async def main() -> None:
     print(f"raw asyncpg SERIALIZABLE single-row insert transactions, {CLIENTS} connections: "
           f"{raw_first:,.0f} tx/s before, {raw_last:,.0f} after; the ratios use the mean")
     report(f"single-insert mutation, HTTP, {CLIENTS} clients", http, base, 0.5)
+    print(f"  server process CPU per mutation {http_cpu:,.0f} us")
     report(f"single-insert mutation, WebSocket, {CLIENTS} official npm clients", ws["rate"],
            base, 0.5)
-    print(f"  (npm clients' mutation() under that load: p50 {quantile(ws['acks'], 0.5):.1f} ms,"
-          f" p99 {quantile(ws['acks'], 0.99):.1f} ms)")
+    print(f"  server process CPU per mutation {ws_cpu:,.0f} us, the npm clients' "
+          f"{ws['cpu_s'] / ws['count'] * 1e6:,.0f} us (process start and warm-up included); "
+          f"mutation() p50 {quantile(ws['acks'], 0.5):.1f} ms, p99 "
+          f"{quantile(ws['acks'], 0.99):.1f} ms")
     report_latency("mutation ack at light load, WebSocket, official npm client, one at a time",
                    acks["acks"], raw_acks, "p50 <= 1.5 ms", "raw asyncpg transaction")
     report_latency("  the same over HTTP, bare client", acks_http, raw_acks,

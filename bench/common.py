@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import random
+import resource
 import socket
 import struct
 import subprocess
@@ -201,6 +202,13 @@ def server_pid(url: str) -> int:
     raise RuntimeError("server process not found")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sync_url(url: str) -> str:
     return url.replace("http", "ws") + "/api/1.48.0/sync"
 
@@ -299,7 +307,9 @@ NODE_CLIENTS = Path(__file__).resolve().parent / "js" / "clients.mjs"
 
 async def npm_clients(mode: str, url: str, **options: Any) -> dict[str, Any]:
     """Run bench/js/clients.mjs (the official npm `convex` client from tests/js) and return
-    the JSON object it prints last. Its stderr passes through."""
+    the JSON object it prints last, plus "cpu_s", the CPU time Node used. Its stderr passes
+    through."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = await asyncio.create_subprocess_exec(
         "node", str(NODE_CLIENTS), mode, url, json.dumps(options),
         stdout=asyncio.subprocess.PIPE)
@@ -307,4 +317,6 @@ async def npm_clients(mode: str, url: str, **options: Any) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"clients.mjs {mode} exited with {proc.returncode}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu_s"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return result
