@@ -1,7 +1,7 @@
-"""Push benchmarks (issue 13): commit -> push with 1,000 subscribed clients and fan-out of one
-commit to 1,000 sockets, at the official npm client's callback and at the socket, each next
-to a raw floor measured in the same run (asyncpg INSERT + NOTIFY, LISTEN, the same SELECT, one
-shared frame written to every watching socket by a bare WebSocket server)."""
+"""Commit -> push with 1,000 clients and fan-out to 1,000 sockets (issue 13), vs a raw floor."""
+# Measured at the official npm client's callback and at the socket, each next to a raw floor
+# of the same run: asyncpg INSERT + NOTIFY, LISTEN, the same SELECT, one shared frame written
+# to every watching socket by a bare WebSocket server.
 
 from __future__ import annotations
 
@@ -418,35 +418,35 @@ async def main() -> None:
             probe.close()
     finally:
         await drop(ns)
-    floor = "raw floor"
+    name = "raw floor"
     report_latency(f"commit -> push, {npm['connected']} official npm clients, {QUERIES} queries, "
                    f"{RATE:.0f} writes/s, {duration:g} s, mutation() to onUpdate callback",
                    npm["latencies"], results["floor_push"], "p50 <= 3 ms, p99 <= 10 ms",
-                   f"{floor} at the socket")
+                   f"{name} at the socket")
     report_latency("  the writer's mutation() ack at that load", npm["acks"],
-                   results["floor_acks"], baseline_name=f"{floor} transaction")
+                   results["floor_acks"], baseline_name=f"{name} transaction")
     report_latency(f"  the same at the socket, {CLIENTS} bare sockets, HTTP writer",
-                   results["ours_push"], results["floor_push"], baseline_name=floor)
+                   results["ours_push"], results["floor_push"], baseline_name=name)
     report_latency("  the writer's HTTP ack at that load", results["ours_acks"],
-                   results["floor_acks"], baseline_name=f"{floor} transaction")
+                   results["floor_acks"], baseline_name=f"{name} transaction")
     report_latency(f"fan-out to {CLIENTS} sockets on one query, last delivery of each of "
                    f"{ROUNDS} commits", results["ours_fan"], results["floor_fan"],
-                   "last delivery p50 <= 20 ms", floor)
+                   "last delivery p50 <= 20 ms", name)
     report_latency("  every delivery at the socket", results["ours_fan_all"],
-                   results["floor_fan_all"], baseline_name=floor)
+                   results["floor_fan_all"], baseline_name=name)
     report_latency("  the writer's HTTP ack during fan-out", results["ours_fan_acks"],
-                   results["floor_fan_acks"], baseline_name=f"{floor} transaction")
+                   results["floor_fan_acks"], baseline_name=f"{name} transaction")
     deliveries = [ms for rnd in fan_npm["rounds"] for ms in rnd["deliveries"]]
     last_npm = [max(rnd["deliveries"], default=10_000.0) for rnd in fan_npm["rounds"]]
     report_latency(f"  at {fan_npm['connected']} official npm clients' callbacks, every "
                    "delivery", deliveries, results["floor_fan_all"],
-                   baseline_name=f"{floor} at the socket")
+                   baseline_name=f"{name} at the socket")
     report_latency("  at the npm callbacks, last delivery", last_npm, results["floor_fan"],
-                   baseline_name=f"{floor} at the socket")
+                   baseline_name=f"{name} at the socket")
     report_latency("  the npm writer's mutation() ack during fan-out",
                    [r["ack"] for r in fan_npm["rounds"]], results["floor_fan_acks"],
-                   baseline_name=f"{floor} transaction")
-    print(f"  ({floor}: asyncpg INSERT + pg_notify in one SERIALIZABLE transaction; a bare "
+                   baseline_name=f"{name} transaction")
+    print(f"  ({name}: asyncpg INSERT + pg_notify in one SERIALIZABLE transaction; a bare "
           "WebSocket server in its own process LISTENs, runs the room's SELECT once and writes "
           "one frame to every socket of the room. Bare sockets: one process, each delivery timed "
           "by the kernel's receive timestamp. Shared 2-core machine: clients, server and "

@@ -1,6 +1,6 @@
-"""Postgres round trips of one single-insert mutation (issue 13, item 2), counted on the wire: a
-logging proxy on loopback sits between a real server process and Postgres and reads the
-frontend protocol, so the count survives any refactoring of the engine."""
+"""Postgres round trips of one single-insert mutation (issue 13), counted on the wire."""
+# A logging proxy on loopback sits between a real server process and Postgres and reads the
+# frontend protocol, so the count survives any refactoring of the engine.
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Write-path targets (issue 13): single-insert mutations from 8 clients over HTTP and over the
-WebSocket with the official npm client, and the mutation ack at light load, each next to raw
-asyncpg SERIALIZABLE single-row insert transactions measured in the same run."""
+"""Single-insert mutation throughput and ack (issue 13) vs raw asyncpg in the same run."""
+# 8 clients over HTTP and 8 official npm clients over the WebSocket; the ack at light load;
+# the baseline is raw asyncpg SERIALIZABLE single-row insert transactions.
 
 from __future__ import annotations
 
