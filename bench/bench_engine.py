@@ -3,20 +3,20 @@ each against raw asyncpg doing the same SQL in the same run, printed as ratios."
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import random
-import struct
 from typing import Any
 
 import asyncpg
-import orjson
 import uvloop
 from common import (
-    DATABASE_URL,
     HttpConnection,
+    RawInserts,
+    call,
     drop,
+    i64,
     namespace,
+    raw_pool,
+    raw_retry,
     report,
     run_workers,
     seconds,
@@ -64,55 +64,19 @@ GAVE_UP = {"raw": 0, "ours": 0}  # transfers that ran out of retries (both sides
 ACCOUNTS = 10
 
 
-def i64(n: int) -> dict[str, str]:
-    return {"$integer": base64.b64encode(struct.pack("<q", n)).decode()}
-
-
-async def call(http: HttpConnection, kind: str, path: str, args: dict[str, Any]) -> Any:
-    raw = await http.post(f"/api/{kind}", orjson.dumps({
-        "path": path, "args": args, "format": "convex_encoded_json"}))
-    body = orjson.loads(raw)
-    if body["status"] != "success":
-        raise RuntimeError(body["errorMessage"])
-    return body["value"]
-
-
-async def no_reset(conn: asyncpg.Connection) -> None:
-    """The baseline skips asyncpg's per-release reset query too, as the server does."""
-
-
-async def raw_retry(conn: asyncpg.Connection, body: Any) -> None:
-    for attempt in range(16):
-        try:
-            async with conn.transaction(isolation="serializable"):
-                await body(conn)
-            return
-        except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
-                asyncpg.LockNotAvailableError):
-            await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
-    GAVE_UP["raw"] += 1
+async def retry(conn: asyncpg.Connection, body: Any) -> None:
+    if not await raw_retry(conn, body):
+        GAVE_UP["raw"] += 1
 
 
 async def baselines(duration: float) -> dict[str, float]:
-    pool = await asyncpg.create_pool(DATABASE_URL, min_size=CONCURRENCY, max_size=CONCURRENCY,
-                                     server_settings={"lock_timeout": "50ms"},
-                                     reset=no_reset)
-    assert pool is not None
-    await pool.execute("DROP TABLE IF EXISTS bench_raw_accounts, bench_raw_items")
-    await pool.execute("CREATE TABLE bench_raw_accounts (id text PRIMARY KEY, doc jsonb, "
-                       "k bytea UNIQUE, kc bytea UNIQUE, ts double precision)")
+    pool = await raw_pool(CONCURRENCY)
+    inserts = RawInserts(pool, "bench_raw_accounts")
+    await inserts.create()
+    await pool.execute("DROP TABLE IF EXISTS bench_raw_items")
     await pool.execute("CREATE TABLE bench_raw_items (id text PRIMARY KEY, doc jsonb, "
                        "k bytea UNIQUE)")
-    counter = iter(range(10**9))
-
-    async def insert(worker: int) -> None:
-        i = next(counter)
-        async with pool.acquire() as conn:
-            await raw_retry(conn, lambda c: c.execute(
-                "INSERT INTO bench_raw_accounts VALUES ($1, $2, $3, $4, $5)",
-                f"id{i}", '{"owner": "x", "balance": 1}', b"k%d" % i, b"c%d" % i, 1.0))
-
-    results = {"insert": await run_workers(CONCURRENCY, duration, insert)}
+    results = {"insert": await inserts.rate(CONCURRENCY, duration)}
     await pool.execute("TRUNCATE bench_raw_accounts")
     for i in range(ACCOUNTS):
         await pool.execute("INSERT INTO bench_raw_accounts VALUES ($1, $2, $3, $4, $5)",
@@ -130,7 +94,7 @@ async def baselines(duration: float) -> dict[str, float]:
     async def transfer(worker: int) -> None:
         src, dst = random.sample(range(ACCOUNTS), 2)
         async with pool.acquire() as conn:
-            await raw_retry(conn, lambda c: transfer_body(c, f"a{src}", f"a{dst}"))
+            await retry(conn, lambda c: transfer_body(c, f"a{src}", f"a{dst}"))
 
     results["transfer"] = await run_workers(CONCURRENCY, duration, transfer)
     await pool.executemany("INSERT INTO bench_raw_items VALUES ($1, $2, $3)",

@@ -16,36 +16,18 @@ import orjson
 import uvloop
 import websockets
 from common import (
+    ROOMS_APP,
     SMOKE,
     HttpConnection,
     drop,
     namespace,
+    percentiles,
     seconds,
     server,
+    server_pid,
+    sync_url,
     write_app,
 )
-
-APP = {
-    "schema/__init__.py": """
-        from reactive_store import define_schema, define_table, v
-        schema = define_schema({
-            "messages": define_table({"room": v.float64(), "body": v.string()})
-                .index("by_room", ["room"]),
-        })
-    """,
-    "functions/rooms.py": """
-        from reactive_store import mutation, query, v
-
-        @query(args={"room": v.float64()})
-        async def latest(ctx, room):
-            return await ctx.db.query("messages").with_index(
-                "by_room", lambda q: q.eq("room", room)).order("desc").take(5)
-
-        @mutation(args={"room": v.float64(), "body": v.string()})
-        async def post(ctx, room, body):
-            await ctx.db.insert("messages", {"room": room, "body": body})
-    """,
-}
 
 
 def ts_ns(encoded: str) -> int:
@@ -106,23 +88,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def percentiles(values: list[float]) -> str:
-    if not values:
-        return "no samples"
-    ordered = sorted(values)
-    p50 = ordered[len(ordered) // 2]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(values)} pushes)"
-
-
 async def latency_case(name: str, clients: int, per_client: int, rooms: int,
                        rate: float, duration: float, targets: str) -> None:
     ns = namespace()
-    app = write_app(APP)
+    app = write_app(ROOMS_APP)
     try:
         with server(app, ns) as url:
             pid = server_pid(url)
-            ws_url = url.replace("http", "ws") + "/api/1.48.0/sync"
+            ws_url = sync_url(url)
             latencies: list[float] = []
             before = rss_kib(pid)
             subs = [Subscriber(ws_url, [(c * per_client + q) % rooms for q in range(per_client)],
@@ -144,20 +117,6 @@ async def latency_case(name: str, clients: int, per_client: int, rooms: int,
                   f"{idle} (target 0)")
     finally:
         await drop(ns)
-
-
-def server_pid(url: str) -> int:
-    port = url.rsplit(":", 1)[1]
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().split(b"\0")
-            except OSError:
-                continue
-            if b"serve" in cmdline and port.encode() in cmdline:
-                return int(entry)
-    raise RuntimeError("server process not found")
 
 
 async def idle_queries(url: str, wait: float) -> int:
@@ -202,7 +161,7 @@ def matching_cost() -> None:
 async def main() -> None:
     duration = seconds(10.0)
     clients = 100 if SMOKE else 1000
-    await latency_case("commit -> push, 1,000 clients", clients, 1, 100, 100.0, duration,
+    await latency_case(f"commit -> push, {clients:,} clients", clients, 1, 100, 100.0, duration,
                        "p50 <= 10 ms, p99 <= 50 ms")
     subs = 1000 if SMOKE else 10_000
     await latency_case("commit -> push, 10,000 distinct subscriptions", 100, subs // 100,

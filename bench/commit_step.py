@@ -1,0 +1,155 @@
+"""The commit-step floor (issue 13): each way of ordering and announcing a commit, raw asyncpg."""
+# 8 connections, single-row SERIALIZABLE insert transactions, every variant in one run, as tx/s
+# and p50 latency relative to the plain insert transaction (measured first and again last).
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import uvloop
+from common import DATABASE_URL, drop, namespace, quantile, seconds
+
+CONNECTIONS = 8
+Body = Callable[[asyncpg.Connection, str, str], Awaitable[None]]
+
+
+def variants(ns: str) -> dict[str, tuple[str, Body]]:
+    """name -> (what it is, one transaction); `m` is the insert, run inside every variant."""
+    m = f"INSERT INTO {ns}.m VALUES ($1, 'x')"
+    log = f"INSERT INTO {ns}.log VALUES (pg_current_xact_id(), 'k')"
+
+    async def tx(conn: asyncpg.Connection, key: str, *inside: str, after: str = "") -> None:
+        async with conn.transaction(isolation="serializable"):
+            await conn.execute(m, key)
+            for sql in inside:
+                await conn.execute(sql)
+        if after:
+            await conn.execute(after)
+
+    notify = "SELECT pg_notify('rs_bench', 'x')"
+    lock = f"SELECT pg_advisory_xact_lock({lock_key(ns)})"
+    return {
+        "plain": ("plain insert transaction",
+                  lambda c, k, ns: tx(c, k)),
+        "seq": ("+ nextval() inside",
+                lambda c, k, ns: tx(c, k, f"SELECT nextval('{ns}.s')")),
+        "notify": ("+ pg_notify inside the transaction",
+                   lambda c, k, ns: tx(c, k, notify)),
+        "notify_after": ("+ pg_notify as a separate statement after COMMIT",
+                         lambda c, k, ns: tx(c, k, after=notify)),
+        "xid_log": ("+ commit-log row keyed by pg_current_xact_id(), pg_notify after COMMIT",
+                    lambda c, k, ns: tx(c, k, log, after=notify)),
+        "xid_log_cte": ("  the same, the log row in the insert's statement (one round trip less)",
+                        lambda c, k, ns: one_statement(c, k, ns, notify)),
+        "emit_message": ("+ pg_logical_emit_message(transactional) inside (the logical-decoding "
+                         "write set)",
+                         lambda c, k, ns: tx(c, k, "SELECT pg_logical_emit_message(true, "
+                                                   "'rs_bench', 'k')")),
+        "lock": ("+ pg_advisory_xact_lock", lambda c, k, ns: tx(c, k, lock)),
+        "lock_notify": ("+ advisory lock + pg_notify inside", lambda c, k, ns: tx(c, k, lock,
+                                                                                   notify)),
+        "today": ("+ one call doing lock, nextval/setval, log row, pg_notify (_commit as of "
+                  "2026-11)", lambda c, k, ns: tx(c, k, f"SELECT {ns}.commit_step('k')")),
+        "one_trip": ("  plain, BEGIN + INSERT + COMMIT sent as one simple query (1 round trip)",
+                     lambda c, k, ns: c.execute(
+                         "BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                         f"INSERT INTO {ns}.m VALUES ('{k}', 'x'); COMMIT")),
+    }
+
+
+def lock_key(ns: str) -> int:
+    """An advisory lock key of this run only (other users of the database take theirs)."""
+    return int(ns.removeprefix("bench_"), 16) % 2**40
+
+
+async def one_statement(conn: asyncpg.Connection, key: str, ns: str, after: str) -> None:
+    async with conn.transaction(isolation="serializable"):
+        await conn.execute(f"WITH w AS (INSERT INTO {ns}.m VALUES ($1, 'x')) "
+                           f"INSERT INTO {ns}.log VALUES (pg_current_xact_id(), 'k')", key)
+    await conn.execute(after)
+
+
+async def setup(ns: str) -> None:
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        await conn.execute(f"""
+            CREATE SCHEMA {ns};
+            CREATE TABLE {ns}.m (id text PRIMARY KEY, body text);
+            CREATE SEQUENCE {ns}.s;
+            CREATE TABLE {ns}.log (xid xid8 PRIMARY KEY, writes text);
+            CREATE TABLE {ns}.commits (ts bigint PRIMARY KEY, writes text NOT NULL,
+                                       committed_at timestamptz NOT NULL DEFAULT now());
+            CREATE FUNCTION {ns}.commit_step(writes text) RETURNS bigint LANGUAGE plpgsql AS $$
+            DECLARE t bigint;
+            BEGIN
+                PERFORM set_config('lock_timeout', '0', true);
+                PERFORM pg_advisory_xact_lock({lock_key(ns) + 1});
+                t := greatest(nextval('{ns}.s'),
+                              (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
+                PERFORM setval('{ns}.s', t);
+                INSERT INTO {ns}.commits (ts, writes) VALUES (t, writes);
+                PERFORM pg_notify('rs_bench', t::text || ' ' || writes);
+                RETURN t;
+            END $$;""")
+    finally:
+        await conn.close()
+
+
+async def run(ns: str, body: Body, duration: float) -> tuple[float, float]:
+    """Transactions per second and p50 latency (ms) of `body` on CONNECTIONS connections."""
+    conns = [await asyncpg.connect(DATABASE_URL) for _ in range(CONNECTIONS)]
+    listener = await asyncpg.connect(DATABASE_URL)  # the server LISTENs on its channel too
+    await listener.add_listener("rs_bench", lambda *a: None)
+    latencies: list[float] = []
+    stop = time.perf_counter() + duration
+
+    async def worker(conn: asyncpg.Connection) -> None:
+        for _ in range(3):  # prepare the statements
+            await body(conn, uuid.uuid4().hex, ns)
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            try:
+                await body(conn, uuid.uuid4().hex, ns)
+            except asyncpg.SerializationError:
+                continue
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    rate = len(latencies) / (time.perf_counter() - start)
+    for conn in [*conns, listener]:
+        await conn.close()
+    return rate, quantile(latencies, 0.5)
+
+
+async def main() -> None:
+    ns = namespace()
+    duration = seconds(4.0)
+    await setup(ns)
+    try:
+        table = variants(ns)
+        order = [*table, "plain"]  # plain again last: the drift over the run
+        results: dict[str, list[tuple[float, float]]] = {}
+        for name in order:
+            results.setdefault(name, []).append(await run(ns, table[name][1], duration))
+    finally:
+        await drop(ns)
+    plain = [rate for rate, _ in results["plain"]]
+    base = sum(plain) / len(plain)
+    base_p50 = sum(p50 for _, p50 in results["plain"]) / len(plain)
+    print(f"commit step floor: raw asyncpg, {CONNECTIONS} connections, single-row SERIALIZABLE "
+          f"insert transactions, {duration:g} s each (plain first {plain[0]:,.0f} and last "
+          f"{plain[-1]:,.0f} tx/s)")
+    print("    tx/s  vs plain  p50 ms  vs plain  variant")
+    for name, (label, _) in table.items():
+        rate = sum(r for r, _ in results[name]) / len(results[name])
+        p50 = sum(p for _, p in results[name]) / len(results[name])
+        print(f"  {rate:6,.0f}  {rate / base:7.2f}x  {p50:6.2f}  {p50 / base_p50:7.2f}x  {label}")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
