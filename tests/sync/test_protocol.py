@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reactive_store.sync.protocol import (
     PING,
@@ -26,8 +29,8 @@ from reactive_store.sync.protocol import (
     parse_client_message,
     query_failed,
     query_removed,
-    query_updated,
-    transition,
+    query_result_json,
+    transition_json,
 )
 
 TS_ZERO = "AAAAAAAAAAA="
@@ -303,15 +306,28 @@ def test_unknown_type(kind: Any) -> None:
 
 # -- builders ---------------------------------------------------------------------------------
 
-def test_query_updated_shape() -> None:
-    assert query_updated(3, {"a": 1}) == {"type": "QueryUpdated", "queryId": 3,
-                                          "value": {"a": 1}, "logLines": [], "journal": None}
-    assert query_updated(3, None, "j")["journal"] == "j"
-    assert query_updated(3, None)["value"] is None
-    # Every call gets its own logLines list.
-    first = query_updated(1, 1)
-    first["logLines"].append("x")
-    assert query_updated(1, 1)["logLines"] == []
+def test_query_updated_from_the_encoded_result() -> None:
+    value = {"a": 1.5, "s": 'quote " and \\ and \u2603', "n": None,
+             "l": [True, {"$integer": "AQ=="}]}
+    out = json.loads(query_result_json(3, orjson.dumps([True, value])))
+    assert out == {"type": "QueryUpdated", "queryId": 3, "value": value, "logLines": [],
+                   "journal": None}
+    assert json.loads(query_result_json(0, orjson.dumps([True, None])))["value"] is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=20),
+       st.integers(min_value=0, max_value=2**32 - 1))
+def test_spliced_results_equal_encoding_the_message(value: Any, query_id: int) -> None:
+    spliced = json.loads(query_result_json(query_id, orjson.dumps([True, value])))
+    assert spliced == json.loads(orjson.dumps({"type": "QueryUpdated", "queryId": query_id,
+                                               "value": value, "logLines": [],
+                                               "journal": None}))
+    error = {"errorMessage": "m", "errorData": value}
+    failed = json.loads(query_result_json(query_id, orjson.dumps([False, error])))
+    assert failed == json.loads(orjson.dumps(query_failed(query_id, error)))
 
 
 def test_query_failed_shape() -> None:
@@ -337,17 +353,18 @@ def test_state_version_json() -> None:
 
 
 def test_transition_shape() -> None:
-    mods = [query_updated(1, 2), query_removed(3)]
-    out = transition(StateVersion(), StateVersion(1, 0, 2**40), mods, 123)
-    assert out == {
+    mods = [query_result_json(1, orjson.dumps([True, 2])), orjson.dumps(query_removed(3))]
+    out = transition_json(StateVersion(), StateVersion(1, 0, 2**40), mods, 123)
+    assert json.loads(out) == {
         "type": "Transition",
         "startVersion": {"querySet": 0, "identity": 0, "ts": TS_ZERO},
         "endVersion": {"querySet": 1, "identity": 0, "ts": encode_ts(2**40)},
-        "modifications": mods,
+        "modifications": [{"type": "QueryUpdated", "queryId": 1, "value": 2, "logLines": [],
+                           "journal": None}, {"type": "QueryRemoved", "queryId": 3}],
         "serverTs": 123,
     }
-    assert transition(StateVersion(), StateVersion(), [], 0)["modifications"] == []
-    orjson.dumps(out)  # JSON-ready
+    assert json.loads(transition_json(StateVersion(), StateVersion(), [], 0))[
+        "modifications"] == []
 
 
 def test_mutation_response_success() -> None:

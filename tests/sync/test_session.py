@@ -6,6 +6,7 @@ result_json) are set by hand, the way subscriptions.py would set them.
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -65,9 +66,10 @@ def remove(session: SyncSession, *qids: int) -> list[SessionQuery]:
 
 
 def transition_of(out: Any) -> dict[str, Any]:
-    assert isinstance(out, dict), out
-    assert out["type"] == "Transition"
-    return out
+    assert isinstance(out, str), out
+    message: dict[str, Any] = json.loads(out)  # the text is strict JSON, as sent
+    assert message["type"] == "Transition"
+    return message
 
 
 def end_ts(msg: dict[str, Any]) -> int:

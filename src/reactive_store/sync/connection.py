@@ -259,8 +259,8 @@ class SyncConnection:
             self._wake.clear()
             await self._flush_responses()
             step = self.session.next_transition(self.manager.processed_ts)
-            if isinstance(step, dict):
-                await self._send_json(step)
+            if isinstance(step, str):
+                await self._send_text(step)
                 continue
             waiter: asyncio.Task[None] | None = None
             if isinstance(step, Waiting) and step.for_ts is not None:

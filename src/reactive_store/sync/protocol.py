@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from reactive_store.errors import BadRequest
 
 
@@ -206,11 +208,6 @@ def parse_client_message(msg: Any) -> ClientMessage:
     raise ProtocolError(f"unknown message type {kind!r}")
 
 
-def query_updated(query_id: int, value: Any, journal: str | None = None) -> dict[str, Any]:
-    return {"type": "QueryUpdated", "queryId": query_id, "value": value, "logLines": [],
-            "journal": journal}
-
-
 def query_failed(query_id: int, error: dict[str, Any], journal: str | None = None
                  ) -> dict[str, Any]:
     out = {"type": "QueryFailed", "queryId": query_id, "errorMessage": error["errorMessage"],
@@ -224,10 +221,27 @@ def query_removed(query_id: int) -> dict[str, Any]:
     return {"type": "QueryRemoved", "queryId": query_id}
 
 
-def transition(start: StateVersion, end: StateVersion, modifications: list[dict[str, Any]],
-               server_ts_ns: int) -> dict[str, Any]:
-    return {"type": "Transition", "startVersion": start.to_json(), "endVersion": end.to_json(),
-            "modifications": modifications, "serverTs": server_ts_ns}
+def query_result_json(query_id: int, result_json: bytes) -> bytes:
+    """QueryUpdated or QueryFailed for a result given as `orjson.dumps([ok, value])`.
+
+    The value (or error body) is spliced in as the bytes it was encoded to once, so a result
+    shared by many sockets is never encoded again per socket: orjson writes `[true,` and
+    `[false,{` with no spaces, which is what the slices below rely on.
+    """
+    if result_json.startswith(b"[true,"):
+        return (b'{"type":"QueryUpdated","queryId":%d,"value":' % query_id + result_json[6:-1]
+                + b',"logLines":[],"journal":null}')
+    assert result_json.startswith(b"[false,{") and result_json.endswith(b"}]"), result_json
+    return (b'{"type":"QueryFailed","queryId":%d,' % query_id + result_json[8:-2]
+            + b',"logLines":[],"journal":null}')
+
+
+def transition_json(start: StateVersion, end: StateVersion, modifications: list[bytes],
+                    server_ts_ns: int) -> str:
+    """A Transition as the text frame to send, with modifications already encoded."""
+    return (b'{"type":"Transition","startVersion":' + orjson.dumps(start.to_json())
+            + b',"endVersion":' + orjson.dumps(end.to_json()) + b',"modifications":['
+            + b",".join(modifications) + b'],"serverTs":%d}' % server_ts_ns).decode()
 
 
 def mutation_response(request_id: int, *, value: Any = None, ts: int | None = None,

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+import orjson
+
 from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
@@ -27,16 +29,17 @@ from reactive_store.sync.protocol import (
     StateVersion,
     query_failed,
     query_removed,
-    query_updated,
-    transition,
+    query_result_json,
+    transition_json,
 )
 
 
 class QueryResult(Protocol):
     """A live query's current result, as a session reads it (`live.LiveQuery` is one).
 
-    `result_json` is the serialized `[ok, value]`, b"" until the first result; the result is
-    the query's result at every timestamp for which `usable_at` is true.
+    `result_json` is `orjson.dumps([ok, value])` (value: the Convex-encoded result, or the
+    error body), b"" until the first result; it is sent as encoded, never encoded again. The
+    result is the query's result at every timestamp for which `usable_at` is true.
     """
 
     ts: int
@@ -150,8 +153,8 @@ class SyncSession(Generic[R]):
                 f"Authenticate base version {msg.base_version}, expected {self.received_identity}"
             )
 
-    def next_transition(self, processed_ts: int) -> dict[str, Any] | Waiting | None:
-        """The next Transition to send, what it waits for, or None when nothing is due."""
+    def next_transition(self, processed_ts: int) -> str | Waiting | None:
+        """The next Transition (as the text to send), what it waits for, or None."""
         if self.mutations_in_flight:
             return Waiting()
         target = max(self.sent.ts, self.min_ts)
@@ -163,25 +166,23 @@ class SyncSession(Generic[R]):
         for query in self.queries.values():
             if query.live is not None and not query.live.usable_at(target):
                 return Waiting()
-        modifications: list[dict[str, Any]] = [query_removed(q) for q in self.removed]
+        modifications = [orjson.dumps(query_removed(q)) for q in self.removed]
         for query in self.queries.values():
             live = query.live
             if live is None:
                 if query.failure is not None and not query.sent_json:
-                    modifications.append(query_failed(query.query_id, query.failure))
+                    modifications.append(orjson.dumps(query_failed(query.query_id,
+                                                                   query.failure)))
                     query.sent_json = b"failed"
                 continue
             if live.result_json == query.sent_json:
                 continue
-            if live.ok:
-                modifications.append(query_updated(query.query_id, live.value))
-            else:
-                modifications.append(query_failed(query.query_id, live.value))
+            modifications.append(query_result_json(query.query_id, live.result_json))
             query.sent_json = live.result_json
         end = StateVersion(self.received_query_set, self.received_identity, target)
         if not modifications and end == self.sent and not self.force:
             return None
-        message = transition(self.sent, end, modifications, time.time_ns())
+        message = transition_json(self.sent, end, modifications, time.time_ns())
         self.sent = end
         self.removed.clear()
         self.force = False
