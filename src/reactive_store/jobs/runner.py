@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ class JobRunner:
         self.executor = JobExecutor(engine)
         self.crons = CronTable(engine)
         self._engine = engine
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -44,12 +46,12 @@ class JobRunner:
         self._stopping = False
 
     def on_commit(self, ts: int, writes: WriteSet) -> None:
-        # Only a commit that wrote a pending job's key (a new or rescheduled job; finishing
-        # one writes its old pending key too, which is harmless) or a cron can change what
-        # is due; jobs finishing would otherwise wake the loop once each.
-        pending = writes.keys.get((SCHEDULED_FUNCTIONS, "by_state"), ())
-        if any(key.startswith(_PENDING) for key in pending) or any(
-                table == CRON_JOBS for table, _ in writes.keys):
+        # Only a commit that added a pending job or touched a cron can make more work due.
+        # Finishing a job writes its old pending key and its new finished key; a commit with
+        # more pending keys than others added (or rescheduled) at least one job.
+        keys = writes.keys.get((SCHEDULED_FUNCTIONS, "by_state"), ())
+        pending = sum(key.startswith(_PENDING) for key in keys)
+        if pending > len(keys) - pending or any(table == CRON_JOBS for table, _ in writes.keys):
             self._wake.set()
 
     def start(self) -> None:
@@ -82,20 +84,27 @@ class JobRunner:
             await asyncio.sleep(COALESCE_SECONDS)  # one scan for a burst of commits
 
     async def _tick(self) -> float:
-        """Start every due job and cron; return how long to sleep before the next one."""
+        """Start due jobs up to the free capacity, fire due crons; return how long to sleep
+        (until the next due time, or until a running job finishes and frees a slot)."""
         now = now_ms()
+        # Twice the concurrency in flight: a job finishing finds the next one already
+        # claimed-ready, without tasks queueing by the hundred behind the semaphore.
+        free = 2 * self._concurrency - len(self._running)
         due, next_job, crons, next_cron = await self._engine.read(
-            lambda db: self._scan(db, now))
+            lambda db: self._scan(db, now, len(self._running) + free if free > 0 else 0))
+        due = [job for job in due if job["_id"] not in self._running][:max(free, 0)]
+        # Every process scans the same index order: shuffled, two processes mostly start
+        # different jobs instead of racing for the same rows (SKIP LOCKED sorts it out).
+        random.shuffle(due)
         for job in due:
-            if job["_id"] not in self._running and len(self._running) < 4 * BATCH:
-                task = asyncio.create_task(self._run_job(job))
-                self._running[job["_id"]] = task
-                task.add_done_callback(self._forget(job["_id"]))
+            task = asyncio.create_task(self._run_job(job))
+            self._running[job["_id"]] = task
+            task.add_done_callback(self._forget(job["_id"]))
         for cron_id in crons:
             await self.crons.fire(cron_id)
-        upcoming = [t for t in (next_job, next_cron) if t is not None]
-        if len(due) >= BATCH or crons:
+        if crons:
             return 0.0
+        upcoming = [t for t in (next_job, next_cron) if t is not None]
         if not upcoming:
             return IDLE_POLL_SECONDS
         soonest: float = min(upcoming)
@@ -104,15 +113,19 @@ class JobRunner:
     def _forget(self, job_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
             self._running.pop(job_id, None)
+            if len(self._running) <= self._concurrency:
+                self._wake.set()  # half the places are free: claim the next due jobs
 
         return forget
 
     @staticmethod
-    async def _scan(db: DatabaseReader, now: float
+    async def _scan(db: DatabaseReader, now: float, wanted: int
                     ) -> tuple[list[dict[str, Any]], float | None, list[str], float | None]:
-        jobs = db.system.query(SCHEDULED_FUNCTIONS)
-        due = await jobs.with_index("by_state", lambda q: q.eq("state.kind", "pending")
-                                    .lte("scheduledTime", now)).take(BATCH)
+        # Jobs running here stay pending (and first in the index) until they finish, so
+        # `wanted` counts them too; the caller drops them.
+        due = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
+            "by_state", lambda q: q.eq("state.kind", "pending").lte("scheduledTime", now)
+        ).take(min(wanted, 4 * BATCH)) if wanted > 0 else []
         later = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
             "by_state", lambda q: q.eq("state.kind", "pending").gt("scheduledTime", now)).first()
         crons = await db.system.query(CRON_JOBS).with_index(
