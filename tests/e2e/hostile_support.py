@@ -31,7 +31,7 @@ NOTES_APP = {
         })
     """,
     "functions/notes.py": """
-        from reactive_store import action, mutation, query, v
+        from reactive_store import action, internal_mutation, mutation, query, v
 
         @mutation(args={"list": v.string(), "body": v.string()})
         async def add(ctx, list, body):
@@ -65,6 +65,20 @@ NOTES_APP = {
         @action(args={"value": v.any()})
         async def echo(ctx, value):
             return value
+
+        @internal_mutation(args={"n": v.float64()})
+        async def tick(ctx, n):
+            await ctx.db.insert("notes", {"list": "ticks", "body": str(n)})
+
+        @mutation(args={"count": v.float64(), "delay": v.float64()})
+        async def schedule(ctx, count, delay):
+            for i in range(int(count)):
+                await ctx.scheduler.run_after(delay, tick, {"n": float(i)})
+
+        @query
+        async def jobs(ctx):
+            found = await ctx.db.system.query("_scheduled_functions").collect()
+            return sorted(j["state"]["kind"] for j in found)
     """,
 }
 
