@@ -48,6 +48,7 @@ def test_zero_means_no_limit() -> None:
 
 def test_every_limit_is_documented() -> None:
     text = DOCS.read_text()
+    assert ServerLimits.ENV_PREFIX in text
     for name in ServerLimits.__dataclass_fields__:
-        assert f"REACTIVE_STORE_LIMIT_{name.upper()}" in text, name
+        assert f"`{name.upper()}`" in text, name
     assert f"{MAX_NESTING_DEPTH} levels" in text
