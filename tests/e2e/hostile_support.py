@@ -31,6 +31,8 @@ NOTES_APP = {
         })
     """,
     "functions/notes.py": """
+        import asyncio
+
         from reactive_store import action, internal_mutation, mutation, query, v
 
         @mutation(args={"list": v.string(), "body": v.string()})
@@ -48,6 +50,12 @@ NOTES_APP = {
 
         @query(args={"list": v.string()})
         async def count(ctx, list):
+            return float(len(await ctx.db.query("notes").with_index(
+                "by_list", lambda q: q.eq("list", list)).collect()))
+
+        @query(args={"list": v.string(), "pause": v.float64()})
+        async def slow_count(ctx, list, pause):
+            await asyncio.sleep(pause)  # holds its snapshot open before its first read
             return float(len(await ctx.db.query("notes").with_index(
                 "by_list", lambda q: q.eq("list", list)).collect()))
 

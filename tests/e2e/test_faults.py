@@ -103,7 +103,7 @@ def check_stored(stored: list[str], writes: Writes) -> None:
     assert not invented, f"stored but never sent: {sorted(invented)}"
 
 
-async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+async def until(check: Callable[[], Any], timeout: float, what: Any) -> Any:
     """Poll `check` (plain or async) until it returns something truthy."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -114,7 +114,8 @@ async def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
                 result = await result
             if result:
                 return result
-        assert loop.time() < deadline, f"{what}: not within {timeout:g} s"
+        assert loop.time() < deadline, f"{what() if callable(what) else what}: not within " \
+            f"{timeout:g} s"
         await asyncio.sleep(0.1)
 
 
@@ -170,11 +171,18 @@ class Subscriber:
         self.sock = sock
         self.counts: list[float] = []
         self.failures: list[str] = []
+        self.closed: str | None = None
         self.task: asyncio.Task[None] | None = None
 
+    def __repr__(self) -> str:
+        return (f"Subscriber(last counts {self.counts[-3:]}, {len(self.counts)} updates, "
+                f"failures {self.failures[:3]}, closed {self.closed})")
+
     async def run(self) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
+        try:
             await self._run()
+        except websockets.ConnectionClosed as exc:
+            self.closed = repr(exc)
 
     async def _run(self) -> None:
         while True:
@@ -212,6 +220,12 @@ async def test_terminated_connections_and_an_outage_are_survived(
                 assert await scratch.terminate() > 0
                 await asyncio.sleep(0.5)
             await scratch.refuse_connections()
+            async with RawSocket.open(url) as sock:  # the socket's errors are clean too
+                await sock.connect()
+                writes.unknown.append("ws")
+                response = await sock.mutation(0, "notes:add", {"list": name, "body": "ws"})
+                assert response["success"] is False and clean_error(response["result"]), \
+                    response
             await asyncio.sleep(5)
             await scratch.allow_connections()
             during = len(writes.acked)
@@ -228,16 +242,54 @@ async def test_terminated_connections_and_an_outage_are_survived(
         assert not leaks, f"unclean errors reached clients: {sorted(set(leaks))[:5]}"
         assert not writes.statuses, f"HTTP errors: {Counter(writes.statuses)}"
 
-        # Live subscribers were pushed the final state, after the faults.
+        # Live subscribers were pushed the final state, after the faults. (One whose query
+        # re-run was cut by a terminated connection shows QueryFailed and, today, is stuck:
+        # test_a_live_query_cut_by_a_lost_connection_is_run_again reproduces that.)
         total = float(len(stored))
+        async with RawSocket.open(url) as late:  # a new subscription after the faults
+            await late.connect()
+            await late.subscribe(0, "notes:list", {"list": name})
+            assert len((await late.query_value(0))["value"]) == total
         for subscriber in subscribers:
-            await until(lambda s=subscriber: s.counts[-1:] == [total], 10,
-                        "a subscriber's update after the outage")
+            await until(lambda s=subscriber: s.counts[-1:] == [total] or s.failures, 10,
+                        lambda s=subscriber: f"{s} never shown the final count {total}")
+            assert subscriber.closed is None, subscriber
             assert all(clean_error(f) for f in subscriber.failures), subscriber.failures
+            assert subscriber.failures or subscriber.counts[-1:] == [total], subscriber
             assert subscriber.counts == sorted(subscriber.counts), "a count went backwards"
             assert subscriber.task is not None
             subscriber.task.cancel()
         assert pool.servers[0].running
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 12 item 1: needs engine/engine.py Engine.run_query_batch and/or "
+    "live/subscriptions.py SubscriptionManager._complete: a run that failed with a retryable "
+    "storage error (DatabaseUnavailable, `retryable` True) must not become the live query's "
+    "result: keep the previous result and queue the query again (with backoff). Today the "
+    "QueryFailure is published and its read set (empty: it failed on its first read) is "
+    "registered, so no later commit ever re-runs the query"))
+async def test_a_live_query_cut_by_a_lost_connection_is_run_again(
+    database_url: str, notes_app: Path, tmp_path: Path
+) -> None:
+    async with scratch_database(database_url) as scratch, \
+            server_pool(scratch.url, tmp_path) as pool, RawSocket.open(
+                url := await pool(notes_app)) as sock:
+        name = unique("cut")
+        await sock.connect()
+        await sock.subscribe(0, "notes:slow_count", {"list": name, "pause": 0.6})
+        assert (await sock.query_value(0))["value"] == 0.0
+        # The next re-run holds its snapshot open for 0.6 s before reading: kill it then.
+        await value(url, "mutation", "notes:add", {"list": name, "body": "one"})
+        await asyncio.sleep(0.25)
+        assert await scratch.terminate() > 0
+        await asyncio.sleep(1.0)
+        await value(url, "mutation", "notes:add", {"list": name, "body": "two"})
+        seen = []
+        with contextlib.suppress(TimeoutError):
+            while not seen or seen[-1].get("value") != 2.0:
+                seen.append(await sock.query_value(0, timeout=3))
+        assert seen and seen[-1].get("value") == 2.0, seen
 
 
 # --- two processes --------------------------------------------------------------------------------
