@@ -10,9 +10,10 @@ from typing import Any
 
 import asyncpg
 
+from reactive_store.storage.connections import CONNECT_TIMEOUT
+
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
 MAX_RECONNECT_DELAY = 1.0  # seconds between attempts while the database is away
 HEALTH_CHECK_SECONDS = 15.0  # a silent connection is probed this often (half-open sockets)
 

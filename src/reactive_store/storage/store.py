@@ -10,10 +10,8 @@ each with a message that names neither the database nor the driver. Details go t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +22,19 @@ import orjson
 
 from reactive_store.errors import InternalError
 from reactive_store.schema import BY_ID, Schema
+from reactive_store.storage.connections import (
+    CONNECT_TIMEOUT,
+    DRIVER,
+    FAILURES,
+    Throttle,
+    application_name,
+    closed,
+    discard,
+    init_connection,
+    keep_session,
+    lost,
+    rollback,
+)
 from reactive_store.storage.ddl import PushReport, RowDecoder, push_schema
 from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
@@ -94,68 +105,8 @@ _RETRYABLE = (
     asyncpg.LockNotAvailableError,
 )
 LOCK_TIMEOUT = "50ms"
-CONNECT_TIMEOUT = 10.0  # seconds for one new connection (the driver's default is 60)
-ROLLBACK_TIMEOUT = 5.0
 PRUNE_BATCH = 10_000  # rows deleted per statement when pruning
-
-# Errors that mean the connection is gone (or unusable): class 08 connection exceptions,
-# 57P01-57P03 (administrator/crash shutdown, cannot connect now), too many connections, and
-# socket errors. The driver's own InterfaceError / InternalClientError count when the
-# connection is closed by then, or its protocol state is broken ("another operation is in
-# progress" on a connection whose server sent FATAL and is hanging up).
-_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InternalClientError,
-    OSError,
-)
-_DRIVER = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-_FAILURES = (*_DRIVER, OSError)
-
 T = TypeVar("T")
-
-
-def _closed(conn: Any) -> bool:
-    """True when a pooled connection is closed, or was already handed back to the pool
-    (asyncpg releases a connection the moment it closes, detaching our proxy)."""
-    try:
-        return bool(conn.is_closed())
-    except asyncpg.InterfaceError:
-        return True
-
-
-def _lost(exc: BaseException, conn: Any) -> bool:
-    return isinstance(exc, _LOST) or (isinstance(exc, _DRIVER) and _closed(conn))
-
-
-def _discard(conn: Any) -> None:
-    """Drop a connection that cannot be trusted; the pool opens a fresh one when needed."""
-    with contextlib.suppress(Exception):
-        conn.terminate()
-
-
-class _Throttle:
-    """Logs one warning per `every` seconds; an outage would otherwise log every request."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
-        self._last = 0.0
-        self._suppressed = 0
-
-    def warn(self, message: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last < self.every:
-            self._suppressed += 1
-            return
-        if self._suppressed:
-            message += f" ({self._suppressed} similar since the last report)"
-        self._last, self._suppressed = now, 0
-        log.warning(message, *args)
-
-
 
 def request_hash(path: str, args: Any, identity: Any) -> str:
     """A digest of who called which function with which (Convex-encoded JSON) arguments.
@@ -183,51 +134,14 @@ class PruneReport:
     mutations: int = 0
 
 
-def _jsonb_encode(data: bytes | str) -> bytes:
-    return b"\x01" + (data.encode() if isinstance(data, str) else data)
-
-
-def _jsonb_decode(data: bytes) -> bytes:
-    return data[1:]
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release hook: skip asyncpg's reset query, a round trip per transaction.
-
-    Nothing here changes session state: no SET (lock_timeout is a connection setting),
-    no LISTEN on pool connections, advisory locks are transaction-scoped, and a connection
-    released mid-transaction is rolled back or terminated first (`_rollback`).
-    """
-
-
-def _json_encode(data: bytes | str) -> bytes:
-    return data.encode() if isinstance(data, str) else data
-
-
-def _json_decode(data: bytes) -> bytes:
-    return data
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # Documents travel as raw JSON bytes both ways; the engine encodes and decodes them.
-    await conn.set_type_codec(
-        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog",
-        format="binary",
-    )
-    await conn.set_type_codec(
-        "json", encoder=_json_encode, decoder=_json_decode, schema="pg_catalog",
-        format="binary",
-    )
-
-
 class Transaction:
     """One Postgres transaction. Calls are serialised, so a function may gather() them."""
 
     def __init__(self, conn: asyncpg.Connection, names: Names,
-                 throttle: _Throttle | None = None) -> None:
+                 throttle: Throttle | None = None) -> None:
         self._conn = conn
         self._n = names
-        self._unavailable = throttle or _Throttle()
+        self._unavailable = throttle or Throttle()
         self._lock = asyncio.Lock()
         # Set on the first serialization failure or deadlock. Postgres has aborted the
         # transaction by then, so even if the function swallows the error, every later
@@ -249,8 +163,8 @@ class Transaction:
             except _RETRYABLE as exc:
                 self.conflicted = True
                 raise TransientConflict(str(exc)) from exc
-            except _FAILURES as exc:
-                if _lost(exc, self._conn):
+            except FAILURES as exc:
+                if lost(exc, self._conn):
                     self.broken = True
                     self._unavailable.warn("database connection lost in a transaction: %r", exc)
                     raise DatabaseUnavailable() from exc
@@ -373,7 +287,7 @@ class Store:
         self.transactions = 0  # transactions started through this store, for /api/_stats
         # Every pooled connection may be dead at once (all backends terminated): try each.
         self._attempts = pool.get_max_size() + 1
-        self._unavailable = _Throttle()
+        self._unavailable = Throttle()
 
     @classmethod
     async def open(
@@ -381,8 +295,8 @@ class Store:
     ) -> Store:
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, init=_init_connection,
-                reset=_keep_session, timeout=CONNECT_TIMEOUT,
+                url, min_size=min_size, max_size=max_size, init=init_connection,
+                reset=keep_session, timeout=CONNECT_TIMEOUT,
                 server_settings={"lock_timeout": LOCK_TIMEOUT,
                                  "application_name": application_name(namespace)},
             )
@@ -434,12 +348,13 @@ class Store:
             try:
                 await tx.start()
             except BaseException as exc:
-                _discard(conn)
+                gone = isinstance(exc, Exception) and lost(exc, conn)
+                discard(conn)
                 await self._release(conn)
-                if isinstance(exc, Exception) and _lost(exc, conn):
+                if gone:
                     last = exc
                     continue
-                if isinstance(exc, _DRIVER):
+                if isinstance(exc, DRIVER):
                     log.error("cannot begin a transaction: %r", exc)
                     raise StorageError() from exc
                 raise
@@ -456,11 +371,11 @@ class Store:
                 return await op(conn)
             except _RETRYABLE as exc:
                 raise TransientConflict(str(exc)) from exc
-            except _FAILURES as exc:
-                if not _lost(exc, conn):
+            except FAILURES as exc:
+                if not lost(exc, conn):
                     log.error("database error: %r", exc)
                     raise StorageError() from exc
-                _discard(conn)
+                discard(conn)
                 last = exc
             finally:
                 await self._release(conn)
@@ -479,7 +394,7 @@ class Store:
                 if transaction.conflicted:
                     raise TransientConflict("a statement of this transaction conflicted")
             except BaseException:
-                await _rollback(conn, tx, transaction.broken)
+                await rollback(conn, tx, transaction.broken)
                 if transaction.conflicted:
                     raise TransientConflict("a statement of this transaction conflicted") from None
                 raise
@@ -560,50 +475,25 @@ class Store:
         return BY_ID
 
 
-def application_name(namespace: str, role: str = "pool") -> str:
-    """What `pg_stat_activity` shows for this deployment's connections (at most 63 bytes)."""
-    return f"reactive-store {role} {namespace}".encode()[:63].decode(errors="ignore")
-
-
-async def _rollback(conn: Any, tx: Any, broken: bool) -> None:
-    """Roll back after the body failed; a connection that died or hangs is dropped instead.
-
-    A connection that closed was already handed back to the pool by the driver (and the
-    server rolled the transaction back), so there is nothing to do on it. After a cancelled
-    statement the protocol can be mid-flight: if ROLLBACK cannot run promptly, drop it.
-    """
-    if broken or _closed(conn):
-        _discard(conn)
-        return
-    try:
-        await asyncio.wait_for(tx.rollback(), timeout=ROLLBACK_TIMEOUT)
-    except asyncio.CancelledError:
-        _discard(conn)
-        raise
-    except Exception as exc:
-        log.warning("rollback failed; dropping the connection: %r", exc)
-        _discard(conn)
-
-
-async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: _Throttle) -> None:
+async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Throttle) -> None:
     """COMMIT, classifying failures: conflict, nothing committed, or outcome unknown."""
-    if transaction.broken or _closed(conn):
-        _discard(conn)  # COMMIT was never sent; the server rolled back
+    if transaction.broken or closed(conn):
+        discard(conn)  # COMMIT was never sent; the server rolled back
         raise DatabaseUnavailable()
     try:
         await tx.commit()
     except _RETRYABLE as exc:
         raise TransientConflict(str(exc)) from exc
-    except _FAILURES as exc:
-        if not _lost(exc, conn):
+    except FAILURES as exc:
+        if not lost(exc, conn):
             log.error("commit refused: %r", exc)  # the server said no: nothing committed
             raise StorageError() from exc
-        _discard(conn)
+        discard(conn)
         if transaction.wrote:
             log.error("database connection lost during COMMIT; outcome unknown: %r", exc)
             raise CommitOutcomeUnknown() from exc
         throttle.warn("database connection lost during a read-only COMMIT: %r", exc)
         raise DatabaseUnavailable() from exc
     except BaseException:
-        _discard(conn)  # cancelled mid-COMMIT: the connection's state is unknown
+        discard(conn)  # cancelled mid-COMMIT: the connection's state is unknown
         raise
