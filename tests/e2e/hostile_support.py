@@ -78,6 +78,15 @@ NOTES_APP = {
         async def tick(ctx, n):
             await ctx.db.insert("notes", {"list": "ticks", "body": str(n)})
 
+        @internal_mutation(args={"n": v.float64(), "pause": v.float64()})
+        async def slow_tick(ctx, n, pause):
+            await asyncio.sleep(pause)  # holds its transaction open before writing
+            await ctx.db.insert("notes", {"list": "slow-ticks", "body": str(n)})
+
+        @mutation(args={"pause": v.float64()})
+        async def schedule_slow(ctx, pause):
+            return await ctx.scheduler.run_after(0, slow_tick, {"n": 1.0, "pause": pause})
+
         @mutation(args={"count": v.float64(), "delay": v.float64()})
         async def schedule(ctx, count, delay):
             for i in range(int(count)):

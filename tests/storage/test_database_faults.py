@@ -95,7 +95,7 @@ async def test_connection_lost_before_commit_is_database_unavailable(
             await asyncio.sleep(0.1)
             await tx.commit_writes("{}")
     assert_clean(caught.value)
-    assert caught.value.retryable
+    assert caught.value.retryable and caught.value.client_safe
     # The cause stays in the server log, and nothing was committed.
     logged = [r.getMessage() for r in caplog.records if r.name.startswith("reactive_store")]
     assert any("Error(" in m for m in logged), logged

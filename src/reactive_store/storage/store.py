@@ -51,6 +51,7 @@ class StorageError(InternalError):
 
     code = "StorageError"
     retryable = False
+    client_safe = False  # True: `message` may be shown to clients as it is
 
     def __init__(self, message: str = "database error") -> None:
         super().__init__(message)
@@ -65,6 +66,7 @@ class DatabaseUnavailable(StorageError):
 
     code = "DatabaseUnavailable"
     retryable = True
+    client_safe = True
     MESSAGE = "the database is unavailable; nothing was committed, try again shortly"
 
     def __init__(self, message: str = MESSAGE) -> None:
@@ -79,6 +81,7 @@ class CommitOutcomeUnknown(StorageError):
     """
 
     code = "CommitOutcomeUnknown"
+    client_safe = True
     MESSAGE = ("lost contact with the database while committing; the mutation may or may "
                "not have been applied")
 
