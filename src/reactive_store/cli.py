@@ -108,12 +108,13 @@ def serve(ns: argparse.Namespace) -> int:
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     deployment = Deployment(settings_from(ns))
+    message_bytes = deployment.settings.limits.message_bytes
     dev = DevReloader(deployment, echo=lambda line: print(line, flush=True)) \
         if ns.command == "dev" else None
     deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
     app = create_app(deployment, dev=dev)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
-                ws_max_size=16 * 1024 * 1024)
+                ws_max_size=message_bytes or 2**62)
     return 0
 
 

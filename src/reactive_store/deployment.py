@@ -22,11 +22,11 @@ from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import with_system_tables
 from reactive_store.jobs.retention import JobRetention
 from reactive_store.jobs.runner import JobRunner
+from reactive_store.limits import ServerLimits
 from reactive_store.live.commits import CommitStream
 from reactive_store.live.subscriptions import SubscriptionManager
 from reactive_store.storage import PushReport, Store
 from reactive_store.storage.embedded import EmbeddedPostgres
-from reactive_store.sync.connection import SocketLimits
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,12 @@ class Settings:
     namespace: str = "app"
     engine: EngineConfig = field(default_factory=EngineConfig)
     pool_size: int = 10
-    # The commit log backs /api/query_at_ts and listener catch-up; request results back
-    # mutation replays after a reconnect.
-    commit_retention_s: float = 900.0
-    request_retention_s: float = 3600.0
-    prune_every_s: float = 60.0
+    # Per-client bounds and retentions (docs/security.md); REACTIVE_STORE_LIMIT_* variables.
+    limits: ServerLimits = field(default_factory=ServerLimits.from_env)
     admin_key: str | None = None  # REACTIVE_STORE_ADMIN_KEY / --admin-key
     run_jobs: bool = True  # run scheduled functions and crons in this process
     job_concurrency: int = 8  # scheduled functions running at once
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
-    job_retention_s: float = 7 * 24 * 3600.0  # finished scheduled functions kept (as Convex)
-    sockets: SocketLimits = field(default_factory=SocketLimits)
-    max_request_bytes: int = 16 * 1024 * 1024  # HTTP request bodies (413 above)
 
 
 def redact_url(url: str) -> str:
@@ -76,7 +70,7 @@ class Deployment:
         self.engine = Engine(self.store, self.app, settings.engine)
         self.subscriptions = SubscriptionManager(self.engine)
         self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency)
-        self.job_retention = JobRetention(self.engine, settings.job_retention_s)
+        self.job_retention = JobRetention(self.engine, settings.limits.finished_jobs_retention_s)
         self.commits = CommitStream(self.store, self._on_commit)
         self.push_report: PushReport | None = None
         self.database_label = ""
@@ -152,9 +146,10 @@ class Deployment:
     async def _prune_forever(self) -> None:
         s = self.settings
         while True:
-            await asyncio.sleep(s.prune_every_s)
+            await asyncio.sleep(s.limits.prune_every_s)
             try:
-                await self.store.prune(s.commit_retention_s, s.request_retention_s)
+                await self.store.prune(s.limits.commit_log_retention_s,
+                                       s.limits.request_retention_s)
                 if s.run_jobs:
                     await self.job_retention.prune()
             except Exception:

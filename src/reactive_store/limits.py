@@ -1,8 +1,11 @@
-"""Per-transaction and per-document limits (Convex's numbers as defaults) and their counters."""
+"""Per-transaction, per-document and per-client limits (Convex's numbers as defaults)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from reactive_store.errors import LimitExceeded
 
@@ -73,3 +76,57 @@ class Usage:
             raise LimitExceeded(
                 f"too many bytes written in one transaction (limit {self.limits.bytes_written})"
             )
+
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one client may make the server hold, and how long internal rows are kept.
+
+    Every field can be set with an environment variable `REACTIVE_STORE_LIMIT_<FIELD>` (e.g.
+    `REACTIVE_STORE_LIMIT_SOCKETS_PER_ADDRESS=512`), read by `from_env`. docs/security.md
+    lists them with their defaults. A count of 0 means no limit.
+    """
+
+    request_body_bytes: int = 16 * MIB  # an HTTP body past this is refused (413) unread
+    message_bytes: int = 16 * MIB  # one WebSocket message from a client
+    subscriptions_per_socket: int = 1_000  # live queries one socket may hold
+    pending_requests_per_socket: int = 1_000  # mutations and actions queued or running
+    sockets_per_address: int = 128  # open sockets from one client address
+    queued_bytes_per_socket: int = 16 * MIB  # output written to a socket but not yet sent
+    stalled_socket_seconds: float = 30.0  # a socket whose output does not move is closed
+    # Retention of internal rows (seconds): finished scheduled functions (Convex keeps them
+    # 7 days), the commit log (query_at_ts, catch-up) and recorded requests (replays).
+    finished_jobs_retention_s: float = 7 * DAY
+    commit_log_retention_s: float = 900.0
+    request_retention_s: float = 3_600.0
+    prune_every_s: float = 60.0  # how often the retentions above are enforced
+
+    ENV_PREFIX = "REACTIVE_STORE_LIMIT_"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
+        """The defaults, overridden by `REACTIVE_STORE_LIMIT_*` variables."""
+        env = os.environ if environ is None else environ
+        changes: dict[str, Any] = {}
+        for f in fields(cls):
+            name = cls.ENV_PREFIX + f.name.upper()
+            text = env.get(name)
+            if text is None or not text.strip():
+                continue
+            kind = int if f.type in (int, "int") else float
+            try:
+                value = kind(text.strip().replace("_", ""))
+            except ValueError:
+                raise ValueError(f"{name} must be a number, got {text!r}") from None
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {text!r}")
+            changes[f.name] = value
+        return replace(cls(), **changes)
+
+    @staticmethod
+    def exceeded(count: float, limit: float) -> bool:
+        """True when `count` is past `limit` (a limit of 0 is no limit)."""
+        return limit > 0 and count > limit

@@ -3,6 +3,10 @@
 Python holds Convex values as: None, bool, int (int64), float (float64), str, bytes,
 list and dict[str, value]. A Python int is always an int64 and is encoded as
 `{"$integer": ...}`; plain JSON numbers decode to float, as in Convex.
+
+Arrays and objects nest at most MAX_NESTING_DEPTH levels (Convex's limit, the outermost
+counted; `{"$integer": ...}`-style special objects are leaves): every walk here counts depth
+and refuses a deeper value before Python's recursion limit could be reached.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_FIELD_NAME_LENGTH = 1024
+MAX_NESTING_DEPTH = 64
+_TOO_DEEP = f"nested deeper than {MAX_NESTING_DEPTH} levels (the limit for a value)"
 
 
 def type_name(value: Any) -> str:
@@ -78,7 +84,7 @@ class _Unencodable(Exception):
     """Raised by the fast encoder; the slow one then finds the path and the reason."""
 
 
-def _encode_fast(value: Any) -> Any:
+def _encode_fast(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
@@ -87,14 +93,20 @@ def _encode_fast(value: Any) -> Any:
             return value
         return _encode_float(value)
     if kind is dict:
+        depth += 1
+        if depth > MAX_NESTING_DEPTH:
+            raise _Unencodable
         out = {}
         for key, item in value.items():
             if key not in _valid_names and field_name_problem(key) is not None:
                 raise _Unencodable
-            out[key] = _encode_fast(item)
+            out[key] = _encode_fast(item, depth)
         return out
     if kind is list:
-        return [_encode_fast(item) for item in value]
+        depth += 1
+        if depth > MAX_NESTING_DEPTH:
+            raise _Unencodable
+        return [_encode_fast(item, depth) for item in value]
     if kind is int and INT64_MIN <= value <= INT64_MAX:
         return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
     raise _Unencodable
@@ -108,7 +120,7 @@ def encode(value: Value, path: str = "value") -> Any:
         return _encode_checked(value, path)
 
 
-def _encode_checked(value: Value, path: str) -> Any:
+def _encode_checked(value: Value, path: str, depth: int = 0) -> Any:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -119,15 +131,18 @@ def _encode_checked(value: Value, path: str) -> Any:
         return _encode_float(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, list | tuple | dict) and depth >= MAX_NESTING_DEPTH:
+        raise ValidationError(f"{path}: {_TOO_DEEP}")
     if isinstance(value, list | tuple):
-        return [_encode_checked(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_encode_checked(item, f"{path}[{i}]", depth + 1)
+                for i, item in enumerate(value)]
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
             problem = field_name_problem(key)
             if problem is not None:
                 raise ValidationError(f"{path}: {problem}")
-            out[key] = _encode_checked(item, f"{path}.{key}")
+            out[key] = _encode_checked(item, f"{path}.{key}", depth + 1)
         return out
     raise ValidationError(f"{path}: {type_name(value)} is not a Convex value")
 
@@ -143,7 +158,12 @@ def _b64(text: Any, what: str) -> bytes:
 
 
 def decode(data: Any) -> Value:
-    """Convex JSON -> Python value. Raises BadRequest on malformed special objects."""
+    """Convex JSON -> Python value. Raises BadRequest on malformed special objects and on
+    values nested deeper than MAX_NESTING_DEPTH."""
+    return _decode(data, 0)
+
+
+def _decode(data: Any, depth: int) -> Value:
     kind = type(data)
     if kind is str or kind is bool or data is None:
         return data
@@ -154,16 +174,22 @@ def decode(data: Any) -> Value:
             ((key, inner),) = data.items()
             if key.startswith("$"):
                 return _decode_special(key, inner)
+        depth += 1
+        if depth > MAX_NESTING_DEPTH:
+            raise BadRequest(f"value {_TOO_DEEP}")
         out: dict[str, Any] = {}
         for key, item in data.items():
             if key not in _valid_names:
                 problem = field_name_problem(key)
                 if problem is not None:
                     raise BadRequest(problem)
-            out[key] = decode(item)
+            out[key] = _decode(item, depth)
         return out
     if kind is list:
-        return [decode(item) for item in data]
+        depth += 1
+        if depth > MAX_NESTING_DEPTH:
+            raise BadRequest(f"value {_TOO_DEEP}")
+        return [_decode(item, depth) for item in data]
     raise BadRequest(f"{kind.__name__} is not a JSON value")
 
 
@@ -188,8 +214,14 @@ def _decode_special(key: str, inner: Any) -> Value:
     raise BadRequest(f"unknown special value {key!r}")
 
 
-def export_clean(value: Value) -> Any:
+def export_clean(value: Value, depth: int = 0) -> Any:
     """The lossy `json` format: int64 as decimal strings, bytes as base64, non-finite as names."""
+    if isinstance(value, list | tuple | dict):
+        if depth >= MAX_NESTING_DEPTH:
+            raise ValidationError(f"value {_TOO_DEEP}")
+        if isinstance(value, dict):
+            return {key: export_clean(item, depth + 1) for key, item in value.items()}
+        return [export_clean(item, depth + 1) for item in value]
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
@@ -202,10 +234,6 @@ def export_clean(value: Value) -> Any:
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, list | tuple):
-        return [export_clean(item) for item in value]
-    if isinstance(value, dict):
-        return {key: export_clean(item) for key, item in value.items()}
     raise ValidationError(f"{type_name(value)} is not a Convex value")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from reactive_store.limits import ServerLimits
 from reactive_store.server import create_app
 from reactive_store.sync.protocol import decode_ts, encode_ts
 from tests.support import ACCOUNTS_APP
@@ -223,7 +224,7 @@ async def test_a_format_of_the_wrong_type_is_400_everywhere(client: httpx.AsyncC
 async def test_bodies_over_the_limit_are_413_declared_or_streamed(
         make_app: Any, deploy: Any) -> None:
     engine = await deploy(make_app({**ACCOUNTS_APP, "functions/misc.py": ECHO}))
-    engine.deployment.settings.max_request_bytes = 1000
+    engine.deployment.settings.limits = ServerLimits(request_body_bytes=1000)
     app = create_app(engine.deployment, manage_lifespan=False)
     chunks_sent = 0
 

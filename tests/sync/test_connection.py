@@ -13,6 +13,7 @@ import httpx
 import pytest
 import websockets
 
+from reactive_store.limits import ServerLimits
 from tests.support import ACCOUNTS_APP
 
 EXTRA = """
@@ -271,10 +272,8 @@ async def test_malformed_messages_close_with_1002(url: str) -> None:
 
 
 async def test_too_many_queries_close_with_1008(url: str, serve: Any, make_app: Any) -> None:
-    from reactive_store.sync.connection import SocketLimits
-
     base, deployment = await serve(make_app(ACCOUNTS_APP))
-    deployment.settings.sockets = SocketLimits(queries=3)
+    deployment.settings.limits = ServerLimits(subscriptions_per_socket=3)
     async with websockets.connect(base.replace("http", "ws") + "/api/sync") as ws:
         c = Client(ws)
         await c.connect()
@@ -282,14 +281,12 @@ async def test_too_many_queries_close_with_1008(url: str, serve: Any, make_app: 
         assert (await c.recv())["type"] == "Transition"
         await c.modify(add(3, "accounts:total", {}))
         code, reason = await closed_with(ws)
-    assert code == 1008 and reason == "TooManyQueries: at most 3 queries per connection"
+    assert code == 1008 and reason == "TooManySubscriptions: at most 3 subscriptions per socket"
 
 
 async def test_sockets_per_address_are_limited(serve: Any, make_app: Any) -> None:
-    from reactive_store.sync.connection import SocketLimits
-
     base, deployment = await serve(make_app(ACCOUNTS_APP))
-    deployment.settings.sockets = SocketLimits(sockets_per_address=2)
+    deployment.settings.limits = ServerLimits(sockets_per_address=2)
     sync = base.replace("http", "ws") + "/api/sync"
     async with websockets.connect(sync) as a, websockets.connect(sync) as b:
         for ws in (a, b):

@@ -23,7 +23,7 @@ from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
-from reactive_store.server.sync_endpoint import SyncEndpoint
+from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
 
 
 async def _error_response(request: Request, exc: Exception) -> Response:
@@ -76,7 +76,8 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
                       allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
                       allow_headers=["*"])
-    limit = Middleware(BodyLimit, max_bytes=deployment.settings.max_request_bytes)
-    return Starlette(routes=routes, middleware=[limit, cors], lifespan=lifespan,
+    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes)
+    probe = Middleware(TransportProbe)
+    return Starlette(routes=routes, middleware=[probe, limit, cors], lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,
                                          AuthError: _error_response})

@@ -5,21 +5,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from typing import Any
 
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from reactive_store.auth import Caller
 from reactive_store.deployment import Deployment
-from reactive_store.sync.connection import ConnectionClosed, SocketLimits, SyncConnection
+from reactive_store.limits import ServerLimits
+from reactive_store.sync.connection import ConnectionClosed, SyncConnection
 from reactive_store.sync.protocol import Authenticate, ProtocolError
 
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
+TRANSPORT = "reactive_store.transport"
 
 
 def close_reason(text: str) -> str:
     """`text` cut to fit a close frame, on a character boundary."""
     return text.encode()[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
+class TransportProbe:
+    """ASGI middleware (outermost): puts a socket's transport in its scope, when the server
+    exposes it, so the endpoint can see how much output a client has not taken yet.
+
+    uvicorn's WebSocket protocols write to the transport without waiting, so a client that
+    stops reading never blocks a send; the transport's write buffer is where it shows."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None and hasattr(transport, "get_write_buffer_size"):
+                scope[TRANSPORT] = transport
+        await self.app(scope, receive, send)
 
 
 class SyncEndpoint:
@@ -31,11 +53,12 @@ class SyncEndpoint:
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        limits = self.deployment.settings.sockets
+        limits = self.deployment.settings.limits
         address = websocket.client.host if websocket.client is not None else ""
-        if self.open_by_address[address] >= limits.sockets_per_address:
-            await self._close(websocket, 1008, f"TooManyConnections: at most "
-                              f"{limits.sockets_per_address} sockets per client address")
+        allowed = limits.sockets_per_address
+        if allowed and self.open_by_address[address] >= allowed:
+            await self._close(websocket, 1008, f"TooManyConnections: at most {allowed} "
+                              "sockets per client address")
             return
         self.open_by_address[address] += 1
         try:
@@ -45,8 +68,7 @@ class SyncEndpoint:
             if not self.open_by_address[address]:
                 del self.open_by_address[address]
 
-    async def _serve(self, websocket: WebSocket, limits: SocketLimits) -> None:
-
+    async def _serve(self, websocket: WebSocket, limits: ServerLimits) -> None:
         async def receive() -> str:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -61,17 +83,29 @@ class SyncEndpoint:
             return await self.deployment.auth.caller(message.token_type, message.value,
                                                       message.acting_as)
 
+        transport: Any = websocket.scope.get(TRANSPORT)
+        buffered = transport.get_write_buffer_size if transport is not None else None
         d = self.deployment
         connection = SyncConnection(d.engine, d.subscriptions, receive, websocket.send_text,
-                                    verify, limits)
+                                    verify, limits, buffered)
         await connection.run()
         if connection.close_reason is not None:
             await self._close(websocket, connection.close_code, connection.close_reason)
+            if transport is not None:
+                await self._drop_if_stuck(transport)
+
+    @staticmethod
+    async def _drop_if_stuck(transport: Any) -> None:
+        # A client that stopped reading will not take the close frame either: give it a
+        # moment, then drop the connection so its buffer and socket are freed.
+        for _ in range(20):
+            if transport.get_write_buffer_size() == 0 or transport.is_closing():
+                return
+            await asyncio.sleep(0.05)
+        transport.abort()
 
     @staticmethod
     async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-        # A client that stopped reading may never take the close frame: give up after a
-        # moment and let the server drop the connection.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await websocket.close(code, close_reason(reason))

@@ -1,6 +1,19 @@
 """Storage: the only package that talks to Postgres (asyncpg), behind `Store` and `Transaction`."""
 
 from reactive_store.storage.ddl import PushReport
-from reactive_store.storage.store import Row, StorageError, Store, Transaction, TransientConflict
+from reactive_store.storage.store import (
+    CommitOutcomeUnknown,
+    DatabaseUnavailable,
+    PruneReport,
+    RecordedRequest,
+    Row,
+    StorageError,
+    Store,
+    Transaction,
+    TransientConflict,
+    request_hash,
+)
 
-__all__ = ["PushReport", "Row", "StorageError", "Store", "Transaction", "TransientConflict"]
+__all__ = ["CommitOutcomeUnknown", "DatabaseUnavailable", "PruneReport", "PushReport",
+           "RecordedRequest", "Row", "StorageError", "Store", "Transaction", "TransientConflict",
+           "request_hash"]

@@ -61,19 +61,26 @@ def system_ddl(n: Names) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {n.system('commits')} (
             ts bigint PRIMARY KEY, writes text NOT NULL,
             committed_at timestamptz NOT NULL DEFAULT now())""",
+        # One row per committed client request (session id, request id), so a replay after
+        # a reconnect returns the recorded result; `request_hash` names the call (identity,
+        # path, arguments) so that a replay of another call is refused, not answered.
         f"""CREATE TABLE IF NOT EXISTS {n.system('mutations')} (
             session_id text NOT NULL, request_id bigint NOT NULL, ts bigint NOT NULL,
             result text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (session_id, request_id))""",
+            request_hash text, PRIMARY KEY (session_id, request_id))""",
+        f"ALTER TABLE {n.system('mutations')} ADD COLUMN IF NOT EXISTS request_hash text",
         f"CREATE SEQUENCE IF NOT EXISTS {n.system('ts_seq')}",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text)",
+        f"DROP FUNCTION IF EXISTS {n.system('commit')}(text, text, bigint, text)",
         # Commit ordering. The advisory lock is taken at the end of the mutation and held
         # through COMMIT, so the order in which transactions take a timestamp here is the
         # order in which they become visible and the order of their NOTIFYs. Sequences are
         # not transactional, so nextval/setval never cause serialization failures.
+        # A request record left by an earlier session that reused the session id (a client
+        # starting over with connectionCount 0) is replaced, not a duplicate-key failure.
         f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(
             writes text, session_id text DEFAULT NULL, request_id bigint DEFAULT NULL,
-            result text DEFAULT NULL) RETURNS bigint
+            result text DEFAULT NULL, request_hash text DEFAULT NULL) RETURNS bigint
         LANGUAGE plpgsql AS $$
         DECLARE t bigint;
         BEGIN
@@ -84,8 +91,12 @@ def system_ddl(n: Names) -> list[str]:
             PERFORM setval('{n.system('ts_seq')}', t);
             INSERT INTO {n.system('commits')} (ts, writes) VALUES (t, writes);
             IF session_id IS NOT NULL THEN
-                INSERT INTO {n.system('mutations')} (session_id, request_id, ts, result)
-                VALUES (session_id, request_id, t, result);
+                INSERT INTO {n.system('mutations')}
+                    (session_id, request_id, ts, result, request_hash)
+                VALUES (session_id, request_id, t, result, request_hash)
+                ON CONFLICT ON CONSTRAINT "_mutations_pkey" DO UPDATE SET ts = excluded.ts,
+                    result = excluded.result, request_hash = excluded.request_hash,
+                    committed_at = now();
             END IF;
             IF length(writes) <= 7000 THEN
                 PERFORM pg_notify('{n.channel}', t::text || ' ' || writes);

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from reactive_store.app.registry import canonical_path
 from reactive_store.auth import AuthError, Caller
 from reactive_store.engine.engine import Engine
 from reactive_store.failures import error_body
+from reactive_store.limits import ServerLimits
 from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
 from reactive_store.sync.protocol import (
     PING,
@@ -45,18 +45,7 @@ from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
-
-
-@dataclass(frozen=True)
-class SocketLimits:
-    """Per-socket bounds (docs/security.md lists them with their defaults)."""
-
-    pending_requests: int = 1000  # mutations queued plus actions running
-    queries: int = 4096  # queries in the query set
-    queued_bytes: int = 8 * 1024 * 1024  # responses encoded and not yet sent
-    send_seconds: float = 15.0  # a send that makes no progress for this long closes the socket
-    sockets_per_address: int = 256  # open sockets from one client address, per process
-
+STALL_CHECK_SECONDS = 1.0
 
 class ConnectionClosed(Exception):
     """Raised by `receive` when the client went away."""
@@ -68,15 +57,21 @@ class SyncConnection:
     def __init__(self, engine: Engine, manager: SubscriptionManager,
                  receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
                  verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
-                 limits: SocketLimits | None = None) -> None:
+                 limits: ServerLimits | None = None,
+                 buffered: Callable[[], int] | None = None) -> None:
         self.engine = engine
         self.manager = manager
         self._verify = verify
         self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
         self._send = send
-        self.limits = limits or SocketLimits()
-        self.session: SyncSession[LiveQuery] = SyncSession(max_queries=self.limits.queries)
+        self.limits = limits or ServerLimits()
+        self.session: SyncSession[LiveQuery] = SyncSession(
+            max_queries=self.limits.subscriptions_per_socket)
+        # Bytes written to the socket and not yet taken by the client (the transport's
+        # buffer): the only measure of a client that stopped reading, since sends never block.
+        self._buffered = buffered or (lambda: 0)
+        self._stall: tuple[float, int] | None = None  # (since, buffered bytes then)
         self.identity: dict[str, Any] | None = None
         self._responses: deque[str] = deque()  # encoded once, sent in order
         self._queued_bytes = 0
@@ -148,9 +143,9 @@ class SyncConnection:
                 pass
 
     def _check_pending(self) -> None:
-        if self._mutations.qsize() + len(self._actions) >= self.limits.pending_requests:
-            raise ClientLimitExceeded(f"TooManyConcurrentRequests: at most "
-                                      f"{self.limits.pending_requests} per connection")
+        limit = self.limits.pending_requests_per_socket
+        if limit and self._mutations.qsize() + len(self._actions) >= limit:
+            raise ClientLimitExceeded(f"TooManyConcurrentRequests: at most {limit} per socket")
 
     def _respond(self, message: dict[str, Any]) -> None:
         """Queue a response, encoded once; the sender closes a socket whose queue overflows."""
@@ -233,26 +228,35 @@ class SyncConnection:
 
     # -- sending ----------------------------------------------------------------------
     async def _send_text(self, text: str) -> None:
-        seconds = self.limits.send_seconds
-        try:
-            async with asyncio.timeout(seconds):
-                await self._send(text)
-        except TimeoutError:
-            raise ClientLimitExceeded(f"client is not reading: a send made no progress "
-                                      f"for {seconds:g} s") from None
+        self._check_output()
+        await self._send(text)
         self._last_send = asyncio.get_running_loop().time()
 
     async def _send_json(self, message: dict[str, Any]) -> None:
         await self._send_text(orjson.dumps(message).decode())
 
+    def _check_output(self) -> None:
+        """Close a client that lets output pile up, or that takes none for too long."""
+        limit = self.limits.queued_bytes_per_socket
+        waiting = self._buffered() + self._queued_bytes
+        if limit and waiting > limit:
+            raise ClientLimitExceeded(f"client is not reading: over {limit} bytes waiting "
+                                      "to be sent")
+        now = asyncio.get_running_loop().time()
+        if waiting == 0:
+            self._stall = None
+        elif self._stall is None or waiting < self._stall[1]:
+            self._stall = (now, waiting)
+        elif self.limits.stalled_socket_seconds and (
+                now - self._stall[0] > self.limits.stalled_socket_seconds):
+            raise ClientLimitExceeded(f"client is not reading: no output taken for "
+                                      f"{self.limits.stalled_socket_seconds:g} s")
+
     async def _flush_responses(self) -> None:
-        if self._queued_bytes > self.limits.queued_bytes:
-            raise ClientLimitExceeded(f"client is not reading: over "
-                                      f"{self.limits.queued_bytes} bytes of responses queued")
         while self._responses:
             text = self._responses.popleft()
-            await self._send_text(text)
             self._queued_bytes -= len(text)
+            await self._send_text(text)
 
     async def _pump(self) -> None:
         while True:
@@ -267,11 +271,16 @@ class SyncConnection:
                 waiter = asyncio.create_task(self.manager.wait_processed(step.for_ts))
                 waiter.add_done_callback(lambda _: self._poke())
             silent_for = asyncio.get_running_loop().time() - self._last_send
+            wait = max(0.0, HEARTBEAT_SECONDS - silent_for)
             try:
-                async with asyncio.timeout(max(0.0, HEARTBEAT_SECONDS - silent_for)):
+                async with asyncio.timeout(min(wait, STALL_CHECK_SECONDS) if self._stall
+                                           else wait):
                     await self._wake.wait()
             except TimeoutError:
-                await self._send_json(PING)
+                if self._stall is not None:
+                    self._check_output()
+                else:
+                    await self._send_json(PING)
             finally:
                 if waiter is not None and not waiter.done():
                     waiter.cancel()

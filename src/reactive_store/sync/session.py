@@ -82,7 +82,7 @@ class SyncSession(Generic[R]):
     mutation or action response, so that a Transition follows it even when nothing changed.
     """
 
-    max_queries: int = 4096
+    max_queries: int = 1000  # 0: no limit
     session_id: str | None = None
     reconnected: bool = False
     received_query_set: int = 0
@@ -111,9 +111,10 @@ class SyncSession(Generic[R]):
     ) -> tuple[list[SessionQuery[R]], list[SessionQuery[R]]]:
         """Apply a ModifyQuerySet; return the queries added and removed."""
         adding = sum(isinstance(mod, AddQuery) for mod in msg.modifications)
-        if len(self.queries) + adding - (len(msg.modifications) - adding) > self.max_queries:
-            raise ClientLimitExceeded(
-                f"TooManyQueries: at most {self.max_queries} queries per connection")
+        after = len(self.queries) + adding - (len(msg.modifications) - adding)
+        if self.max_queries and after > self.max_queries:
+            raise ClientLimitExceeded(f"TooManySubscriptions: at most {self.max_queries} "
+                                      "subscriptions per socket")
         if msg.base_version != self.received_query_set:
             raise ProtocolError(
                 f"BaseVersionMismatch: ModifyQuerySet base version {msg.base_version}, "

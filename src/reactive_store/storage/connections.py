@@ -1,0 +1,143 @@
+"""Pooled connections: setup, telling a dead connection from a failed statement, dropping it.
+
+Postgres ends a connection for many reasons (pg_terminate_backend, a restart, the database
+refusing connections); the driver then reports it as one of several errors, or as a closed
+connection that it has already handed back to the pool. These helpers decide, from the error
+and the connection, whether it is gone, so that store.py can classify failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0  # seconds for one new connection (the driver's default is 60)
+ROLLBACK_TIMEOUT = 5.0
+
+# Errors that mean the connection is gone (or unusable): class 08 connection exceptions,
+# 57P01-57P03 (administrator/crash shutdown, cannot connect now), too many connections, and
+# socket errors. The driver's own InterfaceError / InternalClientError count when the
+# connection is closed by then, or its protocol state is broken ("another operation is in
+# progress" on a connection whose server sent FATAL and is hanging up).
+LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+DRIVER = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+FAILURES = (*DRIVER, OSError)
+
+
+def closed(conn: Any) -> bool:
+    """True when a pooled connection is closed, or was already handed back to the pool
+    (asyncpg releases a connection the moment it closes, detaching our proxy)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+def lost(exc: BaseException, conn: Any) -> bool:
+    """True when `exc` means the connection is gone (see LOST)."""
+    return isinstance(exc, LOST) or (isinstance(exc, DRIVER) and closed(conn))
+
+
+def discard(conn: Any) -> None:
+    """Drop a connection that cannot be trusted; the pool opens a fresh one when needed."""
+    with contextlib.suppress(Exception):
+        conn.terminate()
+
+
+class Throttle:
+    """Logs one warning per `every` seconds; an outage would otherwise log every request."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._last = 0.0
+        self._suppressed = 0
+
+    def warn(self, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            message += f" ({self._suppressed} similar since the last report)"
+        self._last, self._suppressed = now, 0
+        log.warning(message, *args)
+
+
+
+def _jsonb_encode(data: bytes | str) -> bytes:
+    return b"\x01" + (data.encode() if isinstance(data, str) else data)
+
+
+def _jsonb_decode(data: bytes) -> bytes:
+    return data[1:]
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook: skip asyncpg's reset query, a round trip per transaction.
+
+    Nothing here changes session state: no SET (lock_timeout is a connection setting),
+    no LISTEN on pool connections, advisory locks are transaction-scoped, and a connection
+    released mid-transaction is rolled back or terminated first (`rollback`).
+    """
+
+
+def _json_encode(data: bytes | str) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _json_decode(data: bytes) -> bytes:
+    return data
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    # Documents travel as raw JSON bytes both ways; the engine encodes and decodes them.
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog",
+        format="binary",
+    )
+    await conn.set_type_codec(
+        "json", encoder=_json_encode, decoder=_json_decode, schema="pg_catalog",
+        format="binary",
+    )
+
+
+def application_name(namespace: str, role: str = "pool") -> str:
+    """What `pg_stat_activity` shows for this deployment's connections (at most 63 bytes)."""
+    return f"reactive-store {role} {namespace}".encode()[:63].decode(errors="ignore")
+
+
+async def rollback(conn: Any, tx: Any, broken: bool) -> None:
+    """Roll back after the body failed; a connection that died or hangs is dropped instead.
+
+    A connection that closed was already handed back to the pool by the driver (and the
+    server rolled the transaction back), so there is nothing to do on it. After a cancelled
+    statement the protocol can be mid-flight: if ROLLBACK cannot run promptly, drop it.
+    """
+    if broken or closed(conn):
+        discard(conn)
+        return
+    try:
+        await asyncio.wait_for(tx.rollback(), timeout=ROLLBACK_TIMEOUT)
+    except asyncio.CancelledError:
+        discard(conn)
+        raise
+    except Exception as exc:
+        log.warning("rollback failed; dropping the connection: %r", exc)
+        discard(conn)
+
+
