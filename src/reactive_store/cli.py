@@ -1,4 +1,5 @@
-"""The `reactive-store` command line: `serve` runs the server, `run` calls one function."""
+"""The `reactive-store` command line: `serve` runs the server, `run` calls one function,
+`env` reads and writes the deployment's environment variables."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from reactive_store.errors import ReactiveStoreError
 from reactive_store.limits import Limits
 
 ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
+URL_VARIABLES = ("REACTIVE_STORE_URL", "CONVEX_SELF_HOSTED_URL")
+ENV_ACTIONS = ("set", "get", "list", "remove")
 
 
 def admin_key_from_env() -> str | None:
@@ -59,11 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    _env_parser(sub)
     docs = sub.add_parser("docs", help="write the function catalog as Markdown")
     docs.add_argument("--app", type=Path, default=Path.cwd())
     docs.add_argument("--output", type=Path, default=None,
                       help="file to write (default: print to stdout)")
     return parser
+
+
+def _env_parser(sub: Any) -> None:
+    env = sub.add_parser(
+        "env", help="set, get, list or remove the deployment's environment variables",
+        description="Without --url, works directly on the database (like `run`); with --url "
+                    "(or $REACTIVE_STORE_URL / $CONVEX_SELF_HOSTED_URL), through a running "
+                    "server, which requires the admin key.")
+    _common(env)
+    env.add_argument("--url", default=next((os.environ[n] for n in URL_VARIABLES
+                                            if os.environ.get(n)), None),
+                     help="a running server's URL (default: $REACTIVE_STORE_URL, else "
+                          "$CONVEX_SELF_HOSTED_URL; without it, the database directly)")
+    env.add_argument("action", choices=ENV_ACTIONS)
+    env.add_argument("name", nargs="?", help="variable name (set, get, remove)")
+    env.add_argument("value", nargs="?",
+                     help="value (set); leave it out or give '-' to read it from stdin, "
+                          "which keeps it out of your shell history")
 
 
 def write_docs(ns: argparse.Namespace) -> int:
@@ -151,6 +173,100 @@ async def _run(ns: argparse.Namespace) -> Any:
     return values.export_clean(outcome.value)
 
 
+def _env_change(ns: argparse.Namespace) -> tuple[str, str | None] | None:
+    """What `env` was asked to change, after checking its arguments (None: a read)."""
+    from reactive_store.engine.environment import check_name, check_value
+
+    if ns.action == "list":
+        if ns.name is not None:
+            raise SystemExit("error: `env list` takes no name")
+        return None
+    if ns.name is None:
+        raise SystemExit(f"error: `env {ns.action}` needs a variable NAME")
+    name = check_name(ns.name)
+    if ns.action == "set":
+        value = ns.value
+        if value is None or value == "-":
+            value = sys.stdin.read().removesuffix("\n")
+        return name, check_value(name, value)
+    if ns.value is not None:
+        raise SystemExit(f"error: `env {ns.action}` takes only a NAME")
+    return (name, None) if ns.action == "remove" else None
+
+
+Variables = dict[str, str]
+
+
+async def _env_direct(ns: argparse.Namespace, change: tuple[str, str | None] | None
+                      ) -> tuple[Variables, Variables]:
+    """Apply `change` on the database itself; the variables before and after it."""
+    deployment = Deployment(dataclasses.replace(settings_from(ns), run_jobs=False))
+    await deployment.start()
+    try:
+        before = await deployment.environment()
+        if change is None:
+            return before, before
+        await deployment.update_environment([change])
+        return before, await deployment.environment()
+    finally:
+        await deployment.stop()
+
+
+def _env_http(ns: argparse.Namespace, change: tuple[str, str | None] | None
+              ) -> tuple[Variables, Variables]:
+    """The same through a running server's admin endpoints."""
+    import httpx
+
+    if not ns.admin_key:
+        raise SystemExit("error: `env --url` needs the admin key (--admin-key or "
+                         "$REACTIVE_STORE_ADMIN_KEY)")
+    headers = {"Authorization": f"Convex {ns.admin_key}"}
+
+    def listed(http: httpx.Client) -> Variables:
+        body = _checked(http.get("/api/environment_variables"))
+        return {v["name"]: v["value"] for v in body["environmentVariables"]}
+
+    with httpx.Client(base_url=ns.url.rstrip("/"), headers=headers, timeout=30) as http:
+        before = listed(http)
+        if change is None:
+            return before, before
+        body = {"changes": [{"name": change[0], "value": change[1]}]}
+        _checked(http.post("/api/update_environment_variables", json=body))
+        return before, listed(http)
+
+
+def _checked(response: Any) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200:
+        raise SystemExit(f"error: the server answered {response.status_code}: "
+                         f"{body.get('message', response.text[:200])}")
+    return body
+
+
+def run_env(ns: argparse.Namespace) -> int:
+    """`env set|get|list|remove`; values go to stdout only for `get` and `list`."""
+    change = _env_change(ns)
+    if ns.url:
+        before, after = _env_http(ns, change)
+    else:
+        before, after = asyncio.run(_env_direct(ns, change))
+    if ns.action == "list":
+        sys.stdout.write("".join(f"{k}={v}\n" for k, v in sorted(after.items())))
+    elif ns.action == "get":
+        if ns.name not in after:
+            print(f"error: environment variable {ns.name} is not set", file=sys.stderr)
+            return 1
+        sys.stdout.write(after[ns.name] + "\n")
+    elif ns.action == "set":
+        print(f"set {ns.name}")
+    else:
+        print(f"removed {ns.name}" if ns.name in before else f"{ns.name} was not set")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
@@ -158,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(ns)
         if ns.command == "docs":
             return write_docs(ns)
+        if ns.command == "env":
+            return run_env(ns)
         result = asyncio.run(_run(ns))
     except ReactiveStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
