@@ -77,13 +77,18 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
                     config: EngineConfig | None = None, port: int | None = None,
                     dev: bool = False, admin_key: str | None = None
                     ) -> tuple[str, Deployment]:
+        import dataclasses
+
         from reactive_store.dev import DevReloader
 
+        port = port or free_port()
+        config = config or EngineConfig()
+        if config.public_url is None:  # file and upload URLs point at this server
+            config = dataclasses.replace(config, public_url=f"http://127.0.0.1:{port}")
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
-                                         engine=config or EngineConfig(), pool_size=12,
+                                         engine=config, pool_size=12,
                                          admin_key=admin_key))
-        port = port or free_port()
         reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
         deployment.dev = reloader  # type: ignore[attr-defined]
         app = create_app(deployment, dev=reloader)

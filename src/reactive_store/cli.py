@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import orjson
 from reactive_store import values
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.errors import ReactiveStoreError
-from reactive_store.limits import Limits
+from reactive_store.limits import FileLimits, Limits
 
 ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
 URL_VARIABLES = ("REACTIVE_STORE_URL", "CONVEX_SELF_HOSTED_URL")
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=3210)
         command.add_argument("--log-level", default="info" if name == "serve" else "warning")
+        _file_options(command)
     run = sub.add_parser("run", help="call one function and print its JSON result")
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
@@ -68,6 +70,56 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--output", type=Path, default=None,
                       help="file to write (default: print to stdout)")
     return parser
+
+
+SIZE = re.compile(r"(\d+)\s*(|b|kb|kib|mb|mib|gb|gib|tb|tib)", re.IGNORECASE)
+UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20, "gb": 10**9,
+         "gib": 2**30, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """A byte count: "1048576", "200MB", "1GiB"."""
+    match = SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 200MB or 1GiB")
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+def _file_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--public-url", default=os.environ.get("REACTIVE_STORE_PUBLIC_URL"),
+                         help="base URL clients reach this server at, for file and upload "
+                              "URLs (default: $REACTIVE_STORE_PUBLIC_URL, else "
+                              "http://HOST:PORT; relative URLs when HOST is 0.0.0.0 or ::)")
+    command.add_argument("--max-upload-size", type=parse_size, default=FileLimits.max_upload_bytes,
+                         help="largest file an upload or ctx.storage.store() may hold "
+                              "(default: 1GiB)")
+    command.add_argument("--upload-url-ttl", type=float, default=FileLimits.upload_url_seconds,
+                         help="seconds an upload URL stays valid (default: 3600)")
+    command.add_argument("--upload-content-types", default="",
+                         help="comma-separated content types uploads may have, e.g. "
+                              "'image/*,application/pdf' (default: any)")
+
+
+def _public_url(ns: argparse.Namespace) -> str | None:
+    if getattr(ns, "public_url", None):
+        return str(ns.public_url).rstrip("/")
+    host = getattr(ns, "host", None)
+    if host is None or host in ("0.0.0.0", "::", ""):
+        return None
+    return f"http://{'[' + host + ']' if ':' in host else host}:{ns.port}"
+
+
+def _file_limits(ns: argparse.Namespace) -> FileLimits:
+    from reactive_store.engine.file_tokens import check_pattern
+
+    patterns = tuple(p.strip() for p in getattr(ns, "upload_content_types", "").split(",")
+                     if p.strip())
+    for pattern in patterns:
+        check_pattern(pattern)
+    return FileLimits(
+        max_upload_bytes=getattr(ns, "max_upload_size", FileLimits.max_upload_bytes),
+        upload_url_seconds=getattr(ns, "upload_url_ttl", FileLimits.upload_url_seconds),
+        content_types=patterns)
 
 
 def _env_parser(sub: Any) -> None:
@@ -117,7 +169,8 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         app_dir=ns.app.resolve(),
         database_url=ns.database_url or None,
         namespace=ns.db_schema,
-        engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout)),
+        engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout),
+                            files=_file_limits(ns), public_url=_public_url(ns)),
         admin_key=admin_key,
     )
 

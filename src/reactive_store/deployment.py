@@ -47,6 +47,7 @@ class Settings:
     namespace: str = "app"
     engine: EngineConfig = field(default_factory=EngineConfig)
     pool_size: int = 10
+    file_pool_size: int = 4  # connections for file uploads and downloads (a separate pool)
     # The commit log backs /api/query_at_ts and listener catch-up; request results back
     # mutation replays after a reconnect.
     commit_retention_s: float = 900.0
@@ -96,6 +97,7 @@ class Deployment:
     def _on_commit(self, ts: int, writes: WriteSet) -> None:
         if any(table == ENVIRONMENT_VARIABLES for table, _ in writes.keys):
             self.engine.env.refresh_soon()
+        self.engine.files.on_commit(writes)
         self.subscriptions.process_commit(ts, writes)
         self.jobs.on_commit(ts, writes)
 
@@ -130,7 +132,9 @@ class Deployment:
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
                 with_system_tables(self.app.schema), document_from_row)
+            await self.engine.files.start(s.file_pool_size)
         except BaseException:
+            await self.engine.files.stop()
             await self.store.close()
             await self._stop_embedded()
             raise
@@ -203,6 +207,7 @@ class Deployment:
         await self.commits.stop()
         await self.engine.env.close()
         await self.subscriptions.stop()
+        await self.engine.files.stop()
         await self.store.close()
         await self._stop_embedded()
         self.started = False

@@ -29,8 +29,10 @@ from reactive_store.engine.db import (
     SystemTableWriter,
 )
 from reactive_store.engine.environment import EnvironmentCache, StaleEnvironment
+from reactive_store.engine.files import FileService
 from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.scheduler import ActionScheduler, Scheduler
+from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
 from reactive_store.engine.system_tables import with_system_tables
 from reactive_store.errors import (
     BadRequest,
@@ -41,7 +43,7 @@ from reactive_store.errors import (
     ValidationError,
 )
 from reactive_store.ids import TABLE_NAMES
-from reactive_store.limits import Limits
+from reactive_store.limits import FileLimits, Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
 
 T = TypeVar("T")
@@ -91,6 +93,10 @@ class _BrokenSnapshot(Exception):
 @dataclass(frozen=True)
 class EngineConfig:
     limits: Limits = field(default_factory=Limits)
+    files: FileLimits = field(default_factory=FileLimits)
+    # The base URL clients reach this deployment at, for file and upload URLs (None: URLs
+    # are relative, "/api/storage/...", which browsers on the same origin resolve).
+    public_url: str | None = None
     max_attempts: int = 16
     backoff_base: float = 0.002
     backoff_cap: float = 0.1
@@ -104,6 +110,8 @@ class Engine:
         self.app = app
         self.config = config or EngineConfig()
         self.env = EnvironmentCache()  # loaded and kept fresh by the deployment
+        self.files = FileService(store, self.config.files, self.config.public_url,
+                                 self.write_system)  # started by the deployment
 
     @property
     def app(self) -> App:
@@ -174,7 +182,8 @@ class Engine:
         for _ in range(ENV_ATTEMPTS):
             db = self._reader(tx)
             try:
-                ctx = QueryCtx(db, identity, self.env.view(overrides))
+                ctx = QueryCtx(db, identity, self.env.view(overrides),
+                               QueryStorage(self.files, db))
                 return db, await self.call(spec, ctx, args)
             except StaleEnvironment as exc:
                 overrides.update(exc.values)
@@ -297,7 +306,7 @@ class Engine:
         now = MutationCtx.clock()
         scheduler = Scheduler(self.app.functions, SystemTableWriter(db), now)
         return MutationCtx(db, identity, scheduler, env=self.env.view(env_overrides),
-                           now_ms=now, seed=seed)
+                           storage=MutationStorage(self.files, db), now_ms=now, seed=seed)
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
@@ -366,7 +375,7 @@ class Engine:
         """The ctx of an action or an HTTP route, acting as `identity`."""
         return ActionCtx(_ActionCalls(self, identity), identity,
                          ActionScheduler(lambda: self.app.functions, self.write_system),
-                         self.env.view())
+                         self.env.view(), ActionStorage(self.files, self.read, self.write_system))
 
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:

@@ -22,6 +22,7 @@ from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.environment import EnvironmentEndpoints
+from reactive_store.server.files import FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint
@@ -42,6 +43,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     info = InfoEndpoints(deployment, dev, importlib.metadata.version("reactive-store"))
     sync = SyncEndpoint(deployment)
     env = EnvironmentEndpoints(deployment)
+    files = FileEndpoints(deployment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +78,9 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/environment_variables", env.list_all, methods=["GET"]),
         Route("/api/environment_variables/{name}", env.get, methods=["GET"]),
         Route("/api/update_environment_variables", env.update, methods=["POST"]),
+        Route("/api/storage/upload", files.upload, methods=["POST"]),
+        Route("/api/storage/{storage_id}/{signature}", files.download,
+              methods=["GET", "HEAD"]),
         Mount("/", AppRoutes(deployment)),
     ]
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
