@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from reactive_store.storage.names import Names
 from reactive_store.storage.store import StorageError
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: few rows per file, and a bounded buffer per transfer
+PREFETCH = 2  # chunks fetched ahead of the one being sent
 CLAIM_WAIT = "200ms"  # a second upload on a token in use fails fast instead of queueing
 
 
@@ -176,33 +178,37 @@ class BlobStore:
 
     async def read(self, blob: Blob, start: int = 0, end: int | None = None
                    ) -> AsyncIterator[bytes]:
-        """Bytes [start, end) of the file, chunk by chunk (the next one is fetched while the
-        caller sends this one). StorageError when the file is deleted while being read."""
+        """Bytes [start, end) of the file, chunk by chunk; the next chunks are fetched while
+        the caller sends this one (at most PREFETCH + 1 chunks in memory). StorageError
+        when the file is deleted while being read."""
         end = blob.size if end is None else min(end, blob.size)
         if start >= end:
             return
         size = blob.chunk_size
-        first, last = start // size, (end - 1) // size
-        sql = (f"SELECT substring(data FROM $3 FOR $4) FROM {self._chunks} "
-               "WHERE storage_id = $1 AND seq = $2")
+        seqs = iter(range(start // size, (end - 1) // size + 1))
+        whole = f"SELECT data FROM {self._chunks} WHERE storage_id = $1 AND seq = $2"
+        part = (f"SELECT substring(data FROM $3 FOR $4) FROM {self._chunks} "
+                "WHERE storage_id = $1 AND seq = $2")
 
         def fetch(seq: int) -> asyncio.Task[Any]:
             lo = max(start, seq * size) - seq * size
             hi = min(end, (seq + 1) * size) - seq * size
-            return asyncio.create_task(
-                self._pool.fetchval(sql, blob.storage_id, seq, lo + 1, hi - lo))
+            if lo == 0 and hi == size:
+                query = self._pool.fetchval(whole, blob.storage_id, seq)
+            else:  # only the slices of a partial chunk are read from the toast table
+                query = self._pool.fetchval(part, blob.storage_id, seq, lo + 1, hi - lo)
+            return asyncio.create_task(query)
 
-        task = fetch(first)
+        ahead = [fetch(seq) for seq in itertools.islice(seqs, PREFETCH + 1)]
         try:
-            for seq in range(first, last + 1):
-                data = await task
+            while ahead:
+                data = await ahead.pop(0)
                 if data is None:
                     raise StorageError(f"file {blob.storage_id} was deleted while being read")
-                if seq < last:
-                    task = fetch(seq + 1)
+                ahead.extend(fetch(seq) for seq in itertools.islice(seqs, 1))
                 yield data
         finally:
-            if not task.done():
+            for task in ahead:  # the caller stopped early: let the fetches finish quietly
                 with contextlib.suppress(Exception):
                     await task
 
