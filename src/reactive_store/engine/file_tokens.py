@@ -116,7 +116,8 @@ def check_content_type(value: str | None, allowed: tuple[str, ...]) -> str | Non
         return None
     value = value.strip()
     match = MEDIA_TYPE.fullmatch(value)
-    if len(value) > MAX_CONTENT_TYPE_CHARS or match is None:
+    control = any(ord(c) < 32 or ord(c) == 127 for c in value)  # it is sent back as a header
+    if len(value) > MAX_CONTENT_TYPE_CHARS or match is None or control:
         shown = value[:60] + ("..." if len(value) > 60 else "")
         raise UnsupportedContentType(f"Content-Type {shown!r} is not a media type like "
                                      "'image/png' (at most 255 characters)")
