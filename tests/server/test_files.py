@@ -284,3 +284,19 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing(files: Files)
     assert await files.stored_nothing()
     assert (await files.upload(url=url)).status_code == 200, "the URL was not spent"
     assert await files.call("query", "files:count") == 1
+
+
+async def test_uploads_have_their_own_limit_not_the_request_body_limit(
+        make_app: Any, deploy: Any) -> None:
+    from reactive_store.server import create_app
+
+    engine = await deploy(make_app(APP))
+    engine.deployment.settings.max_request_bytes = 1000
+    app = create_app(engine.deployment, manage_lifespan=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://test") as http:
+        files = Files(http, engine.deployment)
+        uploaded = await files.upload(b"x" * 5000)
+        assert uploaded.status_code == 200, "a file may be larger than a request body"
+        refused = await http.post("/api/mutation", content=b"{" + b" " * 2000 + b"}")
+        assert refused.status_code == 413 and refused.json()["code"] == "PayloadTooLarge"

@@ -22,7 +22,7 @@ from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.environment import EnvironmentEndpoints
-from reactive_store.server.files import FileEndpoints
+from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint
@@ -78,7 +78,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/environment_variables", env.list_all, methods=["GET"]),
         Route("/api/environment_variables/{name}", env.get, methods=["GET"]),
         Route("/api/update_environment_variables", env.update, methods=["POST"]),
-        Route("/api/storage/upload", files.upload, methods=["POST"]),
+        Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
         Mount("/", AppRoutes(deployment)),
@@ -86,7 +86,8 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
                       allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
                       allow_headers=["*"])
-    limit = Middleware(BodyLimit, max_bytes=deployment.settings.max_request_bytes)
+    limit = Middleware(BodyLimit, max_bytes=deployment.settings.max_request_bytes,
+                       exempt=(UPLOAD_PATH,))
     return Starlette(routes=routes, middleware=[limit, cors], lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,
                                          AuthError: _error_response})

@@ -27,6 +27,7 @@ from reactive_store.storage.files import Blob
 
 log = logging.getLogger(__name__)
 
+UPLOAD_PATH = "/api/storage/upload"  # its own size limit; the request body limit skips it
 CACHE_CONTROL = "private, max-age=2592000, immutable"  # a URL's bytes never change
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
