@@ -206,7 +206,9 @@ async def test_a_failed_query_reruns_when_the_missing_variable_is_set(app: Engin
 
 async def test_a_stale_cache_never_reaches_a_query_or_mutation(app: Engine) -> None:
     deployment = deployment_of(app)
-    await deployment.update_environment([("A", "fresh"), ("WHICH", "A")])
+    ts = await deployment.update_environment([("A", "fresh"), ("WHICH", "A")])
+    await deployment.subscriptions.settled(ts)  # the stream has heard it and
+    await app.env.settled()  # refreshed the cache: nothing will overwrite the stale copy
     # The process's cache is behind the database (as when the commit stream lags).
     app.env.values = {"A": "stale", "WHICH": "B", "B": "wrong"}
     assert await query(app, "env:read", {"name": "A"}) == "fresh"
