@@ -272,3 +272,24 @@ async def test_a_file_whose_document_cannot_commit_leaves_no_bytes(app: Engine) 
     finally:
         app.files._write_system = real
     assert await app.files.blobs.chunk_rows() == 0
+
+
+async def test_the_running_deployment_sweeps_unpublished_bytes(
+        deploy: Any, make_app: Callable[[dict[str, str]], Path]) -> None:
+    from reactive_store.engine.engine import EngineConfig
+
+    limits = FileLimits(sweep_every_seconds=0.05, orphan_grace_seconds=0.0)
+    engine: Engine = await deploy(make_app(APP), config=EngineConfig(files=limits))
+    published = await act(engine, "files:store", {"text": "kept", "how": "bytes"})
+
+    async def chunks() -> Any:
+        yield b"bytes whose document never committed"
+
+    orphan = new_id(engine.store.table_numbers[STORAGE])
+    await engine.files.blobs.write(orphan, chunks(), content_type=None, max_bytes=100)
+
+    async def swept() -> bool:
+        return await engine.files.blobs.chunk_rows(orphan) == 0
+
+    await until(swept)
+    assert await act(engine, "files:get", {"id": published}) == "kept"

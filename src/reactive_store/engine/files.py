@@ -239,11 +239,6 @@ class FileService:
             except Exception:
                 log.exception("deleting the bytes of deleted files failed; the sweep will")
 
-    async def reaped(self) -> None:
-        """Wait until the bytes of files deleted so far are gone (tests)."""
-        while self._reaper is not None and not self._reaper.done():
-            await asyncio.shield(self._reaper)
-
     async def _sweep_forever(self) -> None:
         every = self.limits.sweep_every_seconds
         while True:
