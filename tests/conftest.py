@@ -12,6 +12,7 @@ import pytest
 
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.engine import Engine, EngineConfig
+from tests.e2e.servers import drop_namespace
 from tests.support import AppFiles, free_port, new_namespace, write_app
 
 
@@ -56,10 +57,12 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         return engine
 
     yield start
+    # Stop everything first (background work holds locks that DROP SCHEMA would wait on),
+    # then drop each namespace once.
     for deployment in started:
-        if deployment.started:
-            await deployment.store.drop()
         await deployment.stop()
+    for namespace in dict.fromkeys(d.settings.namespace for d in started):
+        await drop_namespace(database_url, namespace)
 
 
 @pytest.fixture
@@ -105,8 +108,8 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         return f"http://127.0.0.1:{port}", deployment
 
     yield start
-    for server, task, deployment in running:
-        if deployment.started:
-            await deployment.store.drop()
+    for server, task, _ in running:
         server.should_exit = True
         await task
+    for namespace in dict.fromkeys(d.settings.namespace for _, _, d in running):
+        await drop_namespace(database_url, namespace)
