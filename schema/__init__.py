@@ -1,7 +1,8 @@
 """The bundled app's schema: chats, work orders, orchestrations, stored webhook events."""
 
 # Times are float64 milliseconds since the epoch; all numbers are float64.
-# Optional fields: chat_messages.metadata (tool calls, attachments); turns.finalResponse
+# Optional fields: chat_messages.metadata (tool calls) and chat_messages.attachments (files in
+# file storage, with the name they were uploaded under); turns.finalResponse
 # (absent while a turn runs), turns.items and turns.usage (as the agent reports them);
 # worker_prs.notes; and the webhook bookkeeping fields error/nextAttemptAt/processedAt.
 # No function scans a whole table: each reads through one of these indexes
@@ -10,6 +11,12 @@
 from reactive_store import define_schema, define_table, v
 
 ROLES = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
+ATTACHMENT = v.object({
+    "storageId": v.id("_storage"),
+    "name": v.string(),
+    "contentType": v.string(),
+    "size": v.float64(),
+})
 STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")
 LINK_KINDS = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
 
@@ -25,6 +32,7 @@ schema = define_schema({
         "role": ROLES,
         "content": v.string(),
         "metadata": v.optional(v.any()),
+        "attachments": v.optional(v.array(ATTACHMENT)),
         "createdAt": v.float64(),
     }).index("by_session_created", ["sessionId", "createdAt"]),
     "work_orders": define_table({

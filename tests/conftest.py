@@ -12,6 +12,7 @@ import pytest
 
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.engine import Engine, EngineConfig
+from tests.e2e.servers import drop_namespace
 from tests.support import AppFiles, free_port, new_namespace, write_app
 
 
@@ -56,10 +57,12 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         return engine
 
     yield start
+    # Stop everything first (background work holds locks that DROP SCHEMA would wait on),
+    # then drop each namespace once.
     for deployment in started:
-        if deployment.started:
-            await deployment.store.drop()
         await deployment.stop()
+    for namespace in dict.fromkeys(d.settings.namespace for d in started):
+        await drop_namespace(database_url, namespace)
 
 
 @pytest.fixture
@@ -77,13 +80,18 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
                     config: EngineConfig | None = None, port: int | None = None,
                     dev: bool = False, admin_key: str | None = None
                     ) -> tuple[str, Deployment]:
+        import dataclasses
+
         from reactive_store.dev import DevReloader
 
+        port = port or free_port()
+        config = config or EngineConfig()
+        if config.public_url is None:  # file and upload URLs point at this server
+            config = dataclasses.replace(config, public_url=f"http://127.0.0.1:{port}")
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
-                                         engine=config or EngineConfig(), pool_size=12,
+                                         engine=config, pool_size=12,
                                          admin_key=admin_key))
-        port = port or free_port()
         reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
         deployment.dev = reloader  # type: ignore[attr-defined]
         app = create_app(deployment, dev=reloader)
@@ -100,8 +108,8 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         return f"http://127.0.0.1:{port}", deployment
 
     yield start
-    for server, task, deployment in running:
-        if deployment.started:
-            await deployment.store.drop()
+    for server, task, _ in running:
         server.should_exit = True
         await task
+    for namespace in dict.fromkeys(d.settings.namespace for _, _, d in running):
+        await drop_namespace(database_url, namespace)

@@ -7,6 +7,8 @@ import { Board } from "./board.js";
 const USER_KEY = "workbench.userId";
 const DEFAULT_USER = "demo-user";
 const LIST_LIMIT = 200;  // chatMessages:listBySession returns at most the newest 200
+const MAX_FILE_BYTES = 25 * 1024 * 1024;  // chatMessages:generateUploadUrl's limit
+const MAX_FILES = 10;
 
 const client = new SyncClient();
 const board = new Board(client, $("#board-panel"), {
@@ -22,6 +24,7 @@ const state = {
   session: null,
   messages: null,
   pending: [],         // messages sent but not yet confirmed
+  files: [],           // File objects chosen for the next message
   missing: null,       // why the open session cannot be shown
   tab: "chat",
   stopSessions: null,
@@ -141,6 +144,8 @@ function openSession(sessionId) {
   board.setSession(sessionId);
   showError($("#chat-error"), "");
   showMissing(null);
+  state.files = [];
+  renderTray();
   if (sessionId === null) return;
   renderSessionHead();
   renderMessages();
@@ -185,19 +190,68 @@ function renderSessionHead() {
 
 const ROLE_NAMES = { user: "User", assistant: "Assistant", system: "System" };
 
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10240 ? 1 : 0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const FILE_ICON = () => {
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "file-icon");
+  svg.setAttribute("aria-hidden", "true");
+  svg.innerHTML = '<path d="M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z"/>' +
+    '<path d="M14 3v5h5"/>';
+  return svg;
+};
+
+/** Attachments of a message: images as previews, other files as download links. */
+function renderAttachments(attachments) {
+  if (!attachments?.length) return null;
+  return h("div", { class: "attachments" }, attachments.map((a) => {
+    if (!a.url) {
+      return h("span", { class: "attachment-file missing", title: "This file was deleted" },
+        FILE_ICON(), h("span", { class: "attachment-name" }, a.name),
+        h("span", { class: "attachment-size" }, "deleted"));
+    }
+    if (a.contentType.startsWith("image/")) {
+      return h("a", { class: "attachment-image", href: a.url, target: "_blank", rel: "noopener",
+        title: `${a.name} · ${formatSize(a.size)}` },
+      h("img", { src: a.url, alt: a.name, loading: "lazy" }));
+    }
+    return h("a", { class: "attachment-file", href: a.url, download: a.name, target: "_blank",
+      rel: "noopener", title: `Download ${a.name}` },
+    FILE_ICON(), h("span", { class: "attachment-name" }, a.name),
+    h("span", { class: "attachment-size" }, formatSize(a.size)));
+  }));
+}
+
+function pendingAttachments(files) {
+  if (!files?.length) return null;
+  return h("div", { class: "attachments" }, files.map((f) => h("span",
+    { class: "attachment-file" }, FILE_ICON(), h("span", { class: "attachment-name" }, f.name),
+    h("span", { class: "attachment-size" }, "uploading…"))));
+}
+
+function body(content) {
+  return content ? h("div", { class: "message-body" }, content) : null;
+}
+
 function renderMessage(m) {
   if (m.pending) {
     return h("li", { class: `message ${m.role} pending` },
       m.role === "system" ? null : h("span", { class: "avatar", "aria-hidden": "true" },
         m.role === "user" ? "U" : "AI"),
       h("div", { class: "message-main" },
-        h("div", { class: "message-head" }, h("span", { class: "message-role" }, "Sending…")),
-        h("div", { class: "message-body" }, m.content)));
+        h("div", { class: "message-head" }, h("span", { class: "message-role" },
+          m.files.length ? "Uploading…" : "Sending…")),
+        body(m.content), pendingAttachments(m.files)));
   }
   const time = m.createdAt ?? m._creationTime;
   if (m.role === "system") {
     return h("li", { class: "message system", dataset: { id: m._id } },
-      h("div", { class: "message-body" }, m.content),
+      h("div", { class: "message-body" }, m.content), renderAttachments(m.attachments),
       h("time", { title: new Date(time).toLocaleString() }, clockTime(time)));
   }
   return h("li", { class: `message ${m.role}`, dataset: { id: m._id } },
@@ -206,7 +260,7 @@ function renderMessage(m) {
       h("div", { class: "message-head" },
         h("span", { class: "message-role" }, ROLE_NAMES[m.role] ?? m.role),
         h("time", { title: new Date(time).toLocaleString() }, clockTime(time))),
-      h("div", { class: "message-body" }, m.content)));
+      body(m.content), renderAttachments(m.attachments)));
 }
 
 function renderMessages() {
@@ -247,24 +301,94 @@ input.addEventListener("keydown", (event) => {
   }
 });
 
-// A sent message shows as "Sending…" until the server has it (queued while offline).
+// ---- attachments ----------------------------------------------------------------------------
+
+const fileInput = $("#composer-file");
+const tray = $("#attach-tray");
+
+function addFiles(list) {
+  const problems = [];
+  for (const file of list) {
+    if (file.size > MAX_FILE_BYTES) problems.push(`${file.name} is larger than 25 MB`);
+    else if (state.files.length >= MAX_FILES) problems.push(`at most ${MAX_FILES} files per message`);
+    else state.files.push(file);
+  }
+  showError($("#chat-error"), problems.length ? `Not attached: ${problems.join("; ")}` : "");
+  renderTray();
+}
+
+function renderTray() {
+  tray.replaceChildren(...state.files.map((file, i) => h("li", { class: "attach-chip" },
+    FILE_ICON(), h("span", { class: "attach-name", title: file.name }, file.name),
+    h("span", { class: "attachment-size" }, formatSize(file.size)),
+    h("button", { type: "button", class: "icon-btn attach-remove", "aria-label": `Remove ${file.name}`,
+      onclick: () => { state.files.splice(i, 1); renderTray(); } }, "×"))));
+  tray.hidden = state.files.length === 0;
+}
+
+fileInput.addEventListener("change", () => { addFiles([...fileInput.files]); fileInput.value = ""; });
+const chatPanel = $("#chat-panel");
+chatPanel.addEventListener("dragover", (event) => {
+  if (!event.dataTransfer?.types.includes("Files")) return;
+  event.preventDefault();
+  chatPanel.classList.add("dragging");
+});
+chatPanel.addEventListener("dragleave", (event) => {
+  if (!chatPanel.contains(event.relatedTarget)) chatPanel.classList.remove("dragging");
+});
+chatPanel.addEventListener("drop", (event) => {
+  chatPanel.classList.remove("dragging");
+  if (!event.dataTransfer?.files.length) return;
+  event.preventDefault();
+  addFiles([...event.dataTransfer.files]);
+});
+
+/** Upload one file through a fresh upload URL; its `{storageId, name}`. */
+async function upload(sessionId, file) {
+  const url = await client.mutation("chatMessages:generateUploadUrl", { sessionId });
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST", headers: { "Content-Type": file.type || "application/octet-stream" },
+      body: file,
+    });
+  } catch {
+    throw new Error(`${file.name} could not be uploaded: the server is unreachable`);
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(`${file.name}: ${answer.message ?? response.statusText}`);
+  return { storageId: answer.storageId, name: file.name };
+}
+
+// A sent message shows as "Sending…" (or "Uploading…") until the server has it (queued while
+// offline); on failure its text and files go back into the composer.
 composer.addEventListener("submit", async (event) => {
   event.preventDefault();
   const content = input.value.trim();
   const sessionId = state.sessionId;
-  if (!content || !sessionId) return;
-  const message = { pending: true, sessionId, role: composer.role.value, content };
+  const files = state.files;
+  if ((!content && !files.length) || !sessionId) return;
+  const message = { pending: true, sessionId, role: composer.role.value, content, files };
   state.pending.push(message);
+  state.files = [];
+  renderTray();
   input.value = "";
   autosize();
   showError($("#chat-error"), "");
   renderMessages();
   scrollToEnd(true);
   try {
-    await client.mutation("chatMessages:append", { sessionId, role: message.role, content });
+    const attachments = [];
+    for (const file of files) attachments.push(await upload(sessionId, file));
+    const args = { sessionId, role: message.role, content };
+    if (attachments.length) args.attachments = attachments;
+    await client.mutation("chatMessages:append", args);
   } catch (error) {
     showError($("#chat-error"), `Message not sent: ${errorText(error)}`);
-    if (state.sessionId === sessionId && !input.value) input.value = content;
+    if (state.sessionId === sessionId) {
+      if (!input.value) input.value = content;
+      if (!state.files.length) { state.files = files; renderTray(); }
+    }
   } finally {
     state.pending = state.pending.filter((p) => p !== message);
     renderMessages();

@@ -1,4 +1,5 @@
-"""The `reactive-store` command line: `serve` runs the server, `run` calls one function."""
+"""The `reactive-store` command line: `serve` runs the server, `run` calls one function,
+`env` reads and writes the deployment's environment variables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,11 @@ import orjson
 from reactive_store import values
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.errors import ReactiveStoreError
-from reactive_store.limits import Limits
+from reactive_store.limits import FileLimits, Limits
 
 ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
+URL_VARIABLES = ("REACTIVE_STORE_URL", "CONVEX_SELF_HOSTED_URL")
+ENV_ACTIONS = ("set", "get", "list", "remove")
 
 
 def admin_key_from_env() -> str | None:
@@ -55,15 +59,85 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=3210)
         command.add_argument("--log-level", default="info" if name == "serve" else "warning")
+        _file_options(command)
     run = sub.add_parser("run", help="call one function and print its JSON result")
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
+    _env_parser(sub)
     docs = sub.add_parser("docs", help="write the function catalog as Markdown")
     docs.add_argument("--app", type=Path, default=Path.cwd())
     docs.add_argument("--output", type=Path, default=None,
                       help="file to write (default: print to stdout)")
     return parser
+
+
+SIZE = re.compile(r"(\d+)\s*(|b|kb|kib|mb|mib|gb|gib|tb|tib)", re.IGNORECASE)
+UNITS = {"": 1, "b": 1, "kb": 10**3, "kib": 2**10, "mb": 10**6, "mib": 2**20, "gb": 10**9,
+         "gib": 2**30, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """A byte count: "1048576", "200MB", "1GiB"."""
+    match = SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 200MB or 1GiB")
+    return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+def _file_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--public-url", default=os.environ.get("REACTIVE_STORE_PUBLIC_URL"),
+                         help="base URL clients reach this server at, for file and upload "
+                              "URLs (default: $REACTIVE_STORE_PUBLIC_URL, else "
+                              "http://HOST:PORT; relative URLs when HOST is 0.0.0.0 or ::)")
+    command.add_argument("--max-upload-size", type=parse_size, default=FileLimits.max_upload_bytes,
+                         help="largest file an upload or ctx.storage.store() may hold "
+                              "(default: 1GiB)")
+    command.add_argument("--upload-url-ttl", type=float, default=FileLimits.upload_url_seconds,
+                         help="seconds an upload URL stays valid (default: 3600)")
+    command.add_argument("--upload-content-types", default="",
+                         help="comma-separated content types uploads may have, e.g. "
+                              "'image/*,application/pdf' (default: any)")
+
+
+def _public_url(ns: argparse.Namespace) -> str | None:
+    if getattr(ns, "public_url", None):
+        return str(ns.public_url).rstrip("/")
+    host = getattr(ns, "host", None)
+    if host is None or host in ("0.0.0.0", "::", ""):
+        return None
+    return f"http://{'[' + host + ']' if ':' in host else host}:{ns.port}"
+
+
+def _file_limits(ns: argparse.Namespace) -> FileLimits:
+    from reactive_store.engine.file_tokens import check_pattern
+
+    patterns = tuple(p.strip() for p in getattr(ns, "upload_content_types", "").split(",")
+                     if p.strip())
+    for pattern in patterns:
+        check_pattern(pattern)
+    return FileLimits(
+        max_upload_bytes=getattr(ns, "max_upload_size", FileLimits.max_upload_bytes),
+        upload_url_seconds=getattr(ns, "upload_url_ttl", FileLimits.upload_url_seconds),
+        content_types=patterns)
+
+
+def _env_parser(sub: Any) -> None:
+    env = sub.add_parser(
+        "env", help="set, get, list or remove the deployment's environment variables",
+        description="Without --url, works directly on the database (like `run`); with --url "
+                    "(or $REACTIVE_STORE_URL / $CONVEX_SELF_HOSTED_URL), through a running "
+                    "server, which requires the admin key.")
+    _common(env)
+    env.add_argument("--url", default=next((os.environ[n] for n in URL_VARIABLES
+                                            if os.environ.get(n)), None),
+                     help="a running server's URL (default: $REACTIVE_STORE_URL, else "
+                          "$CONVEX_SELF_HOSTED_URL; without it, the database directly)")
+    env.add_argument("action", choices=ENV_ACTIONS)
+    env.add_argument("name", nargs="?", help="variable name (set, get, remove)")
+    env.add_argument("value", nargs="?",
+                     help="value (set); leave it out or give '-' to read it from stdin, "
+                          "which keeps it out of your shell history")
 
 
 def write_docs(ns: argparse.Namespace) -> int:
@@ -95,7 +169,8 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         app_dir=ns.app.resolve(),
         database_url=ns.database_url or None,
         namespace=ns.db_schema,
-        engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout)),
+        engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout),
+                            files=_file_limits(ns), public_url=_public_url(ns)),
         admin_key=admin_key,
     )
 
@@ -152,6 +227,100 @@ async def _run(ns: argparse.Namespace) -> Any:
     return values.export_clean(outcome.value)
 
 
+def _env_change(ns: argparse.Namespace) -> tuple[str, str | None] | None:
+    """What `env` was asked to change, after checking its arguments (None: a read)."""
+    from reactive_store.engine.environment import check_name, check_value
+
+    if ns.action == "list":
+        if ns.name is not None:
+            raise SystemExit("error: `env list` takes no name")
+        return None
+    if ns.name is None:
+        raise SystemExit(f"error: `env {ns.action}` needs a variable NAME")
+    name = check_name(ns.name)
+    if ns.action == "set":
+        value = ns.value
+        if value is None or value == "-":
+            value = sys.stdin.read().removesuffix("\n")
+        return name, check_value(name, value)
+    if ns.value is not None:
+        raise SystemExit(f"error: `env {ns.action}` takes only a NAME")
+    return (name, None) if ns.action == "remove" else None
+
+
+Variables = dict[str, str]
+
+
+async def _env_direct(ns: argparse.Namespace, change: tuple[str, str | None] | None
+                      ) -> tuple[Variables, Variables]:
+    """Apply `change` on the database itself; the variables before and after it."""
+    deployment = Deployment(dataclasses.replace(settings_from(ns), run_jobs=False))
+    await deployment.start()
+    try:
+        before = await deployment.environment()
+        if change is None:
+            return before, before
+        await deployment.update_environment([change])
+        return before, await deployment.environment()
+    finally:
+        await deployment.stop()
+
+
+def _env_http(ns: argparse.Namespace, change: tuple[str, str | None] | None
+              ) -> tuple[Variables, Variables]:
+    """The same through a running server's admin endpoints."""
+    import httpx
+
+    if not ns.admin_key:
+        raise SystemExit("error: `env --url` needs the admin key (--admin-key or "
+                         "$REACTIVE_STORE_ADMIN_KEY)")
+    headers = {"Authorization": f"Convex {ns.admin_key}"}
+
+    def listed(http: httpx.Client) -> Variables:
+        body = _checked(http.get("/api/environment_variables"))
+        return {v["name"]: v["value"] for v in body["environmentVariables"]}
+
+    with httpx.Client(base_url=ns.url.rstrip("/"), headers=headers, timeout=30) as http:
+        before = listed(http)
+        if change is None:
+            return before, before
+        body = {"changes": [{"name": change[0], "value": change[1]}]}
+        _checked(http.post("/api/update_environment_variables", json=body))
+        return before, listed(http)
+
+
+def _checked(response: Any) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200:
+        raise SystemExit(f"error: the server answered {response.status_code}: "
+                         f"{body.get('message', response.text[:200])}")
+    return body
+
+
+def run_env(ns: argparse.Namespace) -> int:
+    """`env set|get|list|remove`; values go to stdout only for `get` and `list`."""
+    change = _env_change(ns)
+    if ns.url:
+        before, after = _env_http(ns, change)
+    else:
+        before, after = asyncio.run(_env_direct(ns, change))
+    if ns.action == "list":
+        sys.stdout.write("".join(f"{k}={v}\n" for k, v in sorted(after.items())))
+    elif ns.action == "get":
+        if ns.name not in after:
+            print(f"error: environment variable {ns.name} is not set", file=sys.stderr)
+            return 1
+        sys.stdout.write(after[ns.name] + "\n")
+    elif ns.action == "set":
+        print(f"set {ns.name}")
+    else:
+        print(f"removed {ns.name}" if ns.name in before else f"{ns.name} was not set")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
     try:
@@ -159,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             return serve(ns)
         if ns.command == "docs":
             return write_docs(ns)
+        if ns.command == "env":
+            return run_env(ns)
         result = asyncio.run(_run(ns))
     except ReactiveStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)

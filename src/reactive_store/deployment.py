@@ -16,16 +16,23 @@ from pathlib import Path
 from reactive_store.app.loader import App
 from reactive_store.app.reloader import AppSource, Reload
 from reactive_store.auth import Authenticator, parse_providers
-from reactive_store.engine.db import document_from_row
+from reactive_store.engine.db import (
+    DatabaseReader,
+    DatabaseWriter,
+    SystemReader,
+    SystemTableWriter,
+    document_from_row,
+)
 from reactive_store.engine.engine import Engine, EngineConfig
+from reactive_store.engine.environment import Changes, apply_changes, read_all
 from reactive_store.engine.readset import WriteSet
-from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.engine.system_tables import ENVIRONMENT_VARIABLES, with_system_tables
 from reactive_store.jobs.retention import JobRetention
 from reactive_store.jobs.runner import JobRunner
 from reactive_store.limits import ServerLimits
 from reactive_store.live.commits import CommitStream
 from reactive_store.live.subscriptions import SubscriptionManager
-from reactive_store.storage import PushReport, Store
+from reactive_store.storage import PushReport, Store, Transaction
 from reactive_store.storage.embedded import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ class Settings:
     namespace: str = "app"
     engine: EngineConfig = field(default_factory=EngineConfig)
     pool_size: int = 10
+    file_pool_size: int = 4  # connections for file uploads and downloads (a separate pool)
     # Per-client bounds and retentions (docs/security.md); REACTIVE_STORE_LIMIT_* variables.
     limits: ServerLimits = field(default_factory=ServerLimits.from_env)
     admin_key: str | None = None  # REACTIVE_STORE_ADMIN_KEY / --admin-key
@@ -81,6 +89,9 @@ class Deployment:
         self._reload_lock = asyncio.Lock()
 
     def _on_commit(self, ts: int, writes: WriteSet) -> None:
+        if any(table == ENVIRONMENT_VARIABLES for table, _ in writes.keys):
+            self.engine.env.refresh_soon()
+        self.engine.files.on_commit(writes)
         self.subscriptions.process_commit(ts, writes)
         self.jobs.on_commit(ts, writes)
 
@@ -89,6 +100,8 @@ class Deployment:
         s = self.settings
         await self._connect()
         processed = await self.commits.start()
+        # After the stream's starting point: a change committed in between is in this read.
+        await self.engine.env.load(self.engine.read)
         self.subscriptions.start(processed)
         if s.run_jobs:
             await self.jobs.sync_crons(self.app.crons)
@@ -113,7 +126,9 @@ class Deployment:
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
                 with_system_tables(self.app.schema), document_from_row)
+            await self.engine.files.start(s.file_pool_size)
         except BaseException:
+            await self.engine.files.stop()
             await self.store.close()
             await self._stop_embedded()
             raise
@@ -143,6 +158,28 @@ class Deployment:
                 await self.jobs.sync_crons(app.crons)
         return report
 
+    async def environment(self) -> dict[str, str]:
+        """Every environment variable, read now (not from the cache)."""
+        async def body(db: DatabaseReader) -> dict[str, str]:
+            return await read_all(SystemReader(db.reads, internal=True))
+
+        return await self.engine.read(body)
+
+    async def update_environment(self, changes: Changes) -> int:
+        """Set (value) and remove (None) variables in one transaction; return its commit
+        timestamp. This process's cache holds the change before this returns, the others'
+        within moments (their commit streams)."""
+        async def body(db: DatabaseWriter, tx: Transaction) -> tuple[None, None]:
+            await apply_changes(SystemTableWriter(db), changes)
+            return None, None
+
+        outcome = await self.engine.transact("environment variables", body)
+        await self.engine.env.load(self.engine.read)
+        log.info("environment variables changed: %s",
+                 ", ".join(f"{'set' if v is not None else 'removed'} {n}" for n, v in changes))
+        assert outcome.ts is not None
+        return outcome.ts
+
     async def _prune_forever(self) -> None:
         s = self.settings
         while True:
@@ -163,7 +200,9 @@ class Deployment:
             await asyncio.gather(self._maintenance, return_exceptions=True)
             self._maintenance = None
         await self.commits.stop()
+        await self.engine.env.close()
         await self.subscriptions.stop()
+        await self.engine.files.stop()
         await self.store.close()
         await self._stop_embedded()
         self.started = False

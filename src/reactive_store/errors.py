@@ -105,3 +105,49 @@ class InternalError(ReactiveStoreError):
     """A failure of the server itself; the client sees a generic message, the log the cause."""
 
     code = "InternalServerError"
+
+
+class FileError(ReactiveStoreError):
+    """File storage refused an upload or a file operation; `status` is its HTTP status."""
+
+    code = "FileError"
+    status = 400
+
+
+class InvalidUploadUrl(FileError):
+    """An upload URL whose token is missing, malformed or not signed by this deployment."""
+
+    code = "InvalidUploadUrl"
+
+
+class UploadUrlExpired(FileError):
+    code = "UploadUrlExpired"
+    status = 403
+
+
+class UploadUrlUsed(FileError):
+    """Upload URLs are single-use: a second upload to one is refused."""
+
+    code = "UploadUrlUsed"
+    status = 409
+
+
+class FileTooLarge(FileError):
+    code = "FileTooLarge"
+    status = 413
+
+
+class UnsupportedContentType(FileError):
+    code = "UnsupportedContentType"
+    status = 415
+
+
+class DigestMismatch(FileError):
+    """The bytes received do not hash to the `Digest: sha-256=...` the client sent."""
+
+    code = "DigestMismatch"
+
+
+class UploadTimeout(FileError):
+    code = "UploadTimeout"
+    status = 408

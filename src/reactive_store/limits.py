@@ -130,3 +130,22 @@ class ServerLimits:
     def exceeded(count: float, limit: float) -> bool:
         """True when `count` is past `limit` (a limit of 0 is no limit)."""
         return limit > 0 and count > limit
+
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """What file storage accepts; an upload past one is refused and leaves nothing behind.
+
+    `content_types` empty means any (well-formed) type; otherwise patterns such as
+    `image/*` or `application/pdf`, matched against the media type without parameters.
+    """
+
+    max_upload_bytes: int = 1 * GIB
+    upload_url_seconds: float = 3600.0  # how long a generate_upload_url() URL may be used
+    content_types: tuple[str, ...] = ()
+    upload_idle_seconds: float = 60.0  # an upload whose body stalls this long is dropped
+    orphan_grace_seconds: float = 900.0  # bytes with no _storage document older than this go
+    sweep_every_seconds: float = 300.0

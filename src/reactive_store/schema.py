@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reactive_store.errors import SchemaError, ValidationError
-from reactive_store.keys import MISSING, encode_tuple, field_value
+from reactive_store.keys import MISSING, TAG_STRING, encode_tuple, field_value
 from reactive_store.types import Document, Value
 from reactive_store.validators import ObjectValidator, UnionValidator, Validator, object_fields
 
@@ -154,6 +154,13 @@ def index_keys(table: TableDefinition, doc: Document) -> dict[str, bytes]:
 def id_key(doc_id: str) -> bytes:
     """The key of a document in its table's by_id index (point reads and writes)."""
     return encode_tuple([doc_id])
+
+
+def id_from_key(key: bytes) -> str | None:
+    """The id a by_id key holds (the inverse of `id_key`; ids never contain NUL)."""
+    if len(key) < 2 or key[0] != TAG_STRING or key[-1] != 0 or 0 in key[1:-1]:
+        return None
+    return key[1:-1].decode()
 
 
 __all__ = [

@@ -147,3 +147,92 @@ async def test_ids_of_other_tables_are_refused(app: Engine) -> None:
         with pytest.raises(ValidationError, match="chat_sessions"):
             await app.run_query("chatMessages:listBySession", {"sessionId": wrong})
     assert await snapshot(app) == before
+
+
+async def test_attachments_take_type_and_size_from_file_storage(app: Engine) -> None:
+    session = await new_session(app)
+    image = await app.files.store(b"\x89PNG fake", "image/png")
+    notes = await app.files.store(b"plain notes")
+    message = await append(app, session, "see attached", attachments=[
+        {"storageId": image, "name": " screenshot.png "}, {"storageId": notes, "name": "notes"}])
+    [listed] = await messages(app, session)
+    assert listed["_id"] == message
+    first, second = listed["attachments"]
+    assert {k: first[k] for k in ("storageId", "name", "contentType", "size")} == {
+        "storageId": image, "name": "screenshot.png", "contentType": "image/png", "size": 9.0}
+    assert second["contentType"] == "application/octet-stream" and second["size"] == 11.0
+    assert first["url"] == app.files.url_for(image)
+    assert first["url"].startswith(f"/api/storage/{image}/")
+    page = await messages(app, session, {"numItems": 5, "cursor": None})
+    assert page["page"][0]["attachments"][0]["url"] == first["url"]
+    await app.run_mutation("chatMessages:append", {
+        "sessionId": session, "role": "user", "content": "no files", "attachments": []})
+    assert "attachments" not in (await messages(app, session))[1]
+
+
+async def test_bad_attachments_write_nothing(app: Engine) -> None:
+    session = await new_session(app)
+    file = await app.files.store(b"x")
+    before = await snapshot(app)
+    gone = missing_id(app, "_storage")
+    cases = [
+        ([{"storageId": gone, "name": "a"}], "not_found"),
+        ([{"storageId": file, "name": "  "}], "invalid_attachment"),
+        ([{"storageId": file, "name": "n" * 256}], "invalid_attachment"),
+        ([{"storageId": file, "name": "f"}] * 11, "too_many_attachments"),
+    ]
+    for attachments, code in cases:
+        with pytest.raises(ConvexError) as raised:
+            await app.run_mutation("chatMessages:append", {
+                "sessionId": session, "role": "user", "content": "x",
+                "attachments": attachments})
+        assert raised.value.data["code"] == code
+    with pytest.raises(ValidationError, match="expected an id of table '_storage'"):
+        await app.run_mutation("chatMessages:append", {
+            "sessionId": session, "role": "user", "content": "x",
+            "attachments": [{"storageId": session, "name": "a"}]})
+    assert await snapshot(app) == before
+
+
+async def test_upload_urls_for_a_session(app: Engine) -> None:
+    session = await new_session(app)
+    url = (await app.run_mutation("chatMessages:generateUploadUrl",
+                                  {"sessionId": session})).value
+    assert url.startswith("/api/storage/upload?token=")
+    with pytest.raises(ConvexError) as raised:
+        await app.run_mutation("chatMessages:generateUploadUrl",
+                               {"sessionId": missing_id(app, "chat_sessions")})
+    assert raised.value.data["code"] == "not_found"
+
+
+async def test_a_deleted_file_leaves_the_message_with_no_url(app: Engine) -> None:
+    session = await new_session(app)
+    file = await app.files.store(b"bytes", "text/plain")
+    await append(app, session, "file", attachments=[{"storageId": file, "name": "a.txt"}])
+
+    async def delete(writer: Any) -> None:
+        await writer.delete(file)
+
+    await app.write_system("test", delete)
+    [listed] = await messages(app, session)
+    assert listed["attachments"][0]["url"] is None
+    assert listed["attachments"][0]["name"] == "a.txt"
+
+
+async def test_remove_deletes_the_message_and_its_files(app: Engine) -> None:
+    session = await new_session(app)
+    kept = await app.files.store(b"shared", "text/plain")
+    file = await app.files.store(b"only here", "text/plain")
+    first = await append(app, session, "one", attachments=[{"storageId": kept, "name": "k"}])
+    second = await append(app, session, "two", attachments=[
+        {"storageId": file, "name": "f"}, {"storageId": kept, "name": "k"}])
+    await app.run_mutation("chatMessages:remove", {"messageId": second})
+    [left] = await messages(app, session)
+    assert left["_id"] == first
+    assert left["attachments"][0]["url"] is None, "the shared file went with the message"
+    assert (await app.read(lambda db: db.system.get(file))) is None
+    await app.run_mutation("chatMessages:remove", {"messageId": first})
+    assert await messages(app, session) == []
+    with pytest.raises(ConvexError) as raised:
+        await app.run_mutation("chatMessages:remove", {"messageId": first})
+    assert raised.value.data["code"] == "not_found"

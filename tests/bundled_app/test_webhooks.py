@@ -27,8 +27,9 @@ def signed(payload: Any, secret: str = SECRET) -> tuple[bytes, str]:
 
 @pytest.fixture
 async def server(serve: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", SECRET)
+    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
     url, deployment = await serve(ROOT)
+    await deployment.update_environment([("GITHUB_WEBHOOK_SECRET", SECRET)])
     async with httpx.AsyncClient(base_url=url) as http:
         yield http, deployment.engine
 
@@ -100,11 +101,32 @@ async def test_a_failing_delivery_is_marked_with_its_error_and_retried(server: A
 
 async def test_no_secret_configured_refuses_everything(serve: Any,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GITHUB_WEBHOOK_SECRET", raising=False)
+    # The server process's own environment is not where the secret comes from.
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", SECRET)
     url, deployment = await serve(ROOT)
     body, signature = signed({"zen": "hi"})
     async with httpx.AsyncClient(base_url=url) as http:
         response = await http.post("/webhooks/github", content=body,
                                    headers={"X-Hub-Signature-256": signature})
     assert response.status_code == 503
+    assert "reactive-store env set GITHUB_WEBHOOK_SECRET" in response.json()["error"]
     assert (await deployment.engine.run_query("webhooks:list", {})).value == []
+
+
+async def test_the_secret_is_read_from_the_deployment_and_changes_without_restart(
+        serve: Any) -> None:
+    url, deployment = await serve(ROOT)
+    await deployment.update_environment([("GITHUB_WEBHOOK_SECRET", SECRET)])
+    body, old_signature = signed({"zen": "rotate"})
+    async with httpx.AsyncClient(base_url=url) as http:
+        first = await http.post("/webhooks/github", content=body, headers={
+            "X-Hub-Signature-256": old_signature, "X-GitHub-Delivery": "r-1"})
+        assert first.status_code == 200
+        await deployment.update_environment([("GITHUB_WEBHOOK_SECRET", "rotated")])
+        refused = await http.post("/webhooks/github", content=body, headers={
+            "X-Hub-Signature-256": old_signature, "X-GitHub-Delivery": "r-2"})
+        assert refused.status_code == 401, "the old secret stops working at once"
+        _, new_signature = signed({"zen": "rotate"}, "rotated")
+        accepted = await http.post("/webhooks/github", content=body, headers={
+            "X-Hub-Signature-256": new_signature, "X-GitHub-Delivery": "r-3"})
+        assert accepted.status_code == 200

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +95,66 @@ def test_run_reports_a_broken_app_with_its_location(tmp_path: Path,
     assert main(["run", "bad:f", "--app", str(app), "--database-url", "postgresql://x"]) == 1
     err = capsys.readouterr().err
     assert "functions/bad.py:1: syntax error" in err
+
+
+async def test_env_on_the_database_set_get_list_remove(
+        tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REACTIVE_STORE_URL", "CONVEX_SELF_HOSTED_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = write_app(tmp_path / "app", JOBS_APP)
+    namespace = new_namespace()
+    base = ["--app", str(app), "--database-url", database_url, "--db-schema", namespace]
+
+    async def env(*args: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(main, ["env", *args, *base])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    try:
+        assert await env("set", "API_KEY", "v=1 with spaces") == (0, "set API_KEY\n", "")
+        monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin\n"))
+        assert await env("set", "FROM_STDIN") == (0, "set FROM_STDIN\n", "")
+        assert await env("get", "API_KEY") == (0, "v=1 with spaces\n", "")
+        assert await env("list") == (0, "API_KEY=v=1 with spaces\nFROM_STDIN=from-stdin\n", "")
+        assert await env("remove", "API_KEY") == (0, "removed API_KEY\n", "")
+        assert await env("remove", "API_KEY") == (0, "API_KEY was not set\n", "")
+        code, out, err = await env("get", "API_KEY")
+        assert (code, out) == (1, "") and "environment variable API_KEY is not set" in err
+        code, _, err = await env("set", "BAD-NAME", "v")
+        assert code == 1 and "invalid environment variable name 'BAD-NAME'" in err
+        with pytest.raises(SystemExit, match="needs a variable NAME"):
+            await asyncio.to_thread(main, ["env", "get", *base])
+        with pytest.raises(SystemExit, match="takes only a NAME"):
+            await asyncio.to_thread(main, ["env", "remove", "A", "B", *base])
+    finally:
+        deployment = Deployment(Settings(app_dir=app, database_url=database_url,
+                                         namespace=namespace, run_jobs=False))
+        await deployment.start()
+        await deployment.store.drop()
+        await deployment.stop()
+
+
+async def test_env_through_a_server_needs_the_admin_key(
+        serve: Any, make_app: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    url, deployment = await serve(make_app(JOBS_APP), admin_key="the-key")
+    monkeypatch.setenv("REACTIVE_STORE_URL", url)
+
+    async def env(*args: str) -> tuple[int, str]:
+        code = await asyncio.to_thread(main, ["env", *args])
+        return code, capsys.readouterr().out
+
+    assert await env("set", "TOKEN", "t-1", "--admin-key", "the-key") == (0, "set TOKEN\n")
+    assert deployment.engine.env.values == {"TOKEN": "t-1"}
+    assert await env("list", "--url", url, "--admin-key", "the-key") == (0, "TOKEN=t-1\n")
+    with pytest.raises(SystemExit, match="needs the admin key"):
+        await asyncio.to_thread(main, ["env", "list"])
+    with pytest.raises(SystemExit, match="answered 401"):
+        await asyncio.to_thread(main, ["env", "list", "--admin-key", "wrong"])
+    # Checked before anything is sent (the server checks again: tests/server).
+    code = await asyncio.to_thread(main, ["env", "set", "X" * 41, "v", "--admin-key", "the-key"])
+    assert code == 1 and "longer than 40 characters" in capsys.readouterr().err
+    assert await deployment.environment() == {"TOKEN": "t-1"}

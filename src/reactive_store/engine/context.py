@@ -7,9 +7,11 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from reactive_store.engine.db import DatabaseReader, DatabaseWriter
+from reactive_store.engine.environment import Environment
 
 if TYPE_CHECKING:
     from reactive_store.engine.scheduler import ActionScheduler, Scheduler
+    from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
 
 Identity = dict[str, Any]
 
@@ -25,25 +27,33 @@ class Auth:
 
 
 class QueryCtx:
-    """`ctx` of a query: read-only `db` and `auth`."""
+    """`ctx` of a query: read-only `db`, `auth`, `env` (the deployment's variables) and
+    `storage` (file URLs)."""
 
-    def __init__(self, db: DatabaseReader, identity: Identity | None) -> None:
+    def __init__(self, db: DatabaseReader, identity: Identity | None,
+                 env: Environment, storage: QueryStorage) -> None:
         self.db = db
         self.auth = Auth(identity)
+        self.env = env
+        self.storage = storage
 
 
 class MutationCtx:
-    """`ctx` of a mutation: read-write `db`, `auth`, `scheduler`, and a clock and random
-    source that are fixed per attempt (a retried mutation may run its body more than once).
+    """`ctx` of a mutation: read-write `db`, `auth`, `env`, `storage`, `scheduler`, and a
+    clock and random source that are fixed per attempt (a retried mutation may run its body
+    more than once).
 
     `random()` is seeded by the engine once per call: every attempt of the same call draws
     the same sequence, so a retried mutation makes the same choices as its first attempt.
     """
 
     def __init__(self, db: DatabaseWriter, identity: Identity | None, scheduler: Scheduler,
-                 *, now_ms: float, seed: int) -> None:
+                 *, env: Environment, storage: MutationStorage, now_ms: float,
+                 seed: int) -> None:
         self.db = db
         self.auth = Auth(identity)
+        self.env = env
+        self.storage = storage
         self.scheduler = scheduler
         self._now = now_ms
         self._random = random.Random(seed)
@@ -73,12 +83,17 @@ class FunctionCalls(Protocol):
 
 
 class ActionCtx:
-    """`ctx` of an action: no `db`; it reaches data through run_query / run_mutation."""
+    """`ctx` of an action: no `db`; it reaches data through run_query / run_mutation.
+    `env` is this process's copy of the variables (refreshed within moments of a change);
+    `storage` stores and reads file bytes."""
 
     def __init__(self, calls: FunctionCalls, identity: Identity | None,
-                 scheduler: ActionScheduler) -> None:
+                 scheduler: ActionScheduler, env: Environment,
+                 storage: ActionStorage) -> None:
         self._calls = calls
         self.auth = Auth(identity)
+        self.env = env
+        self.storage = storage
         self.scheduler = scheduler
 
     async def run_query(self, fn: Any, args: dict[str, Any] | None = None) -> Any:

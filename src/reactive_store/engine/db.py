@@ -15,7 +15,7 @@ from reactive_store import values
 from reactive_store.engine.intervals import Interval
 from reactive_store.engine.query import Query, ScanRecord
 from reactive_store.engine.readset import ReadSet, WriteSet
-from reactive_store.engine.system_tables import is_system
+from reactive_store.engine.system_tables import is_internal, is_system
 from reactive_store.errors import InvalidIdError, QueryError, ValidationError, WriteError
 from reactive_store.ids import new_id, table_number_of
 from reactive_store.limits import Limits, Usage
@@ -155,7 +155,8 @@ class DatabaseReader:
 
     @property
     def system(self) -> SystemReader:
-        """Read access to the system tables (`_scheduled_functions`, `_cron_jobs`)."""
+        """Read access to the system tables (`_scheduled_functions`, `_cron_jobs`,
+        `_storage`)."""
         return SystemReader(self.reads)
 
     def normalize_id(self, table: str, doc_id: Any) -> str | None:
@@ -169,15 +170,30 @@ class DatabaseReader:
 
 
 class SystemReader:
-    """`ctx.db.system`: `get(id)` and `query(table)` over the system tables."""
+    """`ctx.db.system`: `get(id)` and `query(table)` over the system tables.
 
-    def __init__(self, reads: TransactionReads) -> None:
+    The internal ones (`_environment_variables`) are readable only with `internal=True`,
+    which the engine's own writers use; functions read variables through `ctx.env`.
+    """
+
+    def __init__(self, reads: TransactionReads, internal: bool = False) -> None:
         self._reads = reads
+        self._internal = internal
+
+    def _check(self, table: str) -> None:
+        if not self._internal and is_internal(table):
+            raise QueryError(f"{table!r} is not readable with ctx.db.system"
+                             + (": read variables with ctx.env"
+                                if table == "_environment_variables" else ""))
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self._reads.get(doc_id, self._reads.table_of_id(doc_id, system=True))
+        table = self._reads.table_of_id(doc_id, system=True)
+        self._check(table)
+        return await self._reads.get(doc_id, table)
 
     def query(self, table: str) -> Query:
+        if isinstance(table, str):
+            self._check(table)
         return Query(self._reads, table, system=True)
 
 
@@ -216,11 +232,15 @@ class DatabaseWriter(DatabaseReader):
         """Insert a document; returns its new `_id`."""
         return await self._insert(table, doc, system=False)
 
-    async def _insert(self, table: str, doc: Document, system: bool) -> str:
+    async def _insert(self, table: str, doc: Document, system: bool,
+                      doc_id: str | None = None) -> str:
         definition = self.reads.table_definition(table, system)
         fields = validate_document(table, definition, doc)
         raw = self._encode(table, fields)
-        doc_id = new_id(self._numbers[table])
+        if doc_id is None:
+            doc_id = new_id(self._numbers[table])
+        else:
+            self.reads.table_of_id(doc_id, table, system)  # raises unless an id of `table`
         stored = {"_id": doc_id, "_creationTime": time.time() * 1000.0, **fields}
         keys = index_keys(definition, stored)
         await self.reads.tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
@@ -316,15 +336,18 @@ class SystemTableWriter:
 
     def __init__(self, db: DatabaseWriter) -> None:
         self._db = db
+        self._system = SystemReader(db.reads, internal=True)
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self._db.system.get(doc_id)
+        return await self._system.get(doc_id)
 
     def query(self, table: str) -> Query:
-        return self._db.system.query(table)
+        return self._system.query(table)
 
-    async def insert(self, table: str, doc: Document) -> str:
-        return await self._db._insert(table, doc, system=True)
+    async def insert(self, table: str, doc: Document, doc_id: str | None = None) -> str:
+        """Insert; `doc_id` is an id made beforehand with `new_id` (file storage names the
+        bytes before the document exists), else a fresh one."""
+        return await self._db._insert(table, doc, system=True, doc_id=doc_id)
 
     async def patch(self, doc_id: str, fields: Document, current: Document | None = None
                     ) -> None:

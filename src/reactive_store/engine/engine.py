@@ -22,9 +22,17 @@ from reactive_store import values
 from reactive_store.app.loader import App
 from reactive_store.app.registry import FunctionSpec, Kind
 from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
-from reactive_store.engine.db import DatabaseReader, DatabaseWriter, SystemTableWriter
+from reactive_store.engine.db import (
+    DatabaseReader,
+    DatabaseWriter,
+    SystemReader,
+    SystemTableWriter,
+)
+from reactive_store.engine.environment import EnvironmentCache, StaleEnvironment
+from reactive_store.engine.files import FileService
 from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.scheduler import ActionScheduler, Scheduler
+from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
 from reactive_store.engine.system_tables import with_system_tables
 from reactive_store.errors import (
     BadRequest,
@@ -35,10 +43,13 @@ from reactive_store.errors import (
     ValidationError,
 )
 from reactive_store.ids import TABLE_NAMES
-from reactive_store.limits import Limits
+from reactive_store.limits import FileLimits, Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
 
 T = TypeVar("T")
+# A query re-run because the cached variables were stale gets the transaction's values;
+# only a function that picks which variable to read from another one needs a third try.
+ENV_ATTEMPTS = 8
 WriteBody = Callable[[DatabaseWriter, Transaction], Awaitable["tuple[Any, Any] | Outcome"]]
 
 
@@ -82,6 +93,10 @@ class _BrokenSnapshot(Exception):
 @dataclass(frozen=True)
 class EngineConfig:
     limits: Limits = field(default_factory=Limits)
+    files: FileLimits = field(default_factory=FileLimits)
+    # The base URL clients reach this deployment at, for file and upload URLs (None: URLs
+    # are relative, "/api/storage/...", which browsers on the same origin resolve).
+    public_url: str | None = None
     max_attempts: int = 16
     backoff_base: float = 0.002
     backoff_cap: float = 0.1
@@ -94,6 +109,9 @@ class Engine:
         self.store = store
         self.app = app
         self.config = config or EngineConfig()
+        self.env = EnvironmentCache()  # loaded and kept fresh by the deployment
+        self.files = FileService(store, self.config.files, self.config.public_url,
+                                 self.write_system)  # started by the deployment
 
     @property
     def app(self) -> App:
@@ -131,6 +149,12 @@ class Engine:
                 raise FunctionTimeout(
                     f"{spec.path} ran past its time limit of {seconds:g} s and was cancelled"
                 ) from None
+            except (InternalError, TransientConflict):
+                raise
+            except Exception:
+                await self._verify_env(ctx)  # a stale variable may be why it failed
+                raise
+            await self._verify_env(ctx)
             if spec.returns is not None:
                 try:
                     result = spec.returns.validate(result, "return value")
@@ -140,8 +164,35 @@ class Engine:
         finally:
             TABLE_NAMES.reset(token)
 
+    @staticmethod
+    async def _verify_env(ctx: Any) -> None:
+        """Check the variables a query or mutation saw against its own transaction."""
+        if isinstance(ctx, QueryCtx | MutationCtx) and (ctx.env.seen or ctx.env.seen_all):
+            await ctx.env.verify(SystemReader(ctx.db.reads, internal=True))
+
     def _reader(self, tx: Transaction) -> DatabaseReader:
         return DatabaseReader(tx, self.schema, self.store.table_names, self.config.limits)
+
+    async def _query_call(self, tx: Transaction, spec: FunctionSpec, args: dict[str, Any],
+                          identity: Identity | None
+                          ) -> tuple[DatabaseReader, tuple[Any, Any] | Exception]:
+        """Call a query in `tx`: its reader and (value, encoded), or the exception it raised.
+        When the cached variables were stale it runs again with the transaction's values."""
+        overrides: dict[str, str | None] = {}
+        for _ in range(ENV_ATTEMPTS):
+            db = self._reader(tx)
+            try:
+                ctx = QueryCtx(db, identity, self.env.view(overrides),
+                               QueryStorage(self.files, db))
+                return db, await self.call(spec, ctx, args)
+            except StaleEnvironment as exc:
+                overrides.update(exc.values)
+            except (FunctionTimeout, InternalError):
+                raise
+            except Exception as exc:
+                return db, exc
+        return db, ConflictError(f"{spec.path}: environment variables kept changing while "
+                                 f"it ran ({ENV_ATTEMPTS} tries)")
 
     # -- queries ----------------------------------------------------------------------------
     async def run_query(
@@ -159,8 +210,10 @@ class Engine:
             ts = await tx.snapshot_ts() if with_ts or at_ts is not None else None
             if at_ts is not None and ts is not None and at_ts > ts:
                 raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
-            db = self._reader(tx)
-            value, encoded = await self.call(spec, QueryCtx(db, identity), checked)
+            db, result = await self._query_call(tx, spec, checked, identity)
+            if isinstance(result, Exception):
+                raise result
+            value, encoded = result
             reads = db.read_set()
             if at_ts is not None and ts is not None and at_ts < ts:
                 for commit_ts, text in await tx.commits_between(at_ts, ts):
@@ -194,15 +247,17 @@ class Engine:
 
     async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
                            identity: Identity | None) -> Outcome | QueryFailure:
-        db = self._reader(tx)
         try:
             spec, checked = self.prepare(ref, args, Kind.QUERY, False)
-            value, encoded = await self.call(spec, QueryCtx(db, identity), checked)
-            return Outcome(value, encoded, reads=db.read_set(), ts=ts)
+            db, result = await self._query_call(tx, spec, checked, identity)
         except (FunctionTimeout, InternalError) as exc:
             raise _BrokenSnapshot from exc
         except Exception as exc:
-            return QueryFailure(exc, db.read_set(), ts)
+            return QueryFailure(exc, ReadSet(), ts)
+        if isinstance(result, Exception):
+            return QueryFailure(result, db.read_set(), ts)
+        value, encoded = result
+        return Outcome(value, encoded, reads=db.read_set(), ts=ts)
 
     # -- mutations --------------------------------------------------------------------------
     async def run_mutation(
@@ -222,6 +277,7 @@ class Engine:
         if seed is None:
             seed = repr(request) if request is not None else os.urandom(16).hex()
         rng_seed = int.from_bytes(hashlib.sha256(f"{spec.path}\0{seed}".encode()).digest()[:8])
+        env_overrides: dict[str, str | None] = {}  # the last attempt's true variables
 
         async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any] | Outcome:
             if request is not None and replay_possible:
@@ -233,7 +289,12 @@ class Engine:
                 finished = await hooks.before(db, tx)
                 if finished is not None:
                     return finished
-            result = await self.call(spec, self._mutation_ctx(db, identity, rng_seed), checked)
+            ctx = self._mutation_ctx(db, identity, rng_seed, env_overrides)
+            try:
+                result = await self.call(spec, ctx, checked)
+            except StaleEnvironment as exc:
+                env_overrides.update(exc.values)  # rolled back and run again with them
+                raise
             if hooks.after is not None:
                 await hooks.after(db, result[0])
             return result
@@ -241,10 +302,11 @@ class Engine:
         return await self.transact(spec.path or "mutation", body, request)
 
     def _mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
-                      seed: int) -> MutationCtx:
+                      seed: int, env_overrides: dict[str, str | None]) -> MutationCtx:
         now = MutationCtx.clock()
         scheduler = Scheduler(self.app.functions, SystemTableWriter(db), now)
-        return MutationCtx(db, identity, scheduler, now_ms=now, seed=seed)
+        return MutationCtx(db, identity, scheduler, env=self.env.view(env_overrides),
+                           storage=MutationStorage(self.files, db), now_ms=now, seed=seed)
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
@@ -312,7 +374,8 @@ class Engine:
     def action_ctx(self, identity: Identity | None) -> ActionCtx:
         """The ctx of an action or an HTTP route, acting as `identity`."""
         return ActionCtx(_ActionCalls(self, identity), identity,
-                         ActionScheduler(lambda: self.app.functions, self.write_system))
+                         ActionScheduler(lambda: self.app.functions, self.write_system),
+                         self.env.view(), ActionStorage(self.files, self.read, self.write_system))
 
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:

@@ -1,9 +1,11 @@
-"""System tables every deployment has: scheduled functions and cron state.
+"""System tables every deployment has: scheduled functions, cron state, file metadata and
+environment variables.
 
 They live beside the app's tables and go through the same storage, read sets and commit
-stream, so a query reading `_scheduled_functions` is pushed every change, like any other.
-Apps read them with `ctx.db.system.get(id)` / `ctx.db.system.query(name)`; only the
-scheduler writes them.
+stream, so a query reading `_scheduled_functions` or `_storage` is pushed every change, like
+any other. Apps read them with `ctx.db.system.get(id)` / `ctx.db.system.query(name)`, except
+the internal ones (`_environment_variables`, read through `ctx.env`); only the engine's own
+writers (scheduler, file storage, environment) write them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from reactive_store.validators import ObjectValidator, v
 
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 CRON_JOBS = "_cron_jobs"
+STORAGE = "_storage"
+ENVIRONMENT_VARIABLES = "_environment_variables"
+# System tables functions never read through `ctx.db.system` (values reach them as ctx.env).
+INTERNAL_TABLES = frozenset({ENVIRONMENT_VARIABLES})
 
 JOB_STATES = ("pending", "inProgress", "success", "failed", "canceled")
 
@@ -52,6 +58,19 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
         },
         {"by_name": ("name",), "by_next_run": ("nextRun",)},
     ),
+    # One document per stored file (Convex's shape); the bytes live in storage/files.py.
+    STORAGE: _table(
+        {
+            "sha256": v.string(),  # base64 of the SHA-256 digest, as Convex reports it
+            "size": v.float64(),
+            "contentType": v.optional(v.string()),
+        },
+        {},
+    ),
+    ENVIRONMENT_VARIABLES: _table(
+        {"name": v.string(), "value": v.string()},
+        {"by_name": ("name",)},
+    ),
 }
 
 
@@ -62,3 +81,8 @@ def with_system_tables(schema: Schema) -> Schema:
 
 def is_system(table: str) -> bool:
     return table in SYSTEM_TABLES
+
+
+def is_internal(table: str) -> bool:
+    """A system table that `ctx.db.system` does not expose."""
+    return table in INTERNAL_TABLES

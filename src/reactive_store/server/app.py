@@ -21,6 +21,8 @@ from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
+from reactive_store.server.environment import EnvironmentEndpoints
+from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
@@ -40,6 +42,8 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     api = FunctionApi(deployment)
     info = InfoEndpoints(deployment, dev, importlib.metadata.version("reactive-store"))
     sync = SyncEndpoint(deployment)
+    env = EnvironmentEndpoints(deployment)
+    files = FileEndpoints(deployment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,12 +75,19 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/query_ts", api.query_ts, methods=["POST"]),
         Route("/api/query_at_ts", api.query_at_ts, methods=["POST"]),
         Route("/api/query_batch", api.query_batch, methods=["POST"]),
+        Route("/api/environment_variables", env.list_all, methods=["GET"]),
+        Route("/api/environment_variables/{name}", env.get, methods=["GET"]),
+        Route("/api/update_environment_variables", env.update, methods=["POST"]),
+        Route(UPLOAD_PATH, files.upload, methods=["POST"]),
+        Route("/api/storage/{storage_id}/{signature}", files.download,
+              methods=["GET", "HEAD"]),
         Mount("/", AppRoutes(deployment)),
     ]
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
                       allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
                       allow_headers=["*"])
-    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes)
+    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
+                       exempt=(UPLOAD_PATH,))
     probe = Middleware(TransportProbe)
     return Starlette(routes=routes, middleware=[probe, limit, cors], lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,

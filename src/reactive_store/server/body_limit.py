@@ -13,14 +13,17 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """ASGI middleware: a declared `Content-Length` over the limit is refused before any
     byte is read; a streamed (chunked) body is counted as it arrives and refused as soon as
-    it passes the limit. Every route is covered, the app's own HTTP routes included."""
+    it passes the limit. Every route is covered, the app's own HTTP routes included, except
+    the `exempt` paths, whose endpoints stream the body and enforce their own limit (file
+    uploads: `FileLimits.max_upload_bytes`)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.max_bytes <= 0:  # 0: no limit
+        if scope["type"] != "http" or self.max_bytes <= 0 or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")

@@ -105,6 +105,34 @@ def system_ddl(n: Names) -> list[str]:
             END IF;
             RETURN t;
         END $$""",
+        *file_ddl(n),
+    ]
+
+
+def file_ddl(n: Names) -> list[str]:
+    """File bytes (storage/files.py): one row per file, its bytes in fixed-size chunks, the
+    upload tokens already used, and the secret that signs upload and download URLs."""
+    blobs, chunks = n.system("file_blobs"), n.system("file_chunks")
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {blobs} (
+            storage_id text COLLATE "C" PRIMARY KEY, size bigint NOT NULL,
+            sha256 bytea NOT NULL, content_type text, chunk_size integer NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+        f"""CREATE TABLE IF NOT EXISTS {chunks} (
+            storage_id text COLLATE "C" NOT NULL REFERENCES {blobs} ON DELETE CASCADE,
+            seq integer NOT NULL, data bytea NOT NULL, PRIMARY KEY (storage_id, seq))""",
+        # File bytes are usually compressed already: store them out of line, uncompressed
+        # (no wasted pglz attempt, and substring() reads only the slices a Range needs).
+        f"""DO $$ BEGIN
+            IF (SELECT attstorage FROM pg_attribute WHERE attrelid = '{chunks}'::regclass
+                AND attname = 'data') <> 'e' THEN
+                ALTER TABLE {chunks} ALTER COLUMN data SET STORAGE EXTERNAL;
+            END IF;
+        END $$""",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('upload_claims')} (
+            nonce text PRIMARY KEY, expires_at timestamptz NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {n.system('file_secret')} (
+            id integer PRIMARY KEY CHECK (id = 1), secret bytea NOT NULL)""",
     ]
 
 
