@@ -255,3 +255,49 @@ async def test_search_patches_and_deletes(searching: Live) -> None:
     await expect(live, q, "notes:remove", {"id": ids[2]}, 0)
     await expect(live, q, "notes:remove", {"id": returned}, 1)
     assert q.value == []
+
+
+VECTOR_SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({
+    "docs": define_table({"repo": v.string(), "title": v.string(),
+                          "embedding": v.optional(v.array(v.float64()))})
+        .vector_index("by_embedding", vector_field="embedding", dimensions=2,
+                      filter_fields=["repo"]),
+})
+"""
+VECTOR_FUNCTIONS = """
+from reactive_store import mutation, query, v
+
+@query(args={"repo": v.string()})
+async def near(ctx, repo):
+    hits = await ctx.vector_search("docs", "by_embedding", {
+        "vector": [1.0, 0.0], "limit": 2, "filter": lambda q: q.eq("repo", repo)})
+    return [round(h["_score"], 4) for h in hits]
+
+@mutation(args={"repo": v.string(), "embedding": v.optional(v.array(v.float64()))})
+async def add(ctx, repo, embedding=None):
+    doc = {"repo": repo, "title": "t"} | ({"embedding": embedding} if embedding else {})
+    return await ctx.db.insert("docs", doc)
+
+@mutation(args={"id": v.id("docs"), "fields": v.any()})
+async def patch(ctx, id, fields):
+    await ctx.db.patch(id, fields)
+"""
+
+
+async def test_vector_search_in_a_query_reruns_for_its_filter(
+        make_app: Any, deploy: Any, pgvector_url: str) -> None:
+    engine = await deploy(make_app({"schema/__init__.py": VECTOR_SCHEMA,
+                                    "functions/docs.py": VECTOR_FUNCTIONS}), url=pgvector_url)
+    live = Live(engine)
+    first = await live.write("docs:add", {"repo": "a", "embedding": [0.0, 1.0]})
+    q = await live.subscribe("docs:near", {"repo": "a"})
+    assert q.value == [0.0]
+    await expect(live, q, "docs:add", {"repo": "b", "embedding": [1.0, 0.0]}, 0)
+    await expect(live, q, "docs:add", {"repo": "a"}, 0)  # no vector: not in the index
+    await expect(live, q, "docs:patch", {"id": first, "fields": {"title": "u"}}, 0)
+    await expect(live, q, "docs:add", {"repo": "a", "embedding": [1.0, 0.0]}, 1)
+    assert q.value == [1.0, 0.0]
+    await expect(live, q, "docs:patch", {"id": first, "fields": {"embedding": [1.0, 1.0]}}, 1)
+    assert q.value == [1.0, 0.7071]
