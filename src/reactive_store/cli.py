@@ -97,6 +97,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         namespace=ns.db_schema,
         engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout)),
         admin_key=admin_key,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
 
 

@@ -52,6 +52,7 @@ class Settings:
     job_retention_s: float = 7 * 24 * 3600.0  # finished scheduled functions kept (as Convex)
     sockets: SocketLimits = field(default_factory=SocketLimits)
     max_request_bytes: int = 16 * 1024 * 1024  # HTTP request bodies (413 above)
+    progress: Callable[[str], None] | None = None  # hears about long index backfills
 
 
 def redact_url(url: str) -> str:
@@ -118,7 +119,7 @@ class Deployment:
                 self.database_label = redact_url(url)
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
-                with_system_tables(self.app.schema), document_from_row)
+                with_system_tables(self.app.schema), document_from_row, s.progress)
         except BaseException:
             await self.store.close()
             await self._stop_embedded()
@@ -135,7 +136,8 @@ class Deployment:
             try:
                 if app.schema.to_json() != old.schema.to_json():
                     report.schema = await self.store.push_schema(
-                        with_system_tables(app.schema), document_from_row)
+                        with_system_tables(app.schema), document_from_row,
+                        self.settings.progress)
                     self.push_report = report.schema
             except BaseException:
                 self.source.revert(old)
