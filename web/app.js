@@ -3,6 +3,7 @@
 import { SyncClient } from "./sync.js";
 import { $, clockTime, errorText, h, items, showError, timeAgo } from "./dom.js";
 import { Board } from "./board.js";
+import { MessageSearch, highlight } from "./search.js";
 
 const USER_KEY = "workbench.userId";
 const DEFAULT_USER = "demo-user";
@@ -12,6 +13,10 @@ const client = new SyncClient();
 const board = new Board(client, $("#board-panel"), {
   userId: () => state.userId,
   onCount: (n) => { $("#count-board").textContent = n ? String(n) : ""; },
+});
+const search = new MessageSearch(client, {
+  render: (m, query) => renderMessage(m, query),
+  onActive: (active) => { $("#messages-scroll").hidden = active; },
 });
 window.workbench = { client };  // handy in the console
 
@@ -139,6 +144,7 @@ function openSession(sessionId) {
   $("#welcome").hidden = sessionId !== null;
   $("#session").hidden = sessionId === null;
   board.setSession(sessionId);
+  search.setSession(sessionId);
   showError($("#chat-error"), "");
   showMissing(null);
   if (sessionId === null) return;
@@ -185,7 +191,8 @@ function renderSessionHead() {
 
 const ROLE_NAMES = { user: "User", assistant: "Assistant", system: "System" };
 
-function renderMessage(m) {
+/** One message; with `query`, the words it matches are highlighted (search results). */
+function renderMessage(m, query = "") {
   if (m.pending) {
     return h("li", { class: `message ${m.role} pending` },
       m.role === "system" ? null : h("span", { class: "avatar", "aria-hidden": "true" },
@@ -195,9 +202,10 @@ function renderMessage(m) {
         h("div", { class: "message-body" }, m.content)));
   }
   const time = m.createdAt ?? m._creationTime;
+  const body = query ? highlight(m.content, query) : m.content;
   if (m.role === "system") {
     return h("li", { class: "message system", dataset: { id: m._id } },
-      h("div", { class: "message-body" }, m.content),
+      h("div", { class: "message-body" }, body),
       h("time", { title: new Date(time).toLocaleString() }, clockTime(time)));
   }
   return h("li", { class: `message ${m.role}`, dataset: { id: m._id } },
@@ -206,7 +214,7 @@ function renderMessage(m) {
       h("div", { class: "message-head" },
         h("span", { class: "message-role" }, ROLE_NAMES[m.role] ?? m.role),
         h("time", { title: new Date(time).toLocaleString() }, clockTime(time))),
-      h("div", { class: "message-body" }, m.content)));
+      h("div", { class: "message-body" }, body)));
 }
 
 function renderMessages() {
@@ -215,7 +223,7 @@ function renderMessages() {
   const messages = state.messages ?? [];
   const pending = state.pending.filter((p) => p.sessionId === state.sessionId);
   const list = $("#messages");
-  const rows = [...messages, ...pending].map(renderMessage);
+  const rows = [...messages, ...pending].map((m) => renderMessage(m));
   if (messages.length >= LIST_LIMIT) {
     rows.unshift(h("li", { class: "history-note" }, `Showing the latest ${LIST_LIMIT} messages`));
   }
