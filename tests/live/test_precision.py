@@ -187,6 +187,13 @@ async def find(ctx, text, session, n):
         "search_body", lambda q: q.search("body", text).eq("session", session)).take(int(n))
     return [[d["body"], d["pinned"]] for d in docs]
 
+@query(args={"text": v.string(), "n": v.float64()})
+async def page(ctx, text, n):
+    r = await ctx.db.query("notes").with_search_index(
+        "search_body", lambda q: q.search("body", text)).paginate({"numItems": int(n),
+                                                                    "cursor": None})
+    return [d["_id"] for d in r["page"]]
+
 @mutation(args={"body": v.string(), "session": v.string()})
 async def add(ctx, body, session):
     return await ctx.db.insert("notes", {"body": body, "session": session, "pinned": False})
@@ -255,6 +262,17 @@ async def test_search_patches_and_deletes(searching: Live) -> None:
     await expect(live, q, "notes:remove", {"id": ids[2]}, 0)
     await expect(live, q, "notes:remove", {"id": returned}, 1)
     assert q.value == []
+
+
+
+async def test_search_page_reads_only_what_it_returned(searching: Live) -> None:
+    live = searching
+    ids = list(live.ids.values())  # deploy failed, deploy again, lunch menu, deploy staging
+    q = await live.subscribe("notes:page", {"text": "deploy", "n": 2.0})
+    assert len(q.value) == 2
+    (beyond,) = {ids[0], ids[1], ids[3]} - set(q.value)
+    await expect(live, q, "notes:patch", {"id": beyond, "fields": {"pinned": True}}, 0)
+    await expect(live, q, "notes:patch", {"id": q.value[1], "fields": {"pinned": True}}, 1)
 
 
 VECTOR_SCHEMA = """

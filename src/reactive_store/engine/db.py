@@ -110,19 +110,17 @@ class TransactionReads:
         """A read of a search or vector index's synthetic keyspace (`search_index`)."""
         self._synthetic.append((table, index, interval))
 
-    async def documents(self, table: str, doc_ids: list[str]) -> list[Document]:
-        """The documents with these ids, in that order (each read as a `get` would be)."""
+    async def documents(self, table: str, doc_ids: list[str]) -> dict[str, Document]:
+        """The documents with these ids that exist, by id (not yet in the read set: the
+        caller records each one it examines with `record_get`)."""
         self.usage.range_read()
         rows = await self.tx.get_many(table, doc_ids)
         self.usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
-        by_id = {r.id: r for r in rows}
-        out = []
-        for doc_id in doc_ids:
-            self._points.append((table, id_key(doc_id)))
-            row = by_id.get(doc_id)
-            if row is not None:
-                out.append(document_from_row(row.id, row.creation_time, row.doc))
-        return out
+        return {r.id: document_from_row(r.id, r.creation_time, r.doc) for r in rows}
+
+    def record_get(self, table: str, doc_id: str) -> None:
+        """A document read by id, as `get` records it."""
+        self._points.append((table, id_key(doc_id)))
 
     async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
                    limit: int) -> list[tuple[bytes, Document]]:

@@ -47,7 +47,9 @@ class SearchReader(Protocol):
 
     def record_interval(self, table: str, index: str, interval: Interval) -> None: ...
 
-    async def documents(self, table: str, doc_ids: list[str]) -> list[Document]: ...
+    async def documents(self, table: str, doc_ids: list[str]) -> dict[str, Document]: ...
+
+    def record_get(self, table: str, doc_id: str) -> None: ...
 
 
 class SearchFilter:
@@ -174,9 +176,11 @@ class SearchQuery:
         start, batch = 0, _FIRST_BATCH
         while start < len(hits):
             chunk = hits[start:start + batch]
-            docs = {d["_id"]: d for d in await self._reader.documents(
-                self._table, [h.doc_id for h in chunk])}
+            docs = await self._reader.documents(self._table, [h.doc_id for h in chunk])
             for hit in chunk:
+                # Only what is examined is read: a page of 3 out of a fetched chunk of 16
+                # does not re-run when the 4th document changes.
+                self._reader.record_get(self._table, hit.doc_id)
                 doc = docs.get(hit.doc_id)
                 if doc is not None and await self._matches(doc):
                     yield hit, doc
