@@ -159,8 +159,10 @@ class Deployment:
                 await self.store.prune(s.commit_retention_s, s.request_retention_s)
                 if s.run_jobs:
                     await self.job_retention.prune()
+                await self.store.compact_search_stats()
             except Exception:
-                log.exception("pruning the commit log or finished jobs failed")
+                log.exception("pruning the commit log or finished jobs, or compacting search "
+                              "statistics, failed")
 
     async def stop(self) -> None:
         """Stop the jobs (letting running ones finish, bounded), the streams, the store."""

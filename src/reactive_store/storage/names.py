@@ -18,16 +18,25 @@ def ident(name: str) -> str:
 
 @dataclass(frozen=True)
 class SideTable:
-    """The table of a search or vector index: raw names (for COPY), its quoted form, and
-    for a vector index how it is stored ("pgvector" or "exact")."""
+    """The table of a search or vector index: raw names (for COPY), its quoted form, its
+    kind ("search" or "vector"), its number of filter columns, and for a vector index how
+    it is stored ("pgvector" or "exact")."""
 
     schema: str
     name: str
+    kind: str = "search"
+    filters: int = 0
     backend: str = ""
 
     @property
     def sql(self) -> str:
         return f"{ident(self.schema)}.{ident(self.name)}"
+
+    @property
+    def stats(self) -> SideTable:
+        """A search index's corpus statistics: (n, total length) deltas per filter values."""
+        raw = ident(self.name + "_stats")[1:-1].replace('""', '"')
+        return SideTable(self.schema, raw, "stats", self.filters)
 
 
 class Names:
@@ -58,7 +67,8 @@ class Names:
     def index_name(table: str, index: str) -> str:
         return ident(f"{table}__{index}")
 
-    def side_table(self, kind: str, table: str, index: str, backend: str = "") -> SideTable:
+    def side_table(self, kind: str, table: str, index: str, filters: int = 0,
+                   backend: str = "") -> SideTable:
         """`_search_<table>__<index>` or `_vector_<table>__<index>` in this schema."""
         raw = ident(f"_{kind}_{table}__{index}")[1:-1].replace('""', '"')
-        return SideTable(self.namespace, raw, backend)
+        return SideTable(self.namespace, raw, kind, filters, backend)

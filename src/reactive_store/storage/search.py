@@ -68,11 +68,22 @@ class SearchEntry:
         return rows
 
 
+def _stats_delta(side: SideTable, first: int) -> str:
+    """An INSERT of one (n, total, filters...) delta row, parameters from `$first` on."""
+    filters = filter_columns(side.filters)
+    values = ", ".join(f"${first + i}" for i in range(2 + side.filters))
+    return f"INSERT INTO {side.stats.sql} (n, total{''.join(', ' + f for f in filters)}) " \
+           f"VALUES ({values})"
+
+
 async def write_entry(tx: Statements, side: SideTable, doc_id: str,
                       old: SearchEntry | None, new: SearchEntry | None) -> None:
-    """Replace a document's rows in one search index (old None: an insert)."""
+    """Replace a document's rows in one search index (old None: an insert), and add the
+    change to the corpus statistics (one delta row per version)."""
     if old is not None:
-        await tx.execute(f"DELETE FROM {side.sql} WHERE doc_id = $1", doc_id)
+        await tx.execute(
+            f"WITH gone AS (DELETE FROM {side.sql} WHERE doc_id = $1) {_stats_delta(side, 2)}",
+            doc_id, -1, -old.postings.length, *old.filters)
     if new is None:
         return
     filters = filter_columns(len(new.filters))
@@ -80,10 +91,50 @@ async def write_entry(tx: Statements, side: SideTable, doc_id: str,
     consts = "".join(f", ${i + 5}" for i in range(len(filters)))
     terms = [DOC_TERM, *new.postings.frequencies]
     tfs = [0, *new.postings.frequencies.values()]
+    delta = _stats_delta(side, 5 + len(filters))
     await tx.execute(
-        f"INSERT INTO {side.sql} ({columns}) SELECT $1, t, f, $4{consts} "
+        f"WITH added AS ({delta}) INSERT INTO {side.sql} ({columns}) SELECT $1, t, f, $4{consts} "
         "FROM unnest($2::text[], $3::int[]) AS u(t, f)",
-        doc_id, terms, tfs, new.postings.length, *new.filters)
+        doc_id, terms, tfs, new.postings.length, *new.filters, 1, new.postings.length,
+        *new.filters)
+
+
+class Connection(Protocol):
+    """A connection outside any transaction, or a transaction's (asyncpg's `execute`)."""
+
+    async def execute(self, sql: str, *args: Any) -> Any: ...
+
+
+async def create_stats(conn: Connection, side: SideTable) -> None:
+    """The statistics table of a freshly filled postings table: one row per filter values."""
+    filters = filter_columns(side.filters)
+    stats = side.stats.sql
+    await conn.execute(f"""CREATE TABLE {stats} (n bigint NOT NULL, total bigint NOT NULL
+        {''.join(f', {f} bytea NOT NULL' for f in filters)})""")
+    for f in filters:
+        await conn.execute(f"CREATE INDEX ON {stats} ({f})")
+    await compact_stats(conn, side, source=f"SELECT 1 AS n, len AS total"
+                        f"{''.join(', ' + f for f in filters)} FROM {side.sql} WHERE term = ''")
+
+
+async def compact_stats(conn: Connection, side: SideTable, source: str | None = None) -> None:
+    """Fold a search index's statistics deltas into one row per filter values (or, with
+    `source`, fill the table from those rows).
+
+    One statement: a search sees the rows before or after it, and their sums are equal.
+    Deltas committed while it runs are not in its snapshot and stay for the next time.
+    """
+    filters = filter_columns(side.filters)
+    columns = "".join(", " + f for f in filters)
+    group = f" GROUP BY {', '.join(filters)}" if filters else ""
+    stats = side.stats.sql
+    prefix = ""
+    if source is None:
+        prefix = f"WITH gone AS (DELETE FROM {stats} RETURNING *) "
+        source = "SELECT * FROM gone"
+    await conn.execute(
+        f"{prefix}INSERT INTO {stats} (n, total{columns}) SELECT sum(n), sum(total){columns} "
+        f"FROM ({source}) AS s{group} HAVING sum(n) <> 0 OR sum(total) <> 0")
 
 
 @dataclass(frozen=True)
@@ -107,12 +158,14 @@ def ranking_statement(side: SideTable, query: QueryTerms, filters: dict[int, byt
         args.append(query.prefix)
         p = f"${len(args)}"
         match = f"({match} OR (term >= {p} AND term < {p} || chr(1114111)))"
-    # The corpus is the documents the filter selects: N and the average length are counted
-    # on their per-document rows, each term's document frequency on its matching rows.
+    # The corpus is the documents the filter selects: N and the average length are summed
+    # from the statistics rows of their filter values, each term's document frequency is
+    # counted on its matching rows.
     sql = f"""
     WITH corpus AS (
-        SELECT count(*)::float8 AS n, coalesce(avg(len), 0)::float8 AS avgdl
-        FROM {side.sql} WHERE term = ''{where}),
+        SELECT coalesce(sum(n), 0)::float8 AS n,
+               coalesce(sum(total)::float8 / nullif(sum(n), 0), 0) AS avgdl
+        FROM {side.stats.sql} WHERE true{where}),
     hits AS (
         SELECT doc_id, term, tf, len,
                CASE WHEN term = ANY($1::text[]) THEN 1.0 ELSE {PREFIX_WEIGHT} END AS w

@@ -15,7 +15,7 @@ from reactive_store.errors import SchemaError, ValidationError
 from reactive_store.schema import Schema, SearchIndex, VectorIndex
 from reactive_store.storage.ddl import BACKFILL_BATCH, MAX_REPORTED_IDS, PushReport, RowDecoder
 from reactive_store.storage.names import Names, SideTable
-from reactive_store.storage.search import SearchEntry, filter_columns
+from reactive_store.storage.search import SearchEntry, create_stats, filter_columns
 from reactive_store.storage.vectors import (
     HNSW_MAX_DIMENSIONS,
     VectorBackend,
@@ -56,11 +56,12 @@ async def push_search_indexes(conn: asyncpg.Connection, n: Names, schema: Schema
             text = json.dumps(definition, sort_keys=True)
             key = (table_name, index.name)
             wanted.add(key)
-            side = n.side_table(kind, table_name, index.name, definition.get("backend", ""))
+            side = n.side_table(kind, table_name, index.name, len(index.filter_fields),
+                                definition.get("backend", ""))
             report.side_tables[key] = side
             if stored.get(key) == (kind, text):
                 continue
-            await conn.execute(f"DROP TABLE IF EXISTS {side.sql}")
+            await conn.execute(f"DROP TABLE IF EXISTS {side.sql}, {side.stats.sql}")
             if isinstance(index, SearchIndex):
                 await _build_search(conn, n, table_name, index, side, decode_row, progress)
             else:
@@ -78,7 +79,7 @@ async def push_search_indexes(conn: asyncpg.Connection, n: Names, schema: Schema
     for (table_name, index_name), (kind, _) in stored.items():
         if (table_name, index_name) not in wanted:
             side = n.side_table(kind, table_name, index_name)
-            await conn.execute(f"DROP TABLE IF EXISTS {side.sql}")
+            await conn.execute(f"DROP TABLE IF EXISTS {side.sql}, {side.stats.sql}")
             await conn.execute(f"DELETE FROM {_registry(n)} WHERE table_name = $1 AND "
                                "index_name = $2", table_name, index_name)
             report.retired_indexes.append(f"{table_name}.{index_name}")
@@ -158,6 +159,7 @@ async def _build_search(conn: asyncpg.Connection, n: Names, table: str, index: S
     await conn.execute(f"CREATE INDEX ON {side.sql} (doc_id)")
     for f in filters:
         await conn.execute(f"CREATE INDEX ON {side.sql} ({f}, term)")
+    await create_stats(conn, side)
     await conn.execute(f"ANALYZE {side.sql}")
 
 

@@ -18,6 +18,7 @@ from reactive_store.schema import BY_ID, Schema
 from reactive_store.storage.ddl import PushReport, RowDecoder, push_schema
 from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
+from reactive_store.storage.search import compact_stats
 from reactive_store.storage.search_ddl import push_search_indexes
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,13 @@ class Store:
         await self._pool.execute(
             f"DELETE FROM {n.system('mutations')} WHERE committed_at < now() - make_interval("
             "secs => $1)", mutations_older_than_s)
+
+    async def compact_search_stats(self) -> None:
+        """Fold each search index's statistics deltas (a row per write) into a row per
+        filter values, so a search sums few rows (`storage/search.py`)."""
+        for side in list(self.names.side_tables.values()):
+            if side.kind == "search":
+                await compact_stats(self._pool, side)
 
     async def drop(self) -> None:
         """Drop the whole deployment schema (tests and `reset` only)."""
