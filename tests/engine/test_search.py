@@ -86,6 +86,22 @@ async def misuse(ctx, case):
     if case == "twice":
         return await q.with_search_index(
             "search_body", lambda q: q.search("body", "a").search("body", "b")).take(1)
+    if case == "text":
+        return await q.with_search_index("search_body", lambda q: q.search("body", 5)).take(1)
+    if case == "eqtwice":
+        return await q.with_search_index(
+            "search_body", lambda q: q.search("body", "a").eq("session", "x").eq("session", "y")
+        ).take(1)
+    if case == "late":
+        return await q.order("desc").with_search_index(
+            "search_body", lambda q: q.search("body", "a")).take(1)
+    if case == "options":
+        return await q.with_search_index(
+            "search_body", lambda q: q.search("body", "a")).paginate({"cursor": None})
+    if case == "negative":
+        return await q.with_search_index("search_body", lambda q: q.search("body", "a")).take(-1)
+    if case == "notq":
+        return await q.with_search_index("search_body", lambda q: None).take(1)
     if case == "cursor":
         return await q.with_search_index(
             "search_body", lambda q: q.search("body", "a")).paginate(
@@ -195,6 +211,12 @@ async def _run(coro: Any) -> tuple[Any, Any]:
     ("order", "order() cannot be used with with_search_index()"),
     ("twice", "search() may be called once"),
     ("cursor", "is not a cursor of this search query"),
+    ("text", "search() takes a string, got 5"),
+    ("eqtwice", "two eq() on 'session'"),
+    ("late", "with_search_index() must come first, right after query()"),
+    ("options", "paginate() takes {'numItems': n, 'cursor': str | None}"),
+    ("negative", "take: expected a non-negative integer, got -1"),
+    ("notq", "the function must call q.search(field, text) and return its q"),
 ])
 async def test_errors_name_the_problem(engine: Any, case: str, message: str) -> None:
     with pytest.raises(QueryError) as raised:

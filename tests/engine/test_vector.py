@@ -79,6 +79,18 @@ async def misuse(ctx, case):
         return await ctx.vector_search("items", "by_embedding", {"vector": vec, "limit": 257})
     if case == "option":
         return await ctx.vector_search("items", "by_embedding", {"vector": vec, "k": 3})
+    if case == "novector":
+        return await ctx.vector_search("items", "by_embedding", {"limit": 3})
+    if case == "notcallable":
+        return await ctx.vector_search("items", "by_embedding", {"vector": vec, "filter": 3})
+    if case == "notexpr":
+        return await ctx.vector_search("items", "by_embedding",
+                                       {"vector": vec, "filter": lambda q: True})
+    if case == "emptyor":
+        return await ctx.vector_search("items", "by_embedding",
+                                       {"vector": vec, "filter": lambda q: q.or_()})
+    if case == "table":
+        return await ctx.vector_search("nope", "by_embedding", {"vector": vec})
     if case == "zero":
         return await ctx.vector_search("items", "by_embedding", {"vector": [0.0, 0.0, 0.0]})
 """
@@ -178,6 +190,11 @@ async def test_bad_vectors_are_refused_at_write_time(engine: Any, vector: Any,
     ("high", "limit must be an integer from 1 to 256, got 257"),
     ("option", "unknown option(s) ['k']"),
     ("zero", "a vector of zeros has no direction"),
+    ("novector", "options must be a dict with 'vector'"),
+    ("notcallable", "filter must be a function of q"),
+    ("notexpr", "the filter function must return q.eq(...) or q.or_(...)"),
+    ("emptyor", "or_() takes one or more q.eq(...) or q.or_(...) expressions"),
+    ("table", "no table named 'nope' in the schema"),
 ])
 async def test_errors_name_the_problem(engine: Any, case: str, message: str) -> None:
     with pytest.raises(QueryError) as raised:
