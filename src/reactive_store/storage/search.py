@@ -2,9 +2,10 @@
 and ranked with BM25 in one SQL statement.
 
 `_search_<table>__<index>(doc_id, term, tf, len, f0..fk)` holds one row per (document,
-distinct term) plus one row with the empty term per indexed document (its length; the
-corpus statistics are counted on those rows). `f0..fk` are the encoded values of the
-index's filter fields, so filtering is plain bytea equality.
+distinct term) plus one row with the empty term per indexed document (its length).
+`f0..fk` are the encoded values of the index's filter fields, so filtering is plain bytea
+equality. `<that table>_stats(n, total, f0..fk)` keeps the corpus statistics as delta rows
+(+1/-1 document, +/- its length) that `compact_stats` folds into one row per filter values.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ class Statements(Protocol):
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]: ...
 
+
 MAX_RESULTS = 1024  # Convex's limit on the documents one search query may rank
 K1, B = 1.2, 0.75  # BM25's parameters, at their usual values
 PREFIX_WEIGHT = 0.5  # a term that only extends the query's last term counts half
-DOC_TERM = ""  # the per-document row: its length, for N and the average length
+DOC_TERM = ""  # the per-document row, which holds its length
 
 
 def filter_columns(count: int) -> list[str]:
