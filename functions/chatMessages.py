@@ -1,5 +1,5 @@
 """Chat messages: append one (with file attachments) to a session, list a session's messages in
-order, remove one with its files, and hand out upload URLs for attachments."""
+order, search them, remove one with its files, and hand out upload URLs for attachments."""
 
 from typing import Any
 
@@ -132,3 +132,29 @@ async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = N
         for attachment in message.get("attachments", []):
             attachment["url"] = await ctx.storage.get_url(attachment["storageId"])
     return result
+
+
+SEARCH_LIMIT = 20
+MAX_SEARCH_LIMIT = 100
+
+
+@query(args={"sessionId": v.id("chat_sessions"), "text": v.string(),
+             "limit": v.optional(v.float64())})
+async def search(ctx: Any, sessionId: str, text: str, limit: float | None = None) -> Any:
+    """A session's messages that match `text`, best match first (live: the list updates
+    when a message with one of the words is added, edited or removed).
+
+    Any word of `text` matches, the last one also as the start of a word (typeahead);
+    case and punctuation are ignored. Relevance is BM25 over the session's messages.
+
+    Args: `sessionId`, `text`, `limit` (optional, default 20, at most 100).
+
+    Returns: a list of message documents (empty when `text` has no words).
+
+    Errors: `forbidden` when auth is configured and the session is not the caller's.
+    """
+    await check_session_read(ctx, sessionId)
+    n = max(1, min(int(limit or SEARCH_LIMIT), MAX_SEARCH_LIMIT))
+    return await ctx.db.query("chat_messages").with_search_index(
+        "search_content", lambda q: q.search("content", text).eq("sessionId", sessionId)
+    ).take(n)

@@ -1,9 +1,11 @@
-"""Work orders: create complete ones, the status machine, lists per session, get one."""
+"""Work orders: create complete ones, the status machine, lists per session, get one, and
+similar ones by embedding."""
 
 from typing import Any
 
 from reactive_store import ConvexError, mutation, query, v
 
+from ._embedding import DIMENSIONS, embed
 from ._lib import (
     PAGINATION,
     Doc,
@@ -49,6 +51,9 @@ async def create(ctx: Any, sessionId: str, workflowType: str, prompt: str, title
     work_order_args row each), `target` (`{targetRepo, targetBranch}`) and `links`
     (list of `{kind: github_issue | pr | commit, value}`; duplicates are stored once).
 
+    The order's `embedding` is computed from its title and prompt (functions/_embedding.py,
+    a stand-in for a model; `setEmbedding` replaces it).
+
     Returns: the new work order's id.
 
     Errors: `not_found` when the session does not exist (nothing is written);
@@ -56,10 +61,13 @@ async def create(ctx: Any, sessionId: str, workflowType: str, prompt: str, title
     """
     await session_for(ctx, sessionId)
     now = ctx.now()
-    order_id: str = await ctx.db.insert("work_orders", {
-        "sessionId": sessionId, "workflowType": workflowType, "prompt": prompt,
-        "title": title, "status": status, "requestedBy": requestedBy,
-        "createdAt": now, "updatedAt": now})
+    doc: Doc = {"sessionId": sessionId, "workflowType": workflowType, "prompt": prompt,
+                "title": title, "status": status, "requestedBy": requestedBy,
+                "createdAt": now, "updatedAt": now}
+    vector = embed(f"{title} {prompt}")
+    if vector is not None:
+        doc["embedding"] = vector
+    order_id: str = await ctx.db.insert("work_orders", doc)
     for name, value in (args or {}).items():
         await set_arg(ctx, order_id, name, value)
     if target is not None:
@@ -139,3 +147,56 @@ async def get(ctx: Any, workOrderId: str) -> Doc:
         "by_order_kind", lambda r: r.eq("workOrderId", workOrderId)).collect()
     return {**order, "args": {a["name"]: a["value"] for a in args}, "target": target,
             "links": links}
+
+
+SIMILAR_LIMIT = 5
+SIMILAR_SESSIONS = 50  # the owner's most recently updated sessions that are searched
+
+
+@mutation(args={"workOrderId": v.id("work_orders"), "embedding": v.array(v.float64())})
+async def setEmbedding(ctx: Any, workOrderId: str, embedding: list[float]) -> None:
+    """Store a work order's embedding (from a real model, say), replacing the computed one.
+
+    Args: `workOrderId`, `embedding` (64 numbers, not all zero).
+
+    Errors: `not_found` when the work order does not exist; a validation error naming the
+    expected length when `embedding` does not have 64 numbers.
+    """
+    await order_for(ctx, workOrderId)
+    await ctx.db.patch(workOrderId, {"embedding": embedding})
+
+
+@query(args={"workOrderId": v.id("work_orders"), "limit": v.optional(v.float64())})
+async def similar(ctx: Any, workOrderId: str, limit: float | None = None) -> list[Doc]:
+    """Work orders most similar to this one (cosine similarity of their embeddings), from
+    the sessions of the same user; live: the list updates when an order in those sessions
+    is added or its embedding changes.
+
+    Args: `workOrderId`, `limit` (optional, default 5, at most 50).
+
+    Returns: a list of `{workOrder, score}` (the order document without its embedding,
+    and a similarity from -1 to 1), most similar first, the order itself left out; empty
+    when the order has no embedding.
+
+    Errors: `not_found` when the work order does not exist; `forbidden` when auth is
+    configured and its session is not the caller's.
+    """
+    order = await order_for(ctx, workOrderId)
+    vector = order.get("embedding")
+    session = await ctx.db.get(order["sessionId"])
+    if vector is None or session is None or len(vector) != DIMENSIONS:
+        return []
+    sessions = await ctx.db.query("chat_sessions").with_index(
+        "by_user_updated", lambda r: r.eq("userId", session["userId"])
+    ).order("desc").take(SIMILAR_SESSIONS)
+    n = max(1, min(int(limit or SIMILAR_LIMIT), 50))
+    hits = await ctx.vector_search("work_orders", "by_embedding", {
+        "vector": vector, "limit": n + 1,
+        "filter": lambda q: q.or_(*(q.eq("sessionId", s["_id"]) for s in sessions))})
+    out: list[Doc] = []
+    for hit in hits:
+        other = await ctx.db.get(hit["_id"])
+        if other is not None and other["_id"] != workOrderId and len(out) < n:
+            other.pop("embedding", None)
+            out.append({"workOrder": other, "score": hit["_score"]})
+    return out

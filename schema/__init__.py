@@ -2,13 +2,16 @@
 
 # Times are float64 milliseconds since the epoch; all numbers are float64.
 # Optional fields: chat_messages.metadata (tool calls) and chat_messages.attachments (files in
-# file storage, with the name they were uploaded under); turns.finalResponse
+# file storage, with the name they were uploaded under); work_orders.embedding (set from title
+# and prompt on create, or by setEmbedding); turns.finalResponse
 # (absent while a turn runs), turns.items and turns.usage (as the agent reports them);
 # worker_prs.notes; and the webhook bookkeeping fields error/nextAttemptAt/processedAt.
 # No function scans a whole table: each reads through one of these indexes
 # (work_orders.by_status_updated is for workers that poll orders by status).
 
 from reactive_store import define_schema, define_table, v
+
+EMBEDDING_DIMENSIONS = 64  # functions/_embedding.py makes vectors of this length
 
 ROLES = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
 ATTACHMENT = v.object({
@@ -34,7 +37,8 @@ schema = define_schema({
         "metadata": v.optional(v.any()),
         "attachments": v.optional(v.array(ATTACHMENT)),
         "createdAt": v.float64(),
-    }).index("by_session_created", ["sessionId", "createdAt"]),
+    }).index("by_session_created", ["sessionId", "createdAt"])
+      .search_index("search_content", search_field="content", filter_fields=["sessionId"]),
     "work_orders": define_table({
         "sessionId": v.id("chat_sessions"),
         "workflowType": v.string(),
@@ -44,8 +48,12 @@ schema = define_schema({
         "requestedBy": v.string(),
         "createdAt": v.float64(),
         "updatedAt": v.float64(),
+        "embedding": v.optional(v.array(v.float64())),
     }).index("by_session_created", ["sessionId", "createdAt"])
-      .index("by_status_updated", ["status", "updatedAt"]),
+      .index("by_status_updated", ["status", "updatedAt"])
+      # Exact search where the server has no pgvector: the demo's indexes are small.
+      .vector_index("by_embedding", vector_field="embedding", dimensions=EMBEDDING_DIMENSIONS,
+                    filter_fields=["sessionId"], exact_fallback=True),
     "work_order_args": define_table({
         "workOrderId": v.id("work_orders"),
         "name": v.string(),

@@ -31,6 +31,21 @@ def database_url() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pgvector_url(database_url: str) -> Iterator[str]:
+    """A Postgres with pgvector: the embedded one (it ships pgvector). When DATABASE_URL
+    names another server (which may lack it), one more embedded server for the session."""
+    if not os.environ.get("DATABASE_URL"):
+        yield database_url
+        return
+    from reactive_store.storage.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="rs-pgvector-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pgdata")
+        yield server.start()
+        server.stop()
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[[AppFiles], Path]:
     counter = iter(range(1000))
@@ -47,8 +62,8 @@ async def deploy(database_url: str) -> AsyncIterator[Callable[..., Any]]:
     started: list[Deployment] = []
 
     async def start(app_dir: Path, *, namespace: str | None = None,
-                    config: EngineConfig | None = None) -> Engine:
-        deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
+                    config: EngineConfig | None = None, url: str | None = None) -> Engine:
+        deployment = Deployment(Settings(app_dir=app_dir, database_url=url or database_url,
                                          namespace=namespace or new_namespace(),
                                          engine=config or EngineConfig(), pool_size=12))
         engine = await deployment.start()

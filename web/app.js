@@ -3,6 +3,7 @@
 import { SyncClient } from "./sync.js";
 import { $, clockTime, errorText, h, items, showError, timeAgo } from "./dom.js";
 import { Board } from "./board.js";
+import { MessageSearch, highlight } from "./search.js";
 
 const USER_KEY = "workbench.userId";
 const DEFAULT_USER = "demo-user";
@@ -14,6 +15,10 @@ const client = new SyncClient();
 const board = new Board(client, $("#board-panel"), {
   userId: () => state.userId,
   onCount: (n) => { $("#count-board").textContent = n ? String(n) : ""; },
+});
+const search = new MessageSearch(client, {
+  render: (m, query) => renderMessage(m, query),
+  onActive: (active) => { $("#messages-scroll").hidden = active; },
 });
 window.workbench = { client };  // handy in the console
 
@@ -142,6 +147,7 @@ function openSession(sessionId) {
   $("#welcome").hidden = sessionId !== null;
   $("#session").hidden = sessionId === null;
   board.setSession(sessionId);
+  search.setSession(sessionId);
   showError($("#chat-error"), "");
   showMissing(null);
   state.files = [];
@@ -238,7 +244,8 @@ function body(content) {
   return content ? h("div", { class: "message-body" }, content) : null;
 }
 
-function renderMessage(m) {
+/** One message; with `query`, the words it matches are highlighted (search results). */
+function renderMessage(m, query = "") {
   if (m.pending) {
     return h("li", { class: `message ${m.role} pending` },
       m.role === "system" ? null : h("span", { class: "avatar", "aria-hidden": "true" },
@@ -249,9 +256,10 @@ function renderMessage(m) {
         body(m.content), pendingAttachments(m.files)));
   }
   const time = m.createdAt ?? m._creationTime;
+  const text = query ? highlight(m.content, query) : m.content;
   if (m.role === "system") {
     return h("li", { class: "message system", dataset: { id: m._id } },
-      h("div", { class: "message-body" }, m.content), renderAttachments(m.attachments),
+      h("div", { class: "message-body" }, text), renderAttachments(m.attachments),
       h("time", { title: new Date(time).toLocaleString() }, clockTime(time)));
   }
   return h("li", { class: `message ${m.role}`, dataset: { id: m._id } },
@@ -260,7 +268,7 @@ function renderMessage(m) {
       h("div", { class: "message-head" },
         h("span", { class: "message-role" }, ROLE_NAMES[m.role] ?? m.role),
         h("time", { title: new Date(time).toLocaleString() }, clockTime(time))),
-      body(m.content), renderAttachments(m.attachments)));
+      body(text), renderAttachments(m.attachments)));
 }
 
 function renderMessages() {
@@ -269,7 +277,7 @@ function renderMessages() {
   const messages = state.messages ?? [];
   const pending = state.pending.filter((p) => p.sessionId === state.sessionId);
   const list = $("#messages");
-  const rows = [...messages, ...pending].map(renderMessage);
+  const rows = [...messages, ...pending].map((m) => renderMessage(m));
   if (messages.length >= LIST_LIMIT) {
     rows.unshift(h("li", { class: "history-note" }, `Showing the latest ${LIST_LIMIT} messages`));
   }

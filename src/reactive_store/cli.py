@@ -172,6 +172,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         engine=EngineConfig(limits=Limits(function_seconds=ns.function_timeout),
                             files=_file_limits(ns), public_url=_public_url(ns)),
         admin_key=admin_key,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
 
 

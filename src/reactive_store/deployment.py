@@ -54,6 +54,7 @@ class Settings:
     run_jobs: bool = True  # run scheduled functions and crons in this process
     job_concurrency: int = 8  # scheduled functions running at once
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
+    progress: Callable[[str], None] | None = None  # hears about long index backfills
 
 
 def redact_url(url: str) -> str:
@@ -125,7 +126,7 @@ class Deployment:
                 self.database_label = redact_url(url)
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
-                with_system_tables(self.app.schema), document_from_row)
+                with_system_tables(self.app.schema), document_from_row, s.progress)
             await self.engine.files.start(s.file_pool_size)
         except BaseException:
             await self.engine.files.stop()
@@ -144,7 +145,8 @@ class Deployment:
             try:
                 if app.schema.to_json() != old.schema.to_json():
                     report.schema = await self.store.push_schema(
-                        with_system_tables(app.schema), document_from_row)
+                        with_system_tables(app.schema), document_from_row,
+                        self.settings.progress)
                     self.push_report = report.schema
             except BaseException:
                 self.source.revert(old)
@@ -189,8 +191,10 @@ class Deployment:
                                        s.limits.request_retention_s)
                 if s.run_jobs:
                     await self.job_retention.prune()
+                await self.store.compact_search_stats()
             except Exception:
-                log.exception("pruning the commit log or finished jobs failed")
+                log.exception("pruning the commit log or finished jobs, or compacting search "
+                              "statistics, failed")
 
     async def stop(self) -> None:
         """Stop the jobs (letting running ones finish, bounded), the streams, the store."""

@@ -18,6 +18,9 @@ SYSTEM_FIELDS = ("_id", "_creationTime")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # A Postgres btree entry must fit in a third of a page; keep keys well below that.
 MAX_INDEX_KEY_BYTES = 2000
+# Search and vector indexes (Convex's limits).
+MAX_FILTER_FIELDS = 16
+MIN_DIMENSIONS, MAX_DIMENSIONS = 2, 4096
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,96 @@ class Index:
         return (*self.fields, "_creationTime")
 
 
+@dataclass(frozen=True)
+class SearchIndex:
+    """A full-text index over one string field, with equality filters on `filter_fields`."""
+
+    name: str
+    search_field: str
+    filter_fields: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"searchField": self.search_field, "filterFields": list(self.filter_fields)}
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    """A nearest-neighbour index over one array-of-float64 field of `dimensions` numbers.
+
+    `exact_fallback` lets the index work on a Postgres without pgvector, by exact search.
+    """
+
+    name: str
+    vector_field: str
+    dimensions: int
+    filter_fields: tuple[str, ...]
+    exact_fallback: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"vectorField": self.vector_field, "dimensions": self.dimensions,
+                "filterFields": list(self.filter_fields), "exactFallback": self.exact_fallback}
+
+
+def _check_field(index: str, role: str, name: Any) -> str:
+    if not isinstance(name, str) or not name or name.startswith("_"):
+        raise SchemaError(f"index {index!r}: {role} must be a field name, got {name!r}")
+    return name
+
+
+def _check_filter_fields(index: str, fields: Any) -> tuple[str, ...]:
+    if not isinstance(fields, list | tuple):
+        raise SchemaError(f"index {index!r}: filter_fields must be a list of field names")
+    if len(fields) > MAX_FILTER_FIELDS:
+        raise SchemaError(f"index {index!r}: at most {MAX_FILTER_FIELDS} filter fields")
+    if len(set(fields)) != len(fields):
+        raise SchemaError(f"index {index!r}: a filter field appears twice")
+    return tuple(_check_field(index, "a filter field", f) for f in fields)
+
+
 @dataclass
 class TableDefinition:
-    """`define_table({...})`: a document validator plus named indexes."""
+    """`define_table({...})`: a document validator plus named indexes (database, search and
+    vector indexes share one namespace per table)."""
 
     validator: Validator
     indexes: dict[str, Index] = field(default_factory=dict)
+    search_indexes: dict[str, SearchIndex] = field(default_factory=dict)
+    vector_indexes: dict[str, VectorIndex] = field(default_factory=dict)
 
-    def index(self, name: str, fields: list[str] | tuple[str, ...]) -> TableDefinition:
+    def _new_name(self, name: Any) -> str:
         if not isinstance(name, str) or not _NAME.match(name) or name in (BY_ID, BY_CREATION_TIME):
             raise SchemaError(f"invalid index name {name!r}")
-        if name in self.indexes:
+        if name in self.indexes or name in self.search_indexes or name in self.vector_indexes:
             raise SchemaError(f"index {name!r} is declared twice")
+        return name
+
+    def search_index(self, name: str, *, search_field: str,
+                     filter_fields: list[str] | tuple[str, ...] = ()) -> TableDefinition:
+        """A full-text search index: `search_field` is tokenised, `filter_fields` can be
+        used with `.eq(...)` in `with_search_index`."""
+        self._new_name(name)
+        field_name = _check_field(name, "search_field", search_field)
+        self.search_indexes[name] = SearchIndex(name, field_name,
+                                                _check_filter_fields(name, filter_fields))
+        return self
+
+    def vector_index(self, name: str, *, vector_field: str, dimensions: int,
+                     filter_fields: list[str] | tuple[str, ...] = (),
+                     exact_fallback: bool = False) -> TableDefinition:
+        """A vector index (cosine similarity) over `vector_field`, `dimensions` long."""
+        self._new_name(name)
+        field_name = _check_field(name, "vector_field", vector_field)
+        if (not isinstance(dimensions, int) or isinstance(dimensions, bool)
+                or not MIN_DIMENSIONS <= dimensions <= MAX_DIMENSIONS):
+            raise SchemaError(f"index {name!r}: dimensions must be an integer from "
+                              f"{MIN_DIMENSIONS} to {MAX_DIMENSIONS}, got {dimensions!r}")
+        self.vector_indexes[name] = VectorIndex(
+            name, field_name, dimensions, _check_filter_fields(name, filter_fields),
+            bool(exact_fallback))
+        return self
+
+    def index(self, name: str, fields: list[str] | tuple[str, ...]) -> TableDefinition:
+        self._new_name(name)
         if not isinstance(fields, list | tuple) or not fields:
             raise SchemaError(f"index {name!r}: fields must be a non-empty list of field names")
         for f in fields:
@@ -105,6 +186,10 @@ class Schema:
             name: {
                 "document": table.validator.to_json(),
                 "indexes": {i.name: list(i.fields) for i in table.indexes.values()},
+                **({"searchIndexes": {i.name: i.to_json() for i in table.search_indexes.values()}}
+                   if table.search_indexes else {}),
+                **({"vectorIndexes": {i.name: i.to_json() for i in table.vector_indexes.values()}}
+                   if table.vector_indexes else {}),
             }
             for name, table in self.tables.items()
         }
@@ -169,7 +254,9 @@ __all__ = [
     "MISSING",
     "Index",
     "Schema",
+    "SearchIndex",
     "TableDefinition",
+    "VectorIndex",
     "define_schema",
     "define_table",
 ]

@@ -158,3 +158,43 @@ async def test_env_through_a_server_needs_the_admin_key(
     code = await asyncio.to_thread(main, ["env", "set", "X" * 41, "v", "--admin-key", "the-key"])
     assert code == 1 and "longer than 40 characters" in capsys.readouterr().err
     assert await deployment.environment() == {"TOKEN": "t-1"}
+
+
+NOTES_SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({"notes": define_table({"body": v.string()})INDEX})
+"""
+NOTES_FUNCTIONS = """
+from reactive_store import mutation, query, v
+
+@mutation(args={"n": v.float64()})
+async def fill(ctx, n):
+    for i in range(int(n)):
+        await ctx.db.insert("notes", {"body": f"note {i}"})
+
+@query(args={})
+async def count(ctx):
+    return len(await ctx.db.query("notes").collect())
+"""
+
+
+async def test_a_long_backfill_prints_progress(tmp_path: Path, database_url: str,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from reactive_store.storage import search_ddl
+
+    monkeypatch.setattr(search_ddl, "PROGRESS_EVERY", 50)
+    monkeypatch.setattr(search_ddl, "BACKFILL_BATCH", 50)
+    app = write_app(tmp_path / "app", {"schema/__init__.py": NOTES_SCHEMA.replace("INDEX", ""),
+                                       "functions/notes.py": NOTES_FUNCTIONS})
+    base = ["--app", str(app), "--database-url", database_url, "--db-schema", new_namespace()]
+    assert await asyncio.to_thread(main, ["run", "notes:fill", '{"n": 120}', *base]) == 0
+    write_app(app, {"schema/__init__.py": NOTES_SCHEMA.replace(
+        "INDEX", '.search_index("s", search_field="body")')})
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["run", "notes:count", "{}", *base]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines() == ["backfilling search index notes.s: 50/120 documents",
+                                    "backfilling search index notes.s: 100/120 documents",
+                                    "backfilled search index notes.s: 120 documents"]
+    assert out.out.strip() == '"120"'  # an int64 prints as a string

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reactive_store.engine.db import DatabaseReader, DatabaseWriter
 from reactive_store.engine.environment import Environment
+from reactive_store.engine.vector import vector_search
 
 if TYPE_CHECKING:
     from reactive_store.engine.scheduler import ActionScheduler, Scheduler
@@ -37,6 +38,12 @@ class QueryCtx:
         self.env = env
         self.storage = storage
 
+    async def vector_search(self, table: str, index: str, options: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        """Nearest neighbours in this query's snapshot; the query re-runs when a document
+        matching the filter is written."""
+        return await vector_search(self.db.reads, table, index, options)
+
 
 class MutationCtx:
     """`ctx` of a mutation: read-write `db`, `auth`, `env`, `storage`, `scheduler`, and a
@@ -63,6 +70,11 @@ class MutationCtx:
         """Milliseconds since the epoch, now."""
         return time.time() * 1000.0
 
+    async def vector_search(self, table: str, index: str, options: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        """Nearest neighbours, read in this mutation's transaction."""
+        return await vector_search(self.db.reads, table, index, options)
+
     def now(self) -> float:
         """Milliseconds since the epoch, fixed for this attempt."""
         return self._now
@@ -80,6 +92,9 @@ class FunctionCalls(Protocol):
     async def mutation(self, fn: Any, args: dict[str, Any]) -> Any: ...
 
     async def action(self, fn: Any, args: dict[str, Any]) -> Any: ...
+
+    async def vector_search(self, table: str, index: str, options: dict[str, Any]
+                            ) -> list[dict[str, Any]]: ...
 
 
 class ActionCtx:
@@ -104,3 +119,8 @@ class ActionCtx:
 
     async def run_action(self, fn: Any, args: dict[str, Any] | None = None) -> Any:
         return await self._calls.action(fn, args or {})
+
+    async def vector_search(self, table: str, index: str, options: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        """Nearest neighbours by cosine similarity: [{"_id", "_score"}], best first."""
+        return await self._calls.vector_search(table, index, options)

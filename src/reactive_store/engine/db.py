@@ -15,6 +15,7 @@ from reactive_store import values
 from reactive_store.engine.intervals import Interval
 from reactive_store.engine.query import Query, ScanRecord
 from reactive_store.engine.readset import ReadSet, WriteSet
+from reactive_store.engine.search_index import IndexWrites
 from reactive_store.engine.system_tables import is_internal, is_system
 from reactive_store.errors import InvalidIdError, QueryError, ValidationError, WriteError
 from reactive_store.ids import new_id, table_number_of
@@ -47,11 +48,14 @@ class TransactionReads:
         self._names = table_names
         self._scans: list[ScanRecord] = []
         self._points: list[tuple[str, bytes]] = []
+        self._synthetic: list[tuple[str, str, Interval]] = []  # search and vector reads
 
     def read_set(self) -> ReadSet:
         reads = ReadSet()
         for table, key in self._points:
             reads.record(table, BY_ID, Interval.point(key))
+        for table, keyspace, synthetic in self._synthetic:
+            reads.record(table, keyspace, synthetic)
         for scan in self._scans:
             interval = scan.consumed()
             if interval is not None:
@@ -101,6 +105,22 @@ class TransactionReads:
 
     def record_scan(self, record: ScanRecord) -> None:
         self._scans.append(record)
+
+    def record_interval(self, table: str, index: str, interval: Interval) -> None:
+        """A read of a search or vector index's synthetic keyspace (`search_index`)."""
+        self._synthetic.append((table, index, interval))
+
+    async def documents(self, table: str, doc_ids: list[str]) -> dict[str, Document]:
+        """The documents with these ids that exist, by id (not yet in the read set: the
+        caller records each one it examines with `record_get`)."""
+        self.usage.range_read()
+        rows = await self.tx.get_many(table, doc_ids)
+        self.usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
+        return {r.id: document_from_row(r.id, r.creation_time, r.doc) for r in rows}
+
+    def record_get(self, table: str, doc_id: str) -> None:
+        """A document read by id, as `get` records it."""
+        self._points.append((table, id_key(doc_id)))
 
     async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
                    limit: int) -> list[tuple[bytes, Document]]:
@@ -243,7 +263,9 @@ class DatabaseWriter(DatabaseReader):
             self.reads.table_of_id(doc_id, table, system)  # raises unless an id of `table`
         stored = {"_id": doc_id, "_creationTime": time.time() * 1000.0, **fields}
         keys = index_keys(definition, stored)
+        indexes = IndexWrites.plan(table, definition, None, stored)
         await self.reads.tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
+        await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, keys)
         self.writes.add(table, BY_ID, id_key(doc_id))
         return doc_id
@@ -264,7 +286,9 @@ class DatabaseWriter(DatabaseReader):
         new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
         old_keys = index_keys(definition, old)
         new_keys = index_keys(definition, new)
+        indexes = IndexWrites.plan(table, definition, old, new)
         await self.reads.tx.update(table, old["_id"], raw, new_keys)
+        await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, old_keys)
         self._record_keys(table, new_keys)
         self.writes.add(table, BY_ID, id_key(old["_id"]))
@@ -322,6 +346,7 @@ class DatabaseWriter(DatabaseReader):
     async def _delete(self, doc_id: str, system: bool) -> None:
         table, definition, old = await self._load(doc_id, "delete", system)
         await self.reads.tx.delete(table, doc_id)
+        await IndexWrites.plan(table, definition, old, None).apply(self.reads.tx, self.writes)
         self.reads.usage.document_written(0)
         self._record_keys(table, index_keys(definition, old))
         self.writes.add(table, BY_ID, id_key(doc_id))

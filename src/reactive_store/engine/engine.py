@@ -34,6 +34,7 @@ from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.scheduler import ActionScheduler, Scheduler
 from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
 from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.engine.vector import vector_search
 from reactive_store.errors import (
     BadRequest,
     ConflictError,
@@ -404,3 +405,10 @@ class _ActionCalls:
 
     async def action(self, fn: Any, args: dict[str, Any]) -> Any:
         return (await self._engine.run_action(fn, args, self._identity, internal_ok=True)).value
+
+    async def vector_search(self, table: str, index: str, options: dict[str, Any]
+                            ) -> list[dict[str, Any]]:
+        async def search(db: DatabaseReader) -> list[dict[str, Any]]:
+            return await vector_search(db.reads, table, index, options)
+
+        return await self._engine.read(search)

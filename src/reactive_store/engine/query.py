@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reactive_store.engine.intervals import Interval
+from reactive_store.engine.search import SearchFilter, SearchQuery, SearchReader
 from reactive_store.errors import QueryError
 from reactive_store.keys import TOP, encode_tuple, encode_value, prefix_end, successor
 from reactive_store.schema import BY_CREATION_TIME, BY_ID, Index, TableDefinition, all_indexes
@@ -51,8 +52,9 @@ class ScanRecord:
         return Interval(self.lo, successor(self.last_key))
 
 
-class IndexReader(Protocol):
-    """What a Query needs from its transaction: tables, range values, and recorded scans."""
+class IndexReader(SearchReader, Protocol):
+    """What a Query needs from its transaction: tables, range values, and recorded scans
+    (and what a search needs, for `with_search_index`)."""
 
     def table_definition(self, table: str, system: bool = False) -> TableDefinition: ...
 
@@ -193,6 +195,14 @@ class Query:
                 raise QueryError("with_index(): the range function must return its q")
             self._range = result
         return self
+
+    def with_search_index(
+        self, name: str, build: Callable[[SearchFilter], SearchFilter]
+    ) -> SearchQuery:
+        """A full-text search: `lambda q: q.search(field, text).eq(filter_field, value)`."""
+        if self._index_chosen or self._range is not None or self._desc or self._filters:
+            raise QueryError("with_search_index() must come first, right after query()")
+        return SearchQuery(self._reader, self._table, self._definition, name, build)
 
     def order(self, direction: str) -> Query:
         if direction not in ("asc", "desc"):

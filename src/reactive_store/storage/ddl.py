@@ -4,7 +4,7 @@ changes the stored documents do not satisfy (listing their ids). Nothing is ever
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,13 +12,15 @@ import asyncpg
 
 from reactive_store.errors import SchemaError, ValidationError
 from reactive_store.schema import Schema, TableDefinition, all_indexes
-from reactive_store.storage.names import Names
+from reactive_store.storage.names import Names, SideTable
 
 MAX_REPORTED_IDS = 20
 BACKFILL_BATCH = 500
 
 # Decodes a stored row into the document that index keys are computed from.
 RowDecoder = Callable[[str, float, bytes], dict[str, Any]]
+# More of the push, run last inside its transaction (search and vector indexes).
+PushStep = Callable[[asyncpg.Connection, "PushReport"], Awaitable[None]]
 
 
 @dataclass
@@ -31,6 +33,7 @@ class PushReport:
     retired_tables: list[str] = field(default_factory=list)
     retired_indexes: list[str] = field(default_factory=list)
     table_numbers: dict[str, int] = field(default_factory=dict)
+    side_tables: dict[tuple[str, str], SideTable] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -154,7 +157,8 @@ def _index_ddl(n: Names, table: str, index: str) -> list[str]:
 
 
 async def push_schema(
-    conn: asyncpg.Connection, n: Names, schema: Schema, decode_row: RowDecoder
+    conn: asyncpg.Connection, n: Names, schema: Schema, decode_row: RowDecoder,
+    then: PushStep | None = None,
 ) -> PushReport:
     """Bring the database in line with `schema` in one transaction, or change nothing."""
     report = PushReport()
@@ -200,6 +204,8 @@ async def push_schema(
                     )
             await _push_indexes(conn, n, name, table, stored_indexes, report, decode_row)
         await _retire_removed(conn, n, schema, stored_tables, stored_indexes, report)
+        if then is not None:
+            await then(conn, report)
     return report
 
 

@@ -38,6 +38,8 @@ from reactive_store.storage.connections import (
 from reactive_store.storage.ddl import PushReport, RowDecoder, push_schema
 from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
+from reactive_store.storage.search import compact_stats
+from reactive_store.storage.search_ddl import push_search_indexes
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,7 @@ class Transaction:
                  throttle: Throttle | None = None) -> None:
         self._conn = conn
         self._n = names
+        self.names = names  # the deployment's SQL names (search modules find their tables)
         self._unavailable = throttle or Throttle()
         self._lock = asyncio.Lock()
         # Set on the first serialization failure or deadlock. Postgres has aborted the
@@ -186,6 +189,22 @@ class Transaction:
         sql = f"SELECT _id, _creation_time, doc FROM {self._n.table(table)} WHERE _id = $1"
         rec = await self._run(lambda: self._conn.fetchrow(sql, doc_id))
         return None if rec is None else Row(rec[0], rec[1], rec[2], None)
+
+    async def get_many(self, table: str, doc_ids: list[str]) -> list[Row]:
+        """The rows with these ids that exist, in no particular order."""
+        sql = (f"SELECT _id, _creation_time, doc FROM {self._n.table(table)} "
+               "WHERE _id = ANY($1::text[])")
+        recs = await self._run(lambda: self._conn.fetch(sql, doc_ids))
+        return [Row(r[0], r[1], r[2], None) for r in recs]
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        """One statement of another storage module (search, vectors), in this transaction."""
+        await self._run(lambda: self._conn.execute(sql, *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        """The rows of one query of another storage module, in this transaction."""
+        rows: list[Any] = await self._run(lambda: self._conn.fetch(sql, *args))
+        return rows
 
     async def lock(self, table: str, doc_id: str) -> Row | None:
         """The row, locked FOR UPDATE until the end of the transaction; None when it is
@@ -331,14 +350,22 @@ class Store:
             await self._connected.close()
             self._connected = None
 
-    async def push_schema(self, schema: Schema, decode_row: RowDecoder) -> PushReport:
+    async def push_schema(self, schema: Schema, decode_row: RowDecoder,
+                          progress: Callable[[str], None] | None = None) -> PushReport:
+        """Push `schema` (tables, indexes, search and vector indexes) in one transaction;
+        `progress` hears about long backfills."""
+
+        async def search_indexes(conn: asyncpg.Connection, report: PushReport) -> None:
+            await push_search_indexes(conn, self.names, schema, decode_row, report, progress)
+
         conn = await self._acquire()
         try:
-            report = await push_schema(conn, self.names, schema, decode_row)
+            report = await push_schema(conn, self.names, schema, decode_row, search_indexes)
         finally:
             await self._release(conn)
         self.table_numbers = dict(report.table_numbers)
         self.table_names = {n: t for t, n in self.table_numbers.items()}
+        self.names.side_tables = dict(report.side_tables)
         return report
 
     # -- connections ----------------------------------------------------------------------
@@ -489,6 +516,13 @@ class Store:
             total += deleted
             if deleted < PRUNE_BATCH:
                 return total
+
+    async def compact_search_stats(self) -> None:
+        """Fold each search index's statistics deltas (a row per write) into a row per
+        filter values, so a search sums few rows (`storage/search.py`)."""
+        for side in list(self.names.side_tables.values()):
+            if side.kind == "search":
+                await compact_stats(self._pool, side)
 
     async def drop(self) -> None:
         """Drop the whole deployment schema (tests and `reset` only)."""

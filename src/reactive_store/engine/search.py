@@ -1,0 +1,258 @@
+"""`with_search_index`: full-text search queries, ranked by BM25, consumed like any query.
+
+A search ranks at most 1,024 documents (Convex's limit) in one SQL statement, then hands
+them out best first; `take`, `first`, `unique`, `collect`, `paginate` and `async for`
+work as on index queries, `filter` narrows what is handed out. Its read set is recorded
+in the index's synthetic keyspace (see `search_index`): one point per exact term and one
+range for the last term's prefix, under its filter values, plus the `by_id` point of each
+document it examined, so a write to a returned document's other fields re-runs it too.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import orjson
+
+from reactive_store.engine.intervals import Interval
+from reactive_store.engine.search_index import (
+    read_mask,
+    search_keyspace,
+    side_table,
+    term_key,
+    term_prefix_interval,
+)
+from reactive_store.errors import QueryError
+from reactive_store.keys import encode_tuple
+from reactive_store.limits import Usage
+from reactive_store.schema import SearchIndex, TableDefinition
+from reactive_store.storage import Transaction
+from reactive_store.storage.search import MAX_RESULTS, Ranked, rank
+from reactive_store.storage.tokenizer import QueryTerms
+from reactive_store.types import Document, Value
+
+_FIRST_BATCH = 16
+
+
+class SearchReader(Protocol):
+    """What a search needs from its transaction (`engine.db.TransactionReads` has it)."""
+
+    tx: Transaction
+    usage: Usage
+
+    def coerce(self, table: str, field: str, value: Value) -> Value: ...
+
+    def record_interval(self, table: str, index: str, interval: Interval) -> None: ...
+
+    async def documents(self, table: str, doc_ids: list[str]) -> dict[str, Document]: ...
+
+    def record_get(self, table: str, doc_id: str) -> None: ...
+
+
+class SearchFilter:
+    """The `q` of `with_search_index(name, lambda q: q.search(field, text).eq(...))`."""
+
+    def __init__(self, index: SearchIndex, coerce: Callable[[str, Value], Value]) -> None:
+        self._index = index
+        self._coerce = coerce
+        self.text: str | None = None
+        self.values: dict[int, bytes] = {}
+
+    def search(self, field: str, text: str) -> SearchFilter:
+        name = self._index.name
+        if self.text is not None:
+            raise QueryError(f"search index {name!r}: search() may be called once")
+        if field != self._index.search_field:
+            raise QueryError(f"search index {name!r} searches the field "
+                             f"{self._index.search_field!r}, not {field!r}")
+        if not isinstance(text, str):
+            raise QueryError(f"search index {name!r}: search() takes a string, got {text!r}")
+        self.text = text
+        return self
+
+    def eq(self, field: str, value: Value) -> SearchFilter:
+        fields = self._index.filter_fields
+        if field not in fields:
+            raise QueryError(f"search index {self._index.name!r}: {field!r} is not one of its "
+                             f"filter fields {list(fields)}")
+        position = fields.index(field)
+        if position in self.values:
+            raise QueryError(f"search index {self._index.name!r}: two eq() on {field!r}")
+        try:
+            self.values[position] = encode_tuple([self._coerce(field, value)])
+        except (TypeError, ValueError) as exc:
+            raise QueryError(f"search index {self._index.name!r}: eq({field!r}): {exc}") from None
+        return self
+
+
+def encode_search_cursor(hit: Ranked | None) -> str:
+    raw = orjson.dumps([] if hit is None else [hit.score, hit.doc_id])
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_search_cursor(cursor: Any) -> tuple[float, str] | None:
+    """The (score, id) a cursor points after; None for the start of the results."""
+    if not isinstance(cursor, str):
+        raise QueryError(f"paginate: cursor must be a string or None, got {cursor!r}")
+    try:
+        raw = orjson.loads(base64.b64decode(cursor.encode(), altchars=b"-_", validate=True))
+        if raw == []:
+            return None
+        score, doc_id = raw
+        if isinstance(score, int | float) and isinstance(doc_id, str):
+            return float(score), doc_id
+    except (ValueError, TypeError):
+        pass
+    raise QueryError(f"paginate: {cursor!r} is not a cursor of this search query")
+
+
+def _after(hit: Ranked, position: tuple[float, str]) -> bool:
+    """True when `hit` comes after `position` in result order (score desc, then id)."""
+    return (-hit.score, hit.doc_id) > (-position[0], position[1])
+
+
+class SearchQuery:
+    """A lazy search over one table's search index; nothing is read until it is consumed."""
+
+    def __init__(self, reader: SearchReader, table: str, definition: TableDefinition,
+                 name: str, build: Callable[[SearchFilter], SearchFilter]) -> None:
+        if name not in definition.search_indexes:
+            raise QueryError(f"table {table!r} has no search index {name!r}; it has "
+                             f"{sorted(definition.search_indexes)}")
+        self._reader = reader
+        self._table = table
+        self._index = definition.search_indexes[name]
+        q = build(SearchFilter(self._index, lambda f, v: reader.coerce(table, f, v)))
+        if not isinstance(q, SearchFilter) or q.text is None:
+            raise QueryError(f"with_search_index({name!r}): the function must call "
+                             "q.search(field, text) and return its q")
+        self._terms = QueryTerms.of(q.text)
+        self._values = q.values
+        self._filters: list[Callable[[Document], Any]] = []
+
+    def filter(self, predicate: Callable[[Document], Any]) -> SearchQuery:
+        if not callable(predicate):
+            raise QueryError("filter() takes a function of the document that returns a bool")
+        self._filters.append(predicate)
+        return self
+
+    def order(self, direction: str) -> SearchQuery:
+        raise QueryError("search results come in relevance order: order() cannot be used "
+                         "with with_search_index()")
+
+    def _record_reads(self) -> None:
+        fields = len(self._index.filter_fields)
+        mask = read_mask(fields, set(self._values))
+        keyspace = search_keyspace(self._index.name, mask)
+        prefix = b"".join(self._values[i] for i in mask)
+        for term in self._terms.exact:
+            point = Interval.point(term_key(prefix, term))
+            self._reader.record_interval(self._table, keyspace, point)
+        if self._terms.prefix is not None:
+            self._reader.record_interval(self._table, keyspace,
+                                         term_prefix_interval(prefix, self._terms.prefix))
+
+    async def _ranked(self, limit: int) -> list[Ranked]:
+        self._record_reads()
+        self._reader.usage.range_read()
+        side = side_table(self._reader.tx, self._table, self._index.name)
+        return await rank(self._reader.tx, side, self._terms, self._values,
+                          min(limit, MAX_RESULTS))
+
+    async def _matches(self, doc: Document) -> bool:
+        for predicate in self._filters:
+            result = predicate(doc)
+            if inspect.isawaitable(result):
+                result = await result
+            if not result:
+                return False
+        return True
+
+    async def _iterate(self, hits: list[Ranked]) -> AsyncIterator[tuple[Ranked, Document]]:
+        """The documents of `hits` that pass the filters, in order, fetched in batches."""
+        start, batch = 0, _FIRST_BATCH
+        while start < len(hits):
+            chunk = hits[start:start + batch]
+            docs = await self._reader.documents(self._table, [h.doc_id for h in chunk])
+            for hit in chunk:
+                # Only what is examined is read: a page of 3 out of a fetched chunk of 16
+                # does not re-run when the 4th document changes.
+                self._reader.record_get(self._table, hit.doc_id)
+                doc = docs.get(hit.doc_id)
+                if doc is not None and await self._matches(doc):
+                    yield hit, doc
+            start, batch = start + len(chunk), min(batch * 4, MAX_RESULTS)
+
+    def __aiter__(self) -> AsyncIterator[Document]:
+        return self._documents()
+
+    async def _documents(self) -> AsyncIterator[Document]:
+        async for _, doc in self._iterate(await self._ranked(MAX_RESULTS)):
+            yield doc
+
+    async def take(self, n: int) -> list[Document]:
+        n = _count(n, "take")
+        if n == 0:
+            return []
+        hits = await self._ranked(MAX_RESULTS if self._filters else n)
+        out: list[Document] = []
+        async for _, doc in self._iterate(hits):
+            out.append(doc)
+            if len(out) >= n:
+                break
+        return out
+
+    async def collect(self) -> list[Document]:
+        return [doc async for doc in self]
+
+    async def first(self) -> Document | None:
+        docs = await self.take(1)
+        return docs[0] if docs else None
+
+    async def unique(self) -> Document | None:
+        docs = await self.take(2)
+        if len(docs) > 1:
+            raise QueryError(f"unique() found more than one document in {self._table!r}: "
+                             f"{docs[0]['_id']} and {docs[1]['_id']}")
+        return docs[0] if docs else None
+
+    async def paginate(self, options: Any) -> dict[str, Any]:
+        """A page of results after `cursor` (and up to `endCursor`, when given)."""
+        if not isinstance(options, dict) or "numItems" not in options:
+            raise QueryError("paginate() takes {'numItems': n, 'cursor': str | None}")
+        n = _count(options["numItems"], "paginate numItems")
+        cursor = options.get("cursor")
+        start = None if cursor is None else decode_search_cursor(cursor)
+        end_cursor = options.get("endCursor")
+        end = None if end_cursor is None else decode_search_cursor(end_cursor)
+        hits = [h for h in await self._ranked(MAX_RESULTS) if start is None or _after(h, start)]
+        if end_cursor is not None:
+            hits = [h for h in hits if end is not None and not _after(h, end)]
+        page: list[Document] = []
+        last: Ranked | None = None
+        done = True
+        if n > 0:
+            async for hit, doc in self._iterate(hits):
+                page.append(doc)
+                last = hit
+                if len(page) >= n:
+                    done = hit is hits[-1]
+                    break
+        else:
+            done = not hits
+        if last is None:
+            next_cursor = cursor if isinstance(cursor, str) else encode_search_cursor(None)
+        else:
+            next_cursor = encode_search_cursor(last)
+        return {"page": page, "isDone": done, "continueCursor": next_cursor}
+
+
+def _count(n: Any, where: str) -> int:
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise QueryError(f"{where}: expected a non-negative integer, got {n!r}")
+    return n
