@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,40 @@ class _Id(Validator):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "id", "tableName": self.table}
+
+
+DOCUMENTS: ContextVar[Mapping[str, Validator] | None] = ContextVar("documents", default=None)
+"""The document validator of every table (the engine sets it around each call), so that
+`v.doc(table)` checks a document's fields against the table's current schema."""
+
+
+@dataclass(frozen=True)
+class _Doc(Validator):
+    """`v.doc(table)`: a stored document of `table`, system fields included."""
+
+    table: str
+
+    def validate(self, value: Value, path: str) -> Value:
+        if not isinstance(value, dict):
+            raise self._fail(value, path)
+        for name in ("_id", "_creationTime"):
+            if name not in value:
+                raise ValidationError(f"{path}: missing system field {name!r} of a document "
+                                      f"of table {self.table!r}")
+        doc_id = _Id(self.table).validate(value["_id"], f"{path}._id")
+        created = _Float64().validate(value["_creationTime"], f"{path}._creationTime")
+        fields = {k: x for k, x in value.items() if k not in ("_id", "_creationTime")}
+        tables = DOCUMENTS.get()
+        table = None if tables is None else tables.get(self.table)
+        if table is not None:
+            fields = table.validate(fields, path)
+        return {"_id": doc_id, "_creationTime": created, **fields}
+
+    def describe(self) -> str:
+        return f"document of table {self.table!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "doc", "tableName": self.table}
 
 
 @dataclass(frozen=True)
@@ -270,7 +305,11 @@ class _V:
         return _Simple("any", lambda x: True)
 
     def id(self, table: str) -> Validator:
-        return _Id(table)
+        return _Id(_table_name(table, "v.id"))
+
+    def doc(self, table: str) -> Validator:
+        """A document of `table` as `ctx.db` returns it (`_id`, `_creationTime`, fields)."""
+        return _Doc(_table_name(table, "v.doc"))
 
     def array(self, item: Validator) -> Validator:
         return _Array(_require(item, "v.array"))
@@ -295,6 +334,12 @@ class _V:
 
     def optional(self, inner: Validator) -> Validator:
         return OptionalValidator(_require(inner, "v.optional"))
+
+
+def _table_name(table: Any, where: str) -> str:
+    if not isinstance(table, str) or not table:
+        raise TypeError(f"{where}() takes a table name, got {table!r}")
+    return table
 
 
 def _require(x: Any, where: str) -> Validator:
