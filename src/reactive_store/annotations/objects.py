@@ -36,7 +36,7 @@ class Field:
 
 def object_shape(cls: type, field_shape: FieldMapper, seen: tuple[type, ...]) -> Shape | None:
     """The Shape of a TypedDict, dataclass or pydantic model class; None for other classes."""
-    if typing.is_typeddict(cls):
+    if is_typeddict(cls):
         fields = list(_typeddict_fields(cls, field_shape, seen))
         return Shape(_validator(cls, fields), _typeddict_loader(fields))
     if is_pydantic_model(cls):
@@ -49,6 +49,13 @@ def object_shape(cls: type, field_shape: FieldMapper, seen: tuple[type, ...]) ->
         fields = list(_dataclass_fields(cls, field_shape, seen))
         return Shape(_validator(cls, fields), _dataclass_loader(cls, fields))
     return None
+
+
+def is_typeddict(cls: type) -> bool:
+    """A `typing` or `typing_extensions` TypedDict (pydantic wants the latter before 3.12)."""
+    extensions = sys.modules.get("typing_extensions")
+    return typing.is_typeddict(cls) or (
+        extensions is not None and bool(extensions.is_typeddict(cls)))
 
 
 def _hints(cls: type) -> dict[str, Any]:
