@@ -17,9 +17,9 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 import websockets
@@ -28,6 +28,35 @@ from reactive_store import values
 from reactive_store.sync.protocol import decode_ts
 
 log = logging.getLogger(__name__)
+
+
+ArgsT = TypeVar("ArgsT", bound=Mapping[str, Any])
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(frozen=True)
+class FunctionReference(Generic[ArgsT, ResultT]):
+    """A typed reference to one function, as `reactive-store codegen --python` generates
+    them (`api.chatMessages.list_by_session`): its path, its arguments (a TypedDict) and its
+    result type, which the client's methods check and return."""
+
+    path: str
+
+
+class QueryReference(FunctionReference[ArgsT, ResultT]):
+    """A query: `client.query(ref, args)` / `client.subscribe(ref, args)`."""
+
+
+class MutationReference(FunctionReference[ArgsT, ResultT]):
+    """A mutation: `client.mutation(ref, args)`."""
+
+
+class ActionReference(FunctionReference[ArgsT, ResultT]):
+    """An action: `client.action(ref, args)`."""
+
+
+def _path(ref: str | FunctionReference[Any, Any]) -> str:
+    return ref if isinstance(ref, str) else ref.path
 
 
 class ClientError(Exception):
@@ -90,22 +119,46 @@ class Client:
                 request.future.set_exception(ConnectionError("client closed"))
 
     # -- the public API -------------------------------------------------------------------
-    async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._request("Mutation", path, args or {})
+    @overload
+    async def mutation(self, path: MutationReference[ArgsT, ResultT], args: ArgsT) -> ResultT:
+        ...
+    @overload
+    async def mutation(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
+    async def mutation(self, path: str | MutationReference[Any, Any],
+                       args: Mapping[str, Any] | None = None) -> Any:
+        """Run a mutation; returns once this client's subscriptions reflect it."""
+        return await self._request("Mutation", _path(path), dict(args or {}))
 
-    async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._request("Action", path, args or {})
+    @overload
+    async def action(self, path: ActionReference[ArgsT, ResultT], args: ArgsT) -> ResultT: ...
+    @overload
+    async def action(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
+    async def action(self, path: str | ActionReference[Any, Any],
+                     args: Mapping[str, Any] | None = None) -> Any:
+        """Run an action."""
+        return await self._request("Action", _path(path), dict(args or {}))
 
-    async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+    @overload
+    async def query(self, path: QueryReference[ArgsT, ResultT], args: ArgsT) -> ResultT: ...
+    @overload
+    async def query(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
+    async def query(self, path: str | QueryReference[Any, Any],
+                    args: Mapping[str, Any] | None = None) -> Any:
         """The query's current value (subscribe, take the first result, unsubscribe)."""
-        async for value in self.subscribe(path, args):
+        async for value in self.subscribe(_path(path), args):
             return value
         raise ConnectionError("subscription ended")
 
-    async def subscribe(self, path: str, args: dict[str, Any] | None = None
-                        ) -> AsyncIterator[Any]:
+    @overload
+    def subscribe(self, path: QueryReference[ArgsT, ResultT], args: ArgsT
+                  ) -> AsyncIterator[ResultT]: ...
+    @overload
+    def subscribe(self, path: str, args: Mapping[str, Any] | None = None
+                  ) -> AsyncIterator[Any]: ...
+    async def subscribe(self, path: str | QueryReference[Any, Any],
+                        args: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
         """Yield the query's value now and after every change; raises ClientError on failure."""
-        query = self._add_query(path, args or {})
+        query = self._add_query(_path(path), dict(args or {}))
         queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
         query.queues.append(queue)
         if query.latest is not None:
@@ -273,4 +326,5 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await client.close()
 
 
-__all__ = ["Client", "ClientError", "connect"]
+__all__ = ["ActionReference", "Client", "ClientError", "FunctionReference",
+           "MutationReference", "QueryReference", "connect"]

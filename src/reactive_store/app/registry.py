@@ -214,6 +214,10 @@ class Registry:
     def __iter__(self) -> Iterator[FunctionSpec]:
         return iter(self._by_path.values())
 
+    def items(self) -> Iterator[tuple[str, FunctionSpec]]:
+        """(path, function) pairs; a function bound to two names appears under both."""
+        return iter(self._by_path.items())
+
     def __len__(self) -> int:
         return len(self._by_path)
 
@@ -230,6 +234,8 @@ class Registry:
                 raise FunctionNotFound("that function object is not registered in this app")
             path = spec.path or "?"
         else:
+            if not isinstance(ref, str) and isinstance(getattr(ref, "path", None), str):
+                ref = ref.path  # a generated reference (reactive_store.client)
             path = canonical_path(ref)
             spec = self._by_path.get(path)
         if spec is None or (spec.visibility is Visibility.INTERNAL and not internal_ok):
