@@ -17,12 +17,13 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic
 
 import orjson
 import websockets
+from typing_extensions import ParamSpec, TypeVar
 
 from reactive_store import values
 from reactive_store.sync.protocol import decode_ts
@@ -30,33 +31,41 @@ from reactive_store.sync.protocol import decode_ts
 log = logging.getLogger(__name__)
 
 
-ArgsT = TypeVar("ArgsT", bound=Mapping[str, Any])
-ResultT = TypeVar("ResultT")
+# A reference's parameters are the one positional `args` dict: a ParamSpec, so that mypy
+# checks a call's dict against the function's TypedDict with the dict as its context (and
+# names the wrong key or value). The defaults make a plain string path mean "anything".
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
 
 
 @dataclass(frozen=True)
-class FunctionReference(Generic[ArgsT, ResultT]):
+class FunctionReference(Generic[P, R]):
     """A typed reference to one function, as `reactive-store codegen --python` generates
-    them (`api.chatMessages.list_by_session`): its path, its arguments (a TypedDict) and its
-    result type, which the client's methods check and return."""
+    them (`api.chatMessages.list_by_session`): `QueryReference[[Args], Result]`, where `Args`
+    is a TypedDict of its arguments and `Result` what it returns."""
 
     path: str
 
 
-class QueryReference(FunctionReference[ArgsT, ResultT]):
+class QueryReference(FunctionReference[P, R]):
     """A query: `client.query(ref, args)` / `client.subscribe(ref, args)`."""
 
 
-class MutationReference(FunctionReference[ArgsT, ResultT]):
+class MutationReference(FunctionReference[P, R]):
     """A mutation: `client.mutation(ref, args)`."""
 
 
-class ActionReference(FunctionReference[ArgsT, ResultT]):
+class ActionReference(FunctionReference[P, R]):
     """An action: `client.action(ref, args)`."""
 
 
-def _path(ref: str | FunctionReference[Any, Any]) -> str:
-    return ref if isinstance(ref, str) else ref.path
+def _call(ref: str | FunctionReference[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(path, arguments) of a call `method(ref, args)`."""
+    if kwargs or len(args) > 1:
+        raise TypeError("pass a function's arguments as one dict: client.query(ref, {...})")
+    found = args[0] if args else None
+    return (ref if isinstance(ref, str) else ref.path), dict(found or {})
 
 
 class ClientError(Exception):
@@ -119,46 +128,35 @@ class Client:
                 request.future.set_exception(ConnectionError("client closed"))
 
     # -- the public API -------------------------------------------------------------------
-    @overload
-    async def mutation(self, path: MutationReference[ArgsT, ResultT], args: ArgsT) -> ResultT:
-        ...
-    @overload
-    async def mutation(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
-    async def mutation(self, path: str | MutationReference[Any, Any],
-                       args: Mapping[str, Any] | None = None) -> Any:
-        """Run a mutation; returns once this client's subscriptions reflect it."""
-        return await self._request("Mutation", _path(path), dict(args or {}))
+    async def mutation(self, path: MutationReference[P, R] | str, *args: P.args,
+                       **kwargs: P.kwargs) -> R:
+        """Run a mutation (`client.mutation(ref_or_path, {...})`); returns once this
+        client's subscriptions reflect it."""
+        name, arguments = _call(path, args, kwargs)
+        result: R = await self._request("Mutation", name, arguments)
+        return result
 
-    @overload
-    async def action(self, path: ActionReference[ArgsT, ResultT], args: ArgsT) -> ResultT: ...
-    @overload
-    async def action(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
-    async def action(self, path: str | ActionReference[Any, Any],
-                     args: Mapping[str, Any] | None = None) -> Any:
-        """Run an action."""
-        return await self._request("Action", _path(path), dict(args or {}))
+    async def action(self, path: ActionReference[P, R] | str, *args: P.args,
+                     **kwargs: P.kwargs) -> R:
+        """Run an action (`client.action(ref_or_path, {...})`)."""
+        name, arguments = _call(path, args, kwargs)
+        result: R = await self._request("Action", name, arguments)
+        return result
 
-    @overload
-    async def query(self, path: QueryReference[ArgsT, ResultT], args: ArgsT) -> ResultT: ...
-    @overload
-    async def query(self, path: str, args: Mapping[str, Any] | None = None) -> Any: ...
-    async def query(self, path: str | QueryReference[Any, Any],
-                    args: Mapping[str, Any] | None = None) -> Any:
+    async def query(self, path: QueryReference[P, R] | str, *args: P.args,
+                    **kwargs: P.kwargs) -> R:
         """The query's current value (subscribe, take the first result, unsubscribe)."""
-        async for value in self.subscribe(_path(path), args):
-            return value
+        name, arguments = _call(path, args, kwargs)
+        async for value in self.subscribe(name, arguments):
+            result: R = value
+            return result
         raise ConnectionError("subscription ended")
 
-    @overload
-    def subscribe(self, path: QueryReference[ArgsT, ResultT], args: ArgsT
-                  ) -> AsyncIterator[ResultT]: ...
-    @overload
-    def subscribe(self, path: str, args: Mapping[str, Any] | None = None
-                  ) -> AsyncIterator[Any]: ...
-    async def subscribe(self, path: str | QueryReference[Any, Any],
-                        args: Mapping[str, Any] | None = None) -> AsyncIterator[Any]:
+    async def subscribe(self, path: QueryReference[P, R] | str, *args: P.args,
+                        **kwargs: P.kwargs) -> AsyncIterator[R]:
         """Yield the query's value now and after every change; raises ClientError on failure."""
-        query = self._add_query(_path(path), dict(args or {}))
+        name, arguments = _call(path, args, kwargs)
+        query = self._add_query(name, arguments)
         queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
         query.queues.append(queue)
         if query.latest is not None:

@@ -87,16 +87,31 @@ class TypeWriter:
         raise ValueError(f"no Python type for validator {spec!r}")
 
     def union(self, members: list[dict[str, Any]], hint: str) -> str:
-        literals = [m["value"] for m in members if m["type"] == "literal"
+        """`X | Y`, with the literals among the members merged into one `Literal[...]`."""
+        literals = [_literal_value(m["value"]) for m in members if m["type"] == "literal"
                     and not isinstance(decode(m["value"]), float)]
-        if len(literals) == len(members):
-            return "Literal[" + ", ".join(_literal_value(x) for x in literals) + "]"
-        types = [self.type(m, f"{hint}{i}") for i, m in enumerate(members)]
+        types: list[str] = []
+        for i, member in enumerate(members):
+            if member["type"] == "literal" and literals and not isinstance(
+                    decode(member["value"]), float):
+                types.append(f"Literal[{', '.join(literals)}]")
+            else:
+                types.append(self.type(member, f"{hint}{i}"))
         return " | ".join(dict.fromkeys(types))
+
+    def alias(self, name: str, target: str) -> str:
+        """A module-level `name: TypeAlias = target`; returns the name."""
+        while name in self._names:
+            name += "_"
+        self._names.add(name)
+        self.definitions.append(f"{name}: TypeAlias = {target}")
+        return name
 
     def typed_dict(self, name: str, fields: dict[str, Any],
                    extra: tuple[tuple[str, str], ...] = ()) -> str:
         """The TypedDict for these fields: an existing identical one, or a new `name`."""
+        if not fields and not extra:
+            name = "NoArgs"
         items = list(extra)
         for field, spec in fields.items():
             inner = self.type(spec["fieldType"], name + pascal(field))
@@ -112,10 +127,17 @@ class TypeWriter:
         return name
 
 
+# Names the generated annotations use: a class-syntax TypedDict with a key of one of these
+# names would shadow it for the annotations after it.
+_USED_NAMES = frozenset({"list", "dict", "str", "int", "float", "bool", "bytes", "None", "Any",
+                         "Literal", "NotRequired", "Id", "TypedDict", "TypeAlias"})
+
+
 def typed_dict_source(name: str, items: list[tuple[str, str]]) -> str:
-    """A class-syntax TypedDict, or the functional form when a key is not an identifier."""
+    """A class-syntax TypedDict, or the functional form when a key is not an identifier (or
+    would shadow a name the annotations use)."""
     if all(k.isidentifier() and not keyword.iskeyword(k) and not k.startswith("__")
-           for k, _ in items):
+           and k not in _USED_NAMES for k, _ in items):
         body = [f"    {k}: {t}" for k, t in items] or ["    pass"]
         return "\n".join([f"class {name}(TypedDict):", *body])
     pairs = [f"    {json.dumps(k)}: {t}," for k, t in items]
@@ -142,8 +164,7 @@ def _document(table: TableEntry, types: TypeWriter) -> str:
         return name
     names = [types.typed_dict(f"{name}{i}", m["value"], extra=system)
              for i, m in enumerate(members) if m["type"] == "object"]
-    types.definitions.append(f"{name}: TypeAlias = {' | '.join(names) or 'dict[str, Any]'}")
-    return name
+    return types.alias(name, " | ".join(names) or "dict[str, Any]")
 
 
 def _namespace(node: Namespace, types: TypeWriter, prefix: str, classes: list[str]) -> str:
@@ -163,12 +184,14 @@ def _namespace(node: Namespace, types: TypeWriter, prefix: str, classes: list[st
 
 
 def _reference(entry: FunctionEntry, attribute: str, types: TypeWriter) -> list[str]:
+    # The reference's type is a module-level alias: inside the namespace class an attribute
+    # such as `list` would shadow the builtin for the annotations after it.
     base = pascal("_".join([*entry.module, entry.name]))
     args = "dict[str, Any]" if entry.args is None else types.type(entry.args, base + "Args")
     result = types.type(entry.returns, base + "Result")
     reference = _REFERENCE[entry.kind]
-    lines = [f"    {attribute}: {reference}[{args}, {result}] = {reference}("
-             f"{json.dumps(entry.path)})"]
+    alias = types.alias(base + "Ref", f"{reference}[[{args}], {result}]")
+    lines = [f"    {attribute}: {alias} = {reference}({json.dumps(entry.path)})"]
     if entry.doc:
         text = entry.doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').splitlines()
         indented = [text[0], *(f"    {line}" if line else "" for line in text[1:])]

@@ -87,6 +87,13 @@ class AppSource:
         self.app = load_into(self.root, None)
         return self.app
 
+    def accept(self, files: list[Path]) -> None:
+        """Take the current content of `files` (generated code) as what the app was loaded
+        from, so that a later reload does not report them as changed."""
+        for file in files:
+            rel = file.resolve().relative_to(self.root).as_posix()
+            self.hashes[rel] = hashlib.sha1(file.read_bytes()).hexdigest()
+
     def changes(self) -> dict[str, str]:
         """Files whose content differs from the current app's (added, changed, removed)."""
         now = _sources(self.root)
