@@ -82,16 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def write_codegen(ns: argparse.Namespace) -> int:
-    from reactive_store.app.codegen import GENERATED_DIR, generate, stale_files, write_files
-    from reactive_store.app.codegen_model import app_model
-    from reactive_store.app.loader import load_app, unload_app
+    from reactive_store.app.codegen import GENERATED_DIR, generate_for, stale_files, write_files
     from reactive_store.engine.system_tables import SYSTEM_TABLES
 
-    app = load_app(ns.app)
-    try:
-        files = generate(app_model(app.functions, app.schema, SYSTEM_TABLES), ns.python)
-    finally:
-        unload_app(app)
+    files = generate_for(ns.app, ns.python, SYSTEM_TABLES)
     out: Path = ns.out if ns.out is not None else ns.app / GENERATED_DIR
     if ns.check:
         stale = stale_files(out, files)
@@ -148,7 +142,7 @@ def serve(ns: argparse.Namespace) -> int:
     from reactive_store.server import create_app
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    deployment = Deployment(settings_from(ns))
+    deployment = _deployment(ns)
     dev = DevReloader(deployment, echo=lambda line: print(line, flush=True),
                       codegen=not ns.no_codegen) if ns.command == "dev" else None
     deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
@@ -156,6 +150,20 @@ def serve(ns: argparse.Namespace) -> int:
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
                 ws_max_size=16 * 1024 * 1024)
     return 0
+
+
+def _deployment(ns: argparse.Namespace) -> Deployment:
+    """The deployment to serve; `dev` first writes the placeholder references an app may
+    import before codegen ever ran (dev then generates the real ones)."""
+    from reactive_store.app.codegen import write_placeholder
+    from reactive_store.app.loader import AppLoadError
+
+    try:
+        return Deployment(settings_from(ns))
+    except AppLoadError as exc:
+        if ns.command != "dev" or ns.no_codegen or not write_placeholder(ns.app, exc):
+            raise
+    return Deployment(settings_from(ns))
 
 
 def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:

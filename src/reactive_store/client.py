@@ -59,6 +59,28 @@ class ActionReference(FunctionReference[P, R]):
     """An action: `client.action(ref, args)`."""
 
 
+class AnyApi:
+    """Untyped references from attribute names, as Convex's `anyApi`: `AnyApi().dir.mod.fn`
+    is the function `dir/mod:fn`. The placeholder `api` before codegen has run."""
+
+    def __init__(self, segments: tuple[str, ...] = ()) -> None:
+        self._segments = segments
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return AnyApi((*self._segments, name))
+
+    @property
+    def path(self) -> str:
+        if len(self._segments) < 2:
+            raise AttributeError(f"api.{'.'.join(self._segments)} is a module, not a function")
+        return "/".join(self._segments[:-1]) + ":" + self._segments[-1]
+
+    def __repr__(self) -> str:
+        return f"AnyApi({'.'.join(self._segments)})"
+
+
 def _call(ref: str | FunctionReference[..., Any], args: tuple[Any, ...],
           kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(path, arguments) of a call `method(ref, args)`."""
@@ -324,5 +346,5 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await client.close()
 
 
-__all__ = ["ActionReference", "Client", "ClientError", "FunctionReference",
+__all__ = ["ActionReference", "AnyApi", "Client", "ClientError", "FunctionReference",
            "MutationReference", "QueryReference", "connect"]

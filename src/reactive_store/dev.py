@@ -144,7 +144,7 @@ class DevReloader:
                     ("rebuilt", pushed.rebuilt_indexes), ("retired", pushed.retired_tables
                                                           + pushed.retired_indexes)) if items))
         self.status.last["schema"] = report.schema is not None
-        generated = self.generate()
+        generated = self.status.last["generated"] = self.generate()
         if generated:
             parts.append("regenerated " + ", ".join(generated))
         self._echo(f"reloaded {'; '.join(parts)} in {elapsed:.0f} ms")
