@@ -1,19 +1,26 @@
-"""Chat messages: append one to a session, list a session's messages in order."""
+"""Chat messages: append one to a session, list a session's messages in order.
+
+Written with type hints, like chatSessions.py (the work order modules use `v.*`).
+"""
 
 from typing import Any
 
-from reactive_store import mutation, query, v
+from reactive_store import mutation, query
 
-from ._lib import PAGINATION, Doc, check_session_read, list_or_page, session_for, touch
+from ..schema import Message, MessageId, Role, SessionId
+from ._lib import (
+    MessagePage,
+    OptionalPagination,
+    check_session_read,
+    list_or_page,
+    session_for,
+    touch,
+)
 
-ROLE = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
 
-
-@mutation(args={"sessionId": v.id("chat_sessions"), "role": ROLE, "content": v.string(),
-                "metadata": v.optional(v.any())},
-          returns=v.id("chat_messages"))
-async def append(ctx: Any, sessionId: str, role: str, content: str,
-                 metadata: Any = None) -> str:
+@mutation
+async def append(ctx: Any, sessionId: SessionId, role: Role, content: str,
+                 metadata: Any = None) -> MessageId:
     """Append a message to a session and move the session's updatedAt.
 
     Args: `sessionId`, `role` (`user` | `assistant` | `system`), `content`, `metadata`
@@ -26,17 +33,19 @@ async def append(ctx: Any, sessionId: str, role: str, content: str,
     `forbidden` when auth is configured and the session is not the caller's.
     """
     await session_for(ctx, sessionId)
-    doc: Doc = {"sessionId": sessionId, "role": role, "content": content,
-                "createdAt": ctx.now()}
+    doc: dict[str, Any] = {"sessionId": sessionId, "role": role, "content": content,
+                           "createdAt": ctx.now()}
     if metadata is not None:
         doc["metadata"] = metadata
-    message_id: str = await ctx.db.insert("chat_messages", doc)
+    message_id: MessageId = await ctx.db.insert("chat_messages", doc)
     await touch(ctx, sessionId)
     return message_id
 
 
-@query(args={"sessionId": v.id("chat_sessions"), "paginationOpts": PAGINATION})
-async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = None) -> Any:
+@query(name="listBySession")
+async def list_by_session(ctx: Any, sessionId: SessionId,
+                          paginationOpts: OptionalPagination = None
+                          ) -> list[Message] | MessagePage:
     """A session's messages, oldest first (by createdAt).
 
     Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
@@ -50,4 +59,5 @@ async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = N
     await check_session_read(ctx, sessionId)
     q = ctx.db.query("chat_messages").with_index(
         "by_session_created", lambda r: r.eq("sessionId", sessionId))
-    return await list_or_page(q, paginationOpts)
+    result: list[Message] | MessagePage = await list_or_page(q, paginationOpts)
+    return result

@@ -1,4 +1,8 @@
-"""The bundled app's schema: chats, work orders, orchestrations, stored webhook events."""
+"""The bundled app's schema: chats, work orders, orchestrations, stored webhook events.
+
+The chat tables are declared with types (TypedDicts), the rest with `v.*` validators: both
+forms give the same tables. The type aliases below are what the chat functions use.
+"""
 
 # Times are float64 milliseconds since the epoch; all numbers are float64.
 # Optional fields: chat_messages.metadata (tool calls, attachments); turns.finalResponse
@@ -7,26 +11,40 @@
 # No function scans a whole table: each reads through one of these indexes
 # (work_orders.by_status_updated is for workers that poll orders by status).
 
-from reactive_store import define_schema, define_table, v
+from typing import Any, Literal, NotRequired, TypedDict
 
-ROLES = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
+from reactive_store import Doc, Id, define_schema, define_table, v
+
+Role = Literal["user", "assistant", "system"]
+SessionId = Id["chat_sessions"]
+MessageId = Id["chat_messages"]
+Session = Doc["chat_sessions"]
+Message = Doc["chat_messages"]
+
+
+class ChatSession(TypedDict):
+    userId: str
+    title: str
+    createdAt: float
+    updatedAt: float
+
+
+class ChatMessage(TypedDict):
+    sessionId: SessionId
+    role: Role
+    content: str
+    metadata: NotRequired[Any]
+    createdAt: float
+
+
 STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")
 LINK_KINDS = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
 
 schema = define_schema({
-    "chat_sessions": define_table({
-        "userId": v.string(),
-        "title": v.string(),
-        "createdAt": v.float64(),
-        "updatedAt": v.float64(),
-    }).index("by_user_updated", ["userId", "updatedAt"]).index("by_updated", ["updatedAt"]),
-    "chat_messages": define_table({
-        "sessionId": v.id("chat_sessions"),
-        "role": ROLES,
-        "content": v.string(),
-        "metadata": v.optional(v.any()),
-        "createdAt": v.float64(),
-    }).index("by_session_created", ["sessionId", "createdAt"]),
+    "chat_sessions": define_table(ChatSession)
+        .index("by_user_updated", ["userId", "updatedAt"]).index("by_updated", ["updatedAt"]),
+    "chat_messages": define_table(ChatMessage)
+        .index("by_session_created", ["sessionId", "createdAt"]),
     "work_orders": define_table({
         "sessionId": v.id("chat_sessions"),
         "workflowType": v.string(),

@@ -65,6 +65,8 @@ class Mood(enum.Enum):
         (UserId, v.string()),
         (Annotated[int, "a note"], v.int64()),
         (Annotated[Any, v.float64()], v.float64()),
+        (Annotated[dict[str, Any] | None, v.object({"a": v.string()})],  # unhashable metadata
+         v.object({"a": v.string()})),
         (Size, v.union(v.literal(1), v.literal(2))),
         (Mood, v.union(v.literal("happy"), v.literal("sad"))),
     ],

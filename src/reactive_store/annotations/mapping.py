@@ -41,8 +41,9 @@ def shape_of(hint: Any, seen: tuple[type, ...] = ()) -> Shape:
     `seen` holds the model classes being mapped around this hint: a class inside itself
     is a recursive type, which validators cannot describe.
     """
-    if isinstance(hint, typing.Hashable) and hint in _SCALARS:
-        return Shape(_SCALARS[hint]())
+    scalar = _scalar(hint)
+    if scalar is not None:
+        return Shape(scalar())
     origin = get_origin(hint)
     if origin is Annotated:
         return _annotated(hint, seen)
@@ -73,6 +74,13 @@ def shape_of(hint: Any, seen: tuple[type, ...] = ()) -> Shape:
         if found is not None:
             return found
     raise AnnotationError(f"{show(hint)} has no validator; supported: {SUPPORTED}")
+
+
+def _scalar(hint: Any) -> Callable[[], Validator] | None:
+    try:
+        return _SCALARS.get(hint)
+    except TypeError:  # unhashable, e.g. Annotated[X, <a validator holding a dict>]
+        return None
 
 
 def _annotated(hint: Any, seen: tuple[type, ...]) -> Shape:
