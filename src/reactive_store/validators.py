@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -13,13 +14,52 @@ from reactive_store.ids import table_of
 from reactive_store.types import Value
 from reactive_store.values import INT64_MAX, INT64_MIN, encode, field_name_problem, type_name
 
+Check = Callable[[Any], Any]
+
+
+class _Invalid(Exception):
+    """A compiled check refused a value; `diagnose` then finds where and why."""
+
+
+_INVALID = _Invalid()
+
 
 class Validator:
-    """Checks a value and returns it normalised (e.g. an int accepted as float64 becomes float)."""
+    """Checks a value and returns it normalised (e.g. an int accepted as float64 becomes float).
+
+    Two ways to the same answer: `compiled` is a closure built once per validator that only
+    checks and normalises (no paths, no messages: the fast path every call takes), and
+    `diagnose` walks the value building each field's path, for the message when the
+    compiled check refused it. They must accept exactly the same values with the same
+    result (property-tested in tests/core/test_validators.py).
+    """
 
     optional = False
 
     def validate(self, value: Value, path: str) -> Value:
+        """`value` normalised, or ValidationError naming the offending field under `path`."""
+        try:
+            return self.compiled(value)
+        except _Invalid:
+            return self.diagnose(value, path)
+
+    @functools.cached_property
+    def compiled(self) -> Check:
+        return self.compile()
+
+    def compile(self) -> Check:
+        """The fast check; by default `diagnose` with its errors turned into _Invalid."""
+        diagnose = self.diagnose
+
+        def check(value: Any) -> Any:
+            try:
+                return diagnose(value, "")
+            except ValidationError:
+                raise _INVALID from None
+
+        return check
+
+    def diagnose(self, value: Value, path: str) -> Value:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -43,10 +83,22 @@ class _Simple(Validator):
     name: str
     check: Callable[[Any], bool]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not self.check(value):
             raise self._fail(value, path)
         return value
+
+    def compile(self) -> Check:
+        if self.name == "any":
+            return _identity
+        test = _TESTS.get(self.name, self.check)
+
+        def check(value: Any) -> Any:
+            if test(value):
+                return value
+            raise _INVALID
+
+        return check
 
     def describe(self) -> str:
         return self.name
@@ -55,13 +107,25 @@ class _Simple(Validator):
         return {"type": self.name}
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda x: isinstance(x, str), "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+}
+
+
 class _Float64(Validator):
-    def validate(self, value: Value, path: str) -> Value:
-        if isinstance(value, float):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
-            return float(value)
-        raise self._fail(value, path)
+    def diagnose(self, value: Value, path: str) -> Value:
+        try:
+            return _float64(value)
+        except _Invalid:
+            raise self._fail(value, path) from None
+
+    def compile(self) -> Check:
+        return _float64
 
     def describe(self) -> str:
         return "float64"
@@ -70,13 +134,31 @@ class _Float64(Validator):
         return {"type": "number"}
 
 
+def _float64(value: Any) -> Any:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+        return float(value)
+    raise _INVALID
+
+
+def _int64(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and (
+        INT64_MIN <= value <= INT64_MAX
+    ):
+        return value
+    raise _INVALID
+
+
 class _Int64(Validator):
-    def validate(self, value: Value, path: str) -> Value:
-        if isinstance(value, int) and not isinstance(value, bool) and (
-            INT64_MIN <= value <= INT64_MAX
-        ):
-            return value
-        raise self._fail(value, path)
+    def diagnose(self, value: Value, path: str) -> Value:
+        try:
+            return _int64(value)
+        except _Invalid:
+            raise self._fail(value, path) from None
+
+    def compile(self) -> Check:
+        return _int64
 
     def describe(self) -> str:
         return "int64"
@@ -89,7 +171,7 @@ class _Int64(Validator):
 class _Id(Validator):
     table: str
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, str):
             raise self._fail(value, path)
         try:
@@ -101,6 +183,22 @@ class _Id(Validator):
                 f"{path}: expected an id of table {self.table!r}, got an id of table {table!r}"
             )
         return value
+
+    def compile(self) -> Check:
+        expected = self.table
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, str):
+                raise _INVALID
+            try:
+                table = table_of(value)
+            except ValueError:
+                raise _INVALID from None
+            if table is not None and table != expected:
+                raise _INVALID
+            return value
+
+        return check
 
     def describe(self) -> str:
         return f"id of table {self.table!r}"
@@ -120,7 +218,7 @@ class _Doc(Validator):
 
     table: str
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, dict):
             raise self._fail(value, path)
         for name in ("_id", "_creationTime"):
@@ -147,10 +245,20 @@ class _Doc(Validator):
 class _Literal(Validator):
     literal: Value
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if type(value) is type(self.literal) and value == self.literal:
             return value
         raise self._fail(value, path)
+
+    def compile(self) -> Check:
+        literal, kind = self.literal, type(self.literal)
+
+        def check(value: Any) -> Any:
+            if type(value) is kind and value == literal:
+                return value
+            raise _INVALID
+
+        return check
 
     def describe(self) -> str:
         return f"literal {self.literal!r}"
@@ -164,10 +272,20 @@ class _Literal(Validator):
 class _Array(Validator):
     item: Validator
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, list | tuple):
             raise self._fail(value, path)
         return [self.item.validate(x, f"{path}[{i}]") for i, x in enumerate(value)]
+
+    def compile(self) -> Check:
+        item = self.item.compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise _INVALID
+            return [item(x) for x in value]
+
+        return check
 
     def describe(self) -> str:
         return f"array of {self.item.describe()}"
@@ -182,7 +300,7 @@ class ObjectValidator(Validator):
 
     fields: Mapping[str, Validator]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, dict):
             raise self._fail(value, path)
         extra = [k for k in value if k not in self.fields]
@@ -198,6 +316,24 @@ class ObjectValidator(Validator):
                 continue
             out[name] = validator.validate(value[name], f"{path}.{name}")
         return out
+
+    def compile(self) -> Check:
+        fields = [(name, f.compiled, f.optional) for name, f in self.fields.items()]
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _INVALID
+            out = {}
+            for name, item, optional in fields:
+                if name in value:
+                    out[name] = item(value[name])
+                elif not optional:
+                    raise _INVALID
+            if len(out) != len(value):  # a field this object does not have
+                raise _INVALID
+            return out
+
+        return check
 
     def describe(self) -> str:
         return "object {" + ", ".join(self.fields) + "}"
@@ -217,7 +353,7 @@ class _Record(Validator):
     keys: Validator
     values: Validator
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, dict):
             raise self._fail(value, path)
         out: dict[str, Any] = {}
@@ -228,6 +364,22 @@ class _Record(Validator):
             self.keys.validate(key, f"{path} key {key!r}")
             out[key] = self.values.validate(item, f"{path}.{key}")
         return out
+
+    def compile(self) -> Check:
+        keys, values = self.keys.compiled, self.values.compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _INVALID
+            out = {}
+            for key, item in value.items():
+                if field_name_problem(key) is not None:
+                    raise _INVALID
+                keys(key)
+                out[key] = values(item)
+            return out
+
+        return check
 
     def describe(self) -> str:
         return f"record of {self.keys.describe()} to {self.values.describe()}"
@@ -242,7 +394,7 @@ class UnionValidator(Validator):
 
     members: tuple[Validator, ...]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         for member in self.members:
             try:
                 return member.validate(value, path)
@@ -250,11 +402,52 @@ class UnionValidator(Validator):
                 continue
         raise self._fail(value, path)
 
+    def compile(self) -> Check:
+        # None first when null is a member: any member that accepts None returns it as it
+        # is, so which one accepts it does not matter. Literals are one set lookup.
+        nullable = any(_is_null(m) for m in self.members)
+        rest = [m for m in self.members if not _is_null(m)]
+        if rest and all(isinstance(m, _Literal) for m in rest):
+            return _literal_set(frozenset((type(m.literal), m.literal) for m in rest
+                                          if isinstance(m, _Literal)), nullable)
+        members = [m.compiled for m in rest]
+
+        def check(value: Any) -> Any:
+            if nullable and value is None:
+                return None
+            for member in members:
+                try:
+                    return member(value)
+                except _Invalid:
+                    continue
+            raise _INVALID
+
+        return check
+
+
     def describe(self) -> str:
         return " | ".join(m.describe() for m in self.members)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "union", "value": [m.to_json() for m in self.members]}
+
+
+def _is_null(validator: Validator) -> bool:
+    return isinstance(validator, _Simple) and validator.name == "null"
+
+
+def _literal_set(allowed: frozenset[tuple[type, Any]], nullable: bool) -> Check:
+    def check(value: Any) -> Any:
+        if nullable and value is None:
+            return None
+        try:
+            if (type(value), value) in allowed:
+                return value
+        except TypeError:  # unhashable: a list or dict is no literal
+            pass
+        raise _INVALID
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -264,8 +457,11 @@ class OptionalValidator(Validator):
     inner: Validator
     optional: bool = field(default=True, init=False)
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         return self.inner.validate(value, path)
+
+    def compile(self) -> Check:
+        return self.inner.compiled
 
     def describe(self) -> str:
         return f"optional {self.inner.describe()}"

@@ -116,6 +116,11 @@ def _union(args: tuple[Any, ...], seen: tuple[type, ...]) -> Shape:
     validator = v.union(*(m.validator for m in members))
     if all(m.load is None for m in members):
         return Shape(validator)
+    others = [m for m in members if m.validator.to_json() != {"type": "null"}]
+    only = others[0].load if len(others) == 1 else None
+    if only is not None:  # `Model | None`: None stays None, anything else is the model
+        single = only
+        return Shape(validator, lambda value, path: None if value is None else single(value, path))
 
     def load(value: Any, path: str) -> Any:
         # The union kept the first member that accepted the value; load it as that member.
