@@ -135,6 +135,19 @@ async def forged(ctx) -> Doc["notes"]:
 
 
 @mutation
+async def later(ctx, title: str) -> str:
+    from reactive_store.client import MutationReference
+
+    return await ctx.scheduler.run_after(60, MutationReference("typed:create"),
+                                         {"draft": {"title": title}})
+
+
+@query
+async def via_reference(ctx) -> float:
+    return len(await ctx.db.system.query("_scheduled_functions").collect())
+
+
+@mutation
 async def react(ctx, reaction: Reaction) -> Doc["reactions"]:
     assert isinstance(reaction, Reaction), reaction
     return await ctx.db.get(await ctx.db.insert("reactions", reaction))
@@ -216,6 +229,16 @@ async def test_model_instances_are_written_as_documents(app: Engine) -> None:
                                                                    "emoji": "+1"}})
     assert reaction.value["noteId"] == note and reaction.value["emoji"] == "+1"
     assert set(reaction.value) == {"_id", "_creationTime", "noteId", "emoji"}
+
+
+async def test_generated_references_name_functions_on_the_server(app: Engine) -> None:
+    from reactive_store.client import QueryReference
+
+    await app.run_mutation("typed:later", {"title": "soon"})
+    assert (await app.run_query(QueryReference("typed:via_reference"), {})).value == 1.0
+    jobs = await app.read(lambda db: db.system.query("_scheduled_functions").collect())
+    assert [(j["name"], j["args"]) for j in jobs] == [("typed:create",
+                                                      {"draft": {"title": "soon"}})]
 
 
 async def test_doc_results_are_checked_against_the_table(app: Engine) -> None:
