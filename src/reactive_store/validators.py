@@ -234,6 +234,22 @@ class _Doc(Validator):
             fields = table.validate(fields, path)
         return {"_id": doc_id, "_creationTime": created, **fields}
 
+    def compile(self) -> Check:
+        table, id_check = self.table, _Id(self.table).compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict) or "_id" not in value or "_creationTime" not in value:
+                raise _INVALID
+            doc_id, created = id_check(value["_id"]), _float64(value["_creationTime"])
+            fields = {k: x for k, x in value.items() if k not in ("_id", "_creationTime")}
+            tables = DOCUMENTS.get()
+            validator = None if tables is None else tables.get(table)
+            if validator is not None:
+                fields = validator.compiled(fields)
+            return {"_id": doc_id, "_creationTime": created, **fields}
+
+        return check
+
     def describe(self) -> str:
         return f"document of table {self.table!r}"
 

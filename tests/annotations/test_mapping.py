@@ -133,6 +133,8 @@ def test_doc_checks_system_fields_and_the_table_schema() -> None:
         validator.validate({"body": "hi"}, "r")
     token = DOCUMENTS.set({"notes": v.object({"body": v.string()})})
     try:
+        assert validator.compiled({**doc, "_creationTime": 5}) == {
+            "_id": doc_id, "_creationTime": 5.0, "body": "hi"}
         with pytest.raises(ValidationError, match=re.escape("r.body: expected string, got int64")):
             validator.validate({**doc, "body": 5}, "r")
         with pytest.raises(ValidationError, match="r: unexpected field 'extra'"):

@@ -470,7 +470,7 @@ def test_describe() -> None:
 
 _LEAVES = st.one_of(
     st.sampled_from([v.string(), v.float64(), v.int64(), v.boolean(), v.null(), v.bytes(),
-                     v.any(), v.id("users")]),
+                     v.any(), v.id("users"), v.doc("users")]),
     st.one_of(st.text(max_size=3), st.integers(-3, 3), st.booleans(),
               st.floats(-2, 2, allow_nan=False)).map(v.literal),
 )
@@ -516,6 +516,10 @@ def _matching(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
         return st.one_of(*(_matching(m) for m in spec["value"]))
     if kind == "literal":
         return st.just(decode(spec["value"]))
+    if kind == "doc":
+        return st.fixed_dictionaries({"_id": st.just(new_id(3)),
+                                      "_creationTime": _matching({"type": "number"})},
+                                     optional={"a": SCALARS, "_x": SCALARS})
     return {"string": st.text(max_size=3), "number": st.one_of(st.floats(allow_nan=False),
                                                                st.integers(-5, 5)),
             "bigint": st.integers(-2**63, 2**63 - 1), "boolean": st.booleans(),
