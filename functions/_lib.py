@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from reactive_store import ConvexError, require_owner, v
 
+from ..schema import Message, Session
 from .auth_config import providers
 
 Doc = dict[str, Any]
@@ -26,6 +27,38 @@ PAGINATION = v.optional(v.object({
     "maximumRowsRead": v.optional(v.float64()),
     "maximumBytesRead": v.optional(v.float64()),
 }))
+
+
+class PaginationOpts(TypedDict):
+    """PAGINATION as a type, for functions written with type hints."""
+
+    numItems: float
+    cursor: str | None
+    endCursor: NotRequired[str | None]
+    id: NotRequired[float]
+    maximumRowsRead: NotRequired[float]
+    maximumBytesRead: NotRequired[float]
+
+
+# A `paginationOpts` parameter: it may be left out, but not be null (as in Convex). The
+# validator in Annotated[...] is used as it is, where the hint alone would also allow null.
+OptionalPagination = Annotated[PaginationOpts | None, PAGINATION]
+
+
+class SessionPage(TypedDict):
+    """A page of chat sessions, as `paginate` returns it."""
+
+    page: list[Session]
+    isDone: bool
+    continueCursor: str
+
+
+class MessagePage(TypedDict):
+    """A page of chat messages, as `paginate` returns it."""
+
+    page: list[Message]
+    isDone: bool
+    continueCursor: str
 
 
 def not_found(what: str, key: str) -> ConvexError:

@@ -80,8 +80,8 @@ async def append(ctx: Any, sessionId: str, role: str, content: str,
     `forbidden` when auth is configured and the session is not the caller's.
     """
     await session_for(ctx, sessionId)
-    doc: Doc = {"sessionId": sessionId, "role": role, "content": content,
-                "createdAt": ctx.now()}
+    doc: dict[str, Any] = {"sessionId": sessionId, "role": role, "content": content,
+                           "createdAt": ctx.now()}
     if metadata is not None:
         doc["metadata"] = metadata
     if attachments:

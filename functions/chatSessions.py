@@ -1,14 +1,26 @@
-"""Chat sessions: create one, list them by latest activity, get one."""
+"""Chat sessions: create one, list them by latest activity, get one.
 
-from typing import Any
+Written with type hints: the validators of each function's arguments and result come from
+its annotations (the work order modules write theirs with `v.*`; clients see no difference).
+"""
+
+from typing import Annotated, Any
 
 from reactive_store import mutation, query, require_user, v
 
-from ._lib import AUTH_REQUIRED, DEFAULT_LIST_LIMIT, PAGINATION, Doc, check_user, session_for
+from ..schema import Session, SessionId
+from ._lib import (
+    AUTH_REQUIRED,
+    DEFAULT_LIST_LIMIT,
+    OptionalPagination,
+    SessionPage,
+    check_user,
+    session_for,
+)
 
 
-@mutation(args={"userId": v.string(), "title": v.string()}, returns=v.id("chat_sessions"))
-async def create(ctx: Any, userId: str, title: str) -> str:
+@mutation
+async def create(ctx: Any, userId: str, title: str) -> SessionId:
     """Create a chat session.
 
     Args: `userId` (the owner), `title`. createdAt and updatedAt are set to now.
@@ -19,14 +31,15 @@ async def create(ctx: Any, userId: str, title: str) -> str:
     """
     await check_user(ctx, userId)
     now = ctx.now()
-    session_id: str = await ctx.db.insert("chat_sessions", {
+    session_id: SessionId = await ctx.db.insert("chat_sessions", {
         "userId": userId, "title": title, "createdAt": now, "updatedAt": now})
     return session_id
 
 
-@query(args={"userId": v.optional(v.string()), "paginationOpts": PAGINATION})
-async def list(ctx: Any, userId: str | None = None,
-               paginationOpts: Doc | None = None) -> Any:
+@query(name="list")
+async def list_sessions(ctx: Any, userId: Annotated[str | None, v.string()] = None,
+                        paginationOpts: OptionalPagination = None
+                        ) -> list[Session] | SessionPage:
     """Sessions, most recently active first (updatedAt descending: a new message or work
     order moves a session to the top).
 
@@ -48,12 +61,14 @@ async def list(ctx: Any, userId: str | None = None,
         q = q.with_index("by_user_updated", lambda r: r.eq("userId", userId))
     q = q.order("desc")
     if paginationOpts is None:
-        return await q.take(DEFAULT_LIST_LIMIT)
-    return await q.paginate(paginationOpts)
+        sessions: list[Session] = await q.take(DEFAULT_LIST_LIMIT)
+        return sessions
+    page: SessionPage = await q.paginate(paginationOpts)
+    return page
 
 
-@query(args={"sessionId": v.id("chat_sessions")})
-async def get(ctx: Any, sessionId: str) -> Doc:
+@query
+async def get(ctx: Any, sessionId: SessionId) -> Session:
     """One session.
 
     Args: `sessionId`.

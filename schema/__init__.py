@@ -1,4 +1,8 @@
-"""The bundled app's schema: chats, work orders, orchestrations, stored webhook events."""
+"""The bundled app's schema: chats, work orders, orchestrations, stored webhook events.
+
+The chat tables are declared with types (TypedDicts), the rest with `v.*` validators: both
+forms give the same tables. The type aliases below are what the chat functions use.
+"""
 
 # Times are float64 milliseconds since the epoch; all numbers are float64.
 # Optional fields: chat_messages.metadata (tool calls) and chat_messages.attachments (files in
@@ -9,36 +13,54 @@
 # No function scans a whole table: each reads through one of these indexes
 # (work_orders.by_status_updated is for workers that poll orders by status).
 
-from reactive_store import define_schema, define_table, v
+from typing import Any, Literal, NotRequired, TypedDict
+
+from reactive_store import Doc, Id, define_schema, define_table, v
+
+Role = Literal["user", "assistant", "system"]
+SessionId = Id["chat_sessions"]
+MessageId = Id["chat_messages"]
+StorageId = Id["_storage"]
+Session = Doc["chat_sessions"]
+Message = Doc["chat_messages"]
+
+
+class ChatSession(TypedDict):
+    userId: str
+    title: str
+    createdAt: float
+    updatedAt: float
+
+
+class Attachment(TypedDict):
+    """A file in file storage, with the name it was uploaded under."""
+
+    storageId: StorageId
+    name: str
+    contentType: str
+    size: float
+
+
+class ChatMessage(TypedDict):
+    sessionId: SessionId
+    role: Role
+    content: str
+    metadata: NotRequired[Any]
+    attachments: NotRequired[list[Attachment]]
+    createdAt: float
+
 
 EMBEDDING_DIMENSIONS = 64  # functions/_embedding.py makes vectors of this length
 
-ROLES = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
-ATTACHMENT = v.object({
-    "storageId": v.id("_storage"),
-    "name": v.string(),
-    "contentType": v.string(),
-    "size": v.float64(),
-})
 STATUSES = ("draft", "submitted", "accepted", "running", "succeeded", "failed", "canceled")
 LINK_KINDS = v.union(v.literal("github_issue"), v.literal("pr"), v.literal("commit"))
 
 schema = define_schema({
-    "chat_sessions": define_table({
-        "userId": v.string(),
-        "title": v.string(),
-        "createdAt": v.float64(),
-        "updatedAt": v.float64(),
-    }).index("by_user_updated", ["userId", "updatedAt"]).index("by_updated", ["updatedAt"]),
-    "chat_messages": define_table({
-        "sessionId": v.id("chat_sessions"),
-        "role": ROLES,
-        "content": v.string(),
-        "metadata": v.optional(v.any()),
-        "attachments": v.optional(v.array(ATTACHMENT)),
-        "createdAt": v.float64(),
-    }).index("by_session_created", ["sessionId", "createdAt"])
-      .search_index("search_content", search_field="content", filter_fields=["sessionId"]),
+    "chat_sessions": define_table(ChatSession)
+        .index("by_user_updated", ["userId", "updatedAt"]).index("by_updated", ["updatedAt"]),
+    "chat_messages": define_table(ChatMessage)
+        .index("by_session_created", ["sessionId", "createdAt"])
+        .search_index("search_content", search_field="content", filter_fields=["sessionId"]),
     "work_orders": define_table({
         "sessionId": v.id("chat_sessions"),
         "workflowType": v.string(),

@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from reactive_store.access import require_owner, require_user
+from reactive_store.annotations.markers import Doc, Id
 from reactive_store.app.crons import Crons
 from reactive_store.app.http_router import HttpRouter
 from reactive_store.app.registry import (
@@ -24,7 +25,9 @@ __all__ = [
     "UNSET",
     "ConvexError",
     "Crons",
+    "Doc",
     "HttpRouter",
+    "Id",
     "__version__",
     "action",
     "define_schema",

@@ -1,5 +1,6 @@
-"""The `reactive-store` command line: `serve` runs the server, `run` calls one function,
-`env` reads and writes the deployment's environment variables."""
+"""The `reactive-store` command line: `serve` runs the server, `dev` hot-reloads it, `run`
+calls one function, `env` reads and writes environment variables, `docs` and `codegen`
+describe the app."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--port", type=int, default=3210)
         command.add_argument("--log-level", default="info" if name == "serve" else "warning")
         _file_options(command)
+        if name == "dev":
+            command.add_argument("--no-codegen", action="store_true",
+                                 help="do not write functions/_generated/ (typed client code) "
+                                      "on start and after every reload")
     run = sub.add_parser("run", help="call one function and print its JSON result")
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
@@ -69,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--app", type=Path, default=Path.cwd())
     docs.add_argument("--output", type=Path, default=None,
                       help="file to write (default: print to stdout)")
+    codegen = sub.add_parser("codegen", help="write typed client code for the app's functions: "
+                                             "TypeScript for the npm convex client, or Python")
+    codegen.add_argument("--app", type=Path, default=Path.cwd())
+    codegen.add_argument("--out", type=Path, default=None,
+                         help="folder to write into (default: APP/functions/_generated)")
+    codegen.add_argument("--python", action="store_true",
+                         help="write api.py (typed references for reactive_store.client) "
+                              "instead of api.d.ts, api.js and dataModel.d.ts")
+    codegen.add_argument("--check", action="store_true",
+                         help="write nothing; exit 1 if the files there are missing or stale")
     return parser
 
 
@@ -140,6 +155,26 @@ def _env_parser(sub: Any) -> None:
                           "which keeps it out of your shell history")
 
 
+def write_codegen(ns: argparse.Namespace) -> int:
+    from reactive_store.app.codegen import GENERATED_DIR, generate_for, stale_files, write_files
+    from reactive_store.engine.system_tables import readable_system_tables
+
+    files = generate_for(ns.app, ns.python, readable_system_tables())
+    out: Path = ns.out if ns.out is not None else ns.app / GENERATED_DIR
+    if ns.check:
+        stale = stale_files(out, files)
+        for name in stale:
+            print(f"{out / name} is missing or out of date", file=sys.stderr)
+        if stale:
+            print(f"run: reactive-store codegen --app {ns.app}{' --python' if ns.python else ''}",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    changed = write_files(out, files)
+    print(f"wrote {', '.join(str(out / n) for n in changed)}" if changed
+          else f"{out}: up to date")
+    return 0
+
+
 def write_docs(ns: argparse.Namespace) -> int:
     from reactive_store.app.catalog import markdown
     from reactive_store.app.loader import load_app, unload_app
@@ -183,15 +218,29 @@ def serve(ns: argparse.Namespace) -> int:
     from reactive_store.server import create_app
 
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    deployment = Deployment(settings_from(ns))
+    deployment = _deployment(ns)
     message_bytes = deployment.settings.limits.message_bytes
-    dev = DevReloader(deployment, echo=lambda line: print(line, flush=True)) \
-        if ns.command == "dev" else None
+    dev = DevReloader(deployment, echo=lambda line: print(line, flush=True),
+                      codegen=not ns.no_codegen) if ns.command == "dev" else None
     deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
     app = create_app(deployment, dev=dev)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
                 ws_max_size=message_bytes or 2**62)
     return 0
+
+
+def _deployment(ns: argparse.Namespace) -> Deployment:
+    """The deployment to serve; `dev` first writes the placeholder references an app may
+    import before codegen ever ran (dev then generates the real ones)."""
+    from reactive_store.app.codegen import write_placeholder
+    from reactive_store.app.loader import AppLoadError
+
+    try:
+        return Deployment(settings_from(ns))
+    except AppLoadError as exc:
+        if ns.command != "dev" or ns.no_codegen or not write_placeholder(ns.app, exc):
+            raise
+    return Deployment(settings_from(ns))
 
 
 def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:
@@ -331,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
             return write_docs(ns)
         if ns.command == "env":
             return run_env(ns)
+        if ns.command == "codegen":
+            return write_codegen(ns)
         result = asyncio.run(_run(ns))
     except ReactiveStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,15 +19,75 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic
 
 import orjson
 import websockets
+from typing_extensions import ParamSpec, TypeVar
 
 from reactive_store import values
 from reactive_store.sync.protocol import decode_ts
 
 log = logging.getLogger(__name__)
+
+
+# A reference's parameters are the one positional `args` dict: a ParamSpec, so that mypy
+# checks a call's dict against the function's TypedDict with the dict as its context (and
+# names the wrong key or value). The defaults make a plain string path mean "anything".
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
+
+
+@dataclass(frozen=True)
+class FunctionReference(Generic[P, R]):
+    """A typed reference to one function, as `reactive-store codegen --python` generates
+    them (`api.chatMessages.list_by_session`): `QueryReference[[Args], Result]`, where `Args`
+    is a TypedDict of its arguments and `Result` what it returns."""
+
+    path: str
+
+
+class QueryReference(FunctionReference[P, R]):
+    """A query: `client.query(ref, args)` / `client.subscribe(ref, args)`."""
+
+
+class MutationReference(FunctionReference[P, R]):
+    """A mutation: `client.mutation(ref, args)`."""
+
+
+class ActionReference(FunctionReference[P, R]):
+    """An action: `client.action(ref, args)`."""
+
+
+class AnyApi:
+    """Untyped references from attribute names, as Convex's `anyApi`: `AnyApi().dir.mod.fn`
+    is the function `dir/mod:fn`. The placeholder `api` before codegen has run."""
+
+    def __init__(self, segments: tuple[str, ...] = ()) -> None:
+        self._segments = segments
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return AnyApi((*self._segments, name))
+
+    @property
+    def path(self) -> str:
+        if len(self._segments) < 2:
+            raise AttributeError(f"api.{'.'.join(self._segments)} is a module, not a function")
+        return "/".join(self._segments[:-1]) + ":" + self._segments[-1]
+
+    def __repr__(self) -> str:
+        return f"AnyApi({'.'.join(self._segments)})"
+
+
+def _call(ref: str | FunctionReference[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(path, arguments) of a call `method(ref, args)`."""
+    if kwargs or len(args) > 1:
+        raise TypeError("pass a function's arguments as one dict: client.query(ref, {...})")
+    found = args[0] if args else None
+    return (ref if isinstance(ref, str) else ref.path), dict(found or {})
 
 
 class ClientError(Exception):
@@ -90,22 +150,35 @@ class Client:
                 request.future.set_exception(ConnectionError("client closed"))
 
     # -- the public API -------------------------------------------------------------------
-    async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._request("Mutation", path, args or {})
+    async def mutation(self, path: MutationReference[P, R] | str, *args: P.args,
+                       **kwargs: P.kwargs) -> R:
+        """Run a mutation (`client.mutation(ref_or_path, {...})`); returns once this
+        client's subscriptions reflect it."""
+        name, arguments = _call(path, args, kwargs)
+        result: R = await self._request("Mutation", name, arguments)
+        return result
 
-    async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._request("Action", path, args or {})
+    async def action(self, path: ActionReference[P, R] | str, *args: P.args,
+                     **kwargs: P.kwargs) -> R:
+        """Run an action (`client.action(ref_or_path, {...})`)."""
+        name, arguments = _call(path, args, kwargs)
+        result: R = await self._request("Action", name, arguments)
+        return result
 
-    async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+    async def query(self, path: QueryReference[P, R] | str, *args: P.args,
+                    **kwargs: P.kwargs) -> R:
         """The query's current value (subscribe, take the first result, unsubscribe)."""
-        async for value in self.subscribe(path, args):
-            return value
+        name, arguments = _call(path, args, kwargs)
+        async for value in self.subscribe(name, arguments):
+            result: R = value
+            return result
         raise ConnectionError("subscription ended")
 
-    async def subscribe(self, path: str, args: dict[str, Any] | None = None
-                        ) -> AsyncIterator[Any]:
+    async def subscribe(self, path: QueryReference[P, R] | str, *args: P.args,
+                        **kwargs: P.kwargs) -> AsyncIterator[R]:
         """Yield the query's value now and after every change; raises ClientError on failure."""
-        query = self._add_query(path, args or {})
+        name, arguments = _call(path, args, kwargs)
+        query = self._add_query(name, arguments)
         queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
         query.queues.append(queue)
         if query.latest is not None:
@@ -273,4 +346,5 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await client.close()
 
 
-__all__ = ["Client", "ClientError", "connect"]
+__all__ = ["ActionReference", "AnyApi", "Client", "ClientError", "FunctionReference",
+           "MutationReference", "QueryReference", "connect"]

@@ -1,11 +1,13 @@
 """`reactive-store dev`: watch the app's schema and functions and hot-reload them into the
-running server, keeping the last good version serving when a change is broken."""
+running server, keeping the last good version serving when a change is broken, and keep the
+typed client code in `functions/_generated/` in step with the app."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +16,11 @@ from typing import Any
 
 from watchfiles import awatch
 
+from reactive_store.app.codegen import GENERATED_DIR, generate, write_files
+from reactive_store.app.codegen_model import app_model
 from reactive_store.app.loader import AppLoadError
 from reactive_store.deployment import Deployment
+from reactive_store.engine.system_tables import readable_system_tables
 from reactive_store.errors import ReactiveStoreError
 
 log = logging.getLogger(__name__)
@@ -47,10 +52,12 @@ def describe_error(exc: ReactiveStoreError, root: Path) -> dict[str, Any]:
 class DevReloader:
     """Watches the app folder; every change becomes one reload and one terminal line."""
 
-    def __init__(self, deployment: Deployment, echo: Callable[[str], None] = print) -> None:
+    def __init__(self, deployment: Deployment, echo: Callable[[str], None] = print,
+                 codegen: bool = True) -> None:
         self.deployment = deployment
         self.root = deployment.settings.app_dir.resolve()
         self.status = DevStatus()
+        self.codegen = codegen
         self._echo = echo
         self._stop = asyncio.Event()
 
@@ -61,9 +68,35 @@ class DevReloader:
 
     @staticmethod
     def _interesting(change: Any, path: str) -> bool:
-        return path.endswith(".py") and "/.reactive-store/" not in path
+        return (path.endswith(".py") and "/.reactive-store/" not in path
+                and f"/{GENERATED_DIR.name}/" not in path)
+
+    def generate(self) -> list[str]:
+        """Write the typed client code of the current app (TypeScript and Python) into
+        functions/_generated/; return the files that changed."""
+        if not self.codegen:
+            return []
+        app = self.deployment.app
+        out = self.root / GENERATED_DIR
+        try:
+            model = app_model(app.functions, app.schema, readable_system_tables())
+            changed = write_files(out, {**generate(model, python=False),
+                                        **generate(model, python=True)})
+        except (ReactiveStoreError, OSError) as exc:
+            self._echo(f"codegen failed: {exc}")
+            return []
+        if not self._imports_generated():
+            # No app module imports it: a later reload need not report it as changed.
+            self.deployment.source.accept([out / n for n in changed if n.endswith(".py")])
+        return changed
+
+    def _imports_generated(self) -> bool:
+        app = self.deployment.app
+        return f"{app.package}.functions.{GENERATED_DIR.name}.api" in sys.modules
 
     async def run(self) -> None:
+        if "api.py" in self.generate() and self._imports_generated():
+            await self.reload()  # the app started on stale generated references
         while not self._stop.is_set():
             paths = self._paths()
             async for _ in awatch(*paths, watch_filter=self._interesting, debounce=30,
@@ -111,4 +144,9 @@ class DevReloader:
                     ("rebuilt", pushed.rebuilt_indexes), ("retired", pushed.retired_tables
                                                           + pushed.retired_indexes)) if items))
         self.status.last["schema"] = report.schema is not None
+        generated = self.status.last["generated"] = self.generate()
+        if generated:
+            parts.append("regenerated " + ", ".join(generated))
         self._echo(f"reloaded {'; '.join(parts)} in {elapsed:.0f} ms")
+        if "api.py" in generated and self._imports_generated():
+            await self.reload()  # app modules import the generated references: refresh them

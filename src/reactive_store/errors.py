@@ -37,6 +37,12 @@ class ValidationError(ReactiveStoreError):
     code = "ValidationError"
 
 
+class AnnotationError(ReactiveStoreError, TypeError):
+    """A type hint (of a function parameter, its result or a table model) has no validator."""
+
+    code = "AnnotationError"
+
+
 class SchemaError(ReactiveStoreError):
     """A schema declaration is malformed, or cannot be pushed onto the stored data."""
 

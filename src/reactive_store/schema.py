@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reactive_store.errors import SchemaError, ValidationError
+from reactive_store.annotations.mapping import shape_of
+from reactive_store.annotations.markers import show
+from reactive_store.errors import AnnotationError, SchemaError, ValidationError
 from reactive_store.keys import MISSING, TAG_STRING, encode_tuple, field_value
 from reactive_store.types import Document, Value
 from reactive_store.validators import ObjectValidator, UnionValidator, Validator, object_fields
@@ -148,8 +150,11 @@ class TableDefinition:
         return self
 
 
-def define_table(fields: Mapping[str, Validator] | Validator) -> TableDefinition:
-    """Declare a table by its fields (a dict of validators, or a v.object / v.union)."""
+def define_table(fields: Mapping[str, Validator] | Validator | type) -> TableDefinition:
+    """Declare a table by its fields: a dict of validators, a v.object / v.union of them, or
+    a TypedDict, dataclass or pydantic model class (its fields mapped as type hints are)."""
+    if isinstance(fields, type):
+        fields = _model_validator(fields)
     if isinstance(fields, Validator):
         members = fields.members if isinstance(fields, UnionValidator) else (fields,)
         if not all(isinstance(m, ObjectValidator) for m in members):
@@ -161,6 +166,17 @@ def define_table(fields: Mapping[str, Validator] | Validator) -> TableDefinition
     checked = object_fields(fields, "define_table")
     _check_no_system_fields(checked)
     return TableDefinition(ObjectValidator(checked))
+
+
+def _model_validator(model: type) -> Validator:
+    try:
+        shape = shape_of(model)
+    except AnnotationError as exc:
+        raise SchemaError(f"define_table({show(model)}): {exc.message}") from None
+    if not isinstance(shape.validator, ObjectValidator):
+        raise SchemaError(f"define_table({show(model)}): expected a TypedDict, dataclass or "
+                          "pydantic model class")
+    return shape.validator
 
 
 def _check_no_system_fields(fields: Mapping[str, Validator]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,13 +14,52 @@ from reactive_store.ids import table_of
 from reactive_store.types import Value
 from reactive_store.values import INT64_MAX, INT64_MIN, encode, field_name_problem, type_name
 
+Check = Callable[[Any], Any]
+
+
+class _Invalid(Exception):
+    """A compiled check refused a value; `diagnose` then finds where and why."""
+
+
+_INVALID = _Invalid()
+
 
 class Validator:
-    """Checks a value and returns it normalised (e.g. an int accepted as float64 becomes float)."""
+    """Checks a value and returns it normalised (e.g. an int accepted as float64 becomes float).
+
+    Two ways to the same answer: `compiled` is a closure built once per validator that only
+    checks and normalises (no paths, no messages: the fast path every call takes), and
+    `diagnose` walks the value building each field's path, for the message when the
+    compiled check refused it. They must accept exactly the same values with the same
+    result (property-tested in tests/core/test_validators.py).
+    """
 
     optional = False
 
     def validate(self, value: Value, path: str) -> Value:
+        """`value` normalised, or ValidationError naming the offending field under `path`."""
+        try:
+            return self.compiled(value)
+        except _Invalid:
+            return self.diagnose(value, path)
+
+    @functools.cached_property
+    def compiled(self) -> Check:
+        return self.compile()
+
+    def compile(self) -> Check:
+        """The fast check; by default `diagnose` with its errors turned into _Invalid."""
+        diagnose = self.diagnose
+
+        def check(value: Any) -> Any:
+            try:
+                return diagnose(value, "")
+            except ValidationError:
+                raise _INVALID from None
+
+        return check
+
+    def diagnose(self, value: Value, path: str) -> Value:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -42,10 +83,22 @@ class _Simple(Validator):
     name: str
     check: Callable[[Any], bool]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not self.check(value):
             raise self._fail(value, path)
         return value
+
+    def compile(self) -> Check:
+        if self.name == "any":
+            return _identity
+        test = _TESTS.get(self.name, self.check)
+
+        def check(value: Any) -> Any:
+            if test(value):
+                return value
+            raise _INVALID
+
+        return check
 
     def describe(self) -> str:
         return self.name
@@ -54,13 +107,25 @@ class _Simple(Validator):
         return {"type": self.name}
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
+_TESTS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda x: isinstance(x, str), "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+}
+
+
 class _Float64(Validator):
-    def validate(self, value: Value, path: str) -> Value:
-        if isinstance(value, float):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
-            return float(value)
-        raise self._fail(value, path)
+    def diagnose(self, value: Value, path: str) -> Value:
+        try:
+            return _float64(value)
+        except _Invalid:
+            raise self._fail(value, path) from None
+
+    def compile(self) -> Check:
+        return _float64
 
     def describe(self) -> str:
         return "float64"
@@ -69,13 +134,31 @@ class _Float64(Validator):
         return {"type": "number"}
 
 
+def _float64(value: Any) -> Any:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+        return float(value)
+    raise _INVALID
+
+
+def _int64(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and (
+        INT64_MIN <= value <= INT64_MAX
+    ):
+        return value
+    raise _INVALID
+
+
 class _Int64(Validator):
-    def validate(self, value: Value, path: str) -> Value:
-        if isinstance(value, int) and not isinstance(value, bool) and (
-            INT64_MIN <= value <= INT64_MAX
-        ):
-            return value
-        raise self._fail(value, path)
+    def diagnose(self, value: Value, path: str) -> Value:
+        try:
+            return _int64(value)
+        except _Invalid:
+            raise self._fail(value, path) from None
+
+    def compile(self) -> Check:
+        return _int64
 
     def describe(self) -> str:
         return "int64"
@@ -88,7 +171,7 @@ class _Int64(Validator):
 class _Id(Validator):
     table: str
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, str):
             raise self._fail(value, path)
         try:
@@ -101,6 +184,22 @@ class _Id(Validator):
             )
         return value
 
+    def compile(self) -> Check:
+        expected = self.table
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, str):
+                raise _INVALID
+            try:
+                table = table_of(value)
+            except ValueError:
+                raise _INVALID from None
+            if table is not None and table != expected:
+                raise _INVALID
+            return value
+
+        return check
+
     def describe(self) -> str:
         return f"id of table {self.table!r}"
 
@@ -108,14 +207,74 @@ class _Id(Validator):
         return {"type": "id", "tableName": self.table}
 
 
+DOCUMENTS: ContextVar[Mapping[str, Validator] | None] = ContextVar("documents", default=None)
+"""The document validator of every table (the engine sets it around each call), so that
+`v.doc(table)` checks a document's fields against the table's current schema."""
+
+
+@dataclass(frozen=True)
+class _Doc(Validator):
+    """`v.doc(table)`: a stored document of `table`, system fields included."""
+
+    table: str
+
+    def diagnose(self, value: Value, path: str) -> Value:
+        if not isinstance(value, dict):
+            raise self._fail(value, path)
+        for name in ("_id", "_creationTime"):
+            if name not in value:
+                raise ValidationError(f"{path}: missing system field {name!r} of a document "
+                                      f"of table {self.table!r}")
+        doc_id = _Id(self.table).validate(value["_id"], f"{path}._id")
+        created = _Float64().validate(value["_creationTime"], f"{path}._creationTime")
+        fields = {k: x for k, x in value.items() if k not in ("_id", "_creationTime")}
+        tables = DOCUMENTS.get()
+        table = None if tables is None else tables.get(self.table)
+        if table is not None:
+            fields = table.validate(fields, path)
+        return {"_id": doc_id, "_creationTime": created, **fields}
+
+    def compile(self) -> Check:
+        table, id_check = self.table, _Id(self.table).compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict) or "_id" not in value or "_creationTime" not in value:
+                raise _INVALID
+            doc_id, created = id_check(value["_id"]), _float64(value["_creationTime"])
+            fields = {k: x for k, x in value.items() if k not in ("_id", "_creationTime")}
+            tables = DOCUMENTS.get()
+            validator = None if tables is None else tables.get(table)
+            if validator is not None:
+                fields = validator.compiled(fields)
+            return {"_id": doc_id, "_creationTime": created, **fields}
+
+        return check
+
+    def describe(self) -> str:
+        return f"document of table {self.table!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": "doc", "tableName": self.table}
+
+
 @dataclass(frozen=True)
 class _Literal(Validator):
     literal: Value
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if type(value) is type(self.literal) and value == self.literal:
             return value
         raise self._fail(value, path)
+
+    def compile(self) -> Check:
+        literal, kind = self.literal, type(self.literal)
+
+        def check(value: Any) -> Any:
+            if type(value) is kind and value == literal:
+                return value
+            raise _INVALID
+
+        return check
 
     def describe(self) -> str:
         return f"literal {self.literal!r}"
@@ -129,10 +288,20 @@ class _Literal(Validator):
 class _Array(Validator):
     item: Validator
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, list | tuple):
             raise self._fail(value, path)
         return [self.item.validate(x, f"{path}[{i}]") for i, x in enumerate(value)]
+
+    def compile(self) -> Check:
+        item = self.item.compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise _INVALID
+            return [item(x) for x in value]
+
+        return check
 
     def describe(self) -> str:
         return f"array of {self.item.describe()}"
@@ -147,7 +316,7 @@ class ObjectValidator(Validator):
 
     fields: Mapping[str, Validator]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, dict):
             raise self._fail(value, path)
         extra = [k for k in value if k not in self.fields]
@@ -163,6 +332,24 @@ class ObjectValidator(Validator):
                 continue
             out[name] = validator.validate(value[name], f"{path}.{name}")
         return out
+
+    def compile(self) -> Check:
+        fields = [(name, f.compiled, f.optional) for name, f in self.fields.items()]
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _INVALID
+            out = {}
+            for name, item, optional in fields:
+                if name in value:
+                    out[name] = item(value[name])
+                elif not optional:
+                    raise _INVALID
+            if len(out) != len(value):  # a field this object does not have
+                raise _INVALID
+            return out
+
+        return check
 
     def describe(self) -> str:
         return "object {" + ", ".join(self.fields) + "}"
@@ -182,7 +369,7 @@ class _Record(Validator):
     keys: Validator
     values: Validator
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         if not isinstance(value, dict):
             raise self._fail(value, path)
         out: dict[str, Any] = {}
@@ -193,6 +380,22 @@ class _Record(Validator):
             self.keys.validate(key, f"{path} key {key!r}")
             out[key] = self.values.validate(item, f"{path}.{key}")
         return out
+
+    def compile(self) -> Check:
+        keys, values = self.keys.compiled, self.values.compiled
+
+        def check(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _INVALID
+            out = {}
+            for key, item in value.items():
+                if field_name_problem(key) is not None:
+                    raise _INVALID
+                keys(key)
+                out[key] = values(item)
+            return out
+
+        return check
 
     def describe(self) -> str:
         return f"record of {self.keys.describe()} to {self.values.describe()}"
@@ -207,7 +410,7 @@ class UnionValidator(Validator):
 
     members: tuple[Validator, ...]
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         for member in self.members:
             try:
                 return member.validate(value, path)
@@ -215,11 +418,52 @@ class UnionValidator(Validator):
                 continue
         raise self._fail(value, path)
 
+    def compile(self) -> Check:
+        # None first when null is a member: any member that accepts None returns it as it
+        # is, so which one accepts it does not matter. Literals are one set lookup.
+        nullable = any(_is_null(m) for m in self.members)
+        rest = [m for m in self.members if not _is_null(m)]
+        if rest and all(isinstance(m, _Literal) for m in rest):
+            return _literal_set(frozenset((type(m.literal), m.literal) for m in rest
+                                          if isinstance(m, _Literal)), nullable)
+        members = [m.compiled for m in rest]
+
+        def check(value: Any) -> Any:
+            if nullable and value is None:
+                return None
+            for member in members:
+                try:
+                    return member(value)
+                except _Invalid:
+                    continue
+            raise _INVALID
+
+        return check
+
+
     def describe(self) -> str:
         return " | ".join(m.describe() for m in self.members)
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "union", "value": [m.to_json() for m in self.members]}
+
+
+def _is_null(validator: Validator) -> bool:
+    return isinstance(validator, _Simple) and validator.name == "null"
+
+
+def _literal_set(allowed: frozenset[tuple[type, Any]], nullable: bool) -> Check:
+    def check(value: Any) -> Any:
+        if nullable and value is None:
+            return None
+        try:
+            if (type(value), value) in allowed:
+                return value
+        except TypeError:  # unhashable: a list or dict is no literal
+            pass
+        raise _INVALID
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -229,8 +473,11 @@ class OptionalValidator(Validator):
     inner: Validator
     optional: bool = field(default=True, init=False)
 
-    def validate(self, value: Value, path: str) -> Value:
+    def diagnose(self, value: Value, path: str) -> Value:
         return self.inner.validate(value, path)
+
+    def compile(self) -> Check:
+        return self.inner.compiled
 
     def describe(self) -> str:
         return f"optional {self.inner.describe()}"
@@ -270,7 +517,11 @@ class _V:
         return _Simple("any", lambda x: True)
 
     def id(self, table: str) -> Validator:
-        return _Id(table)
+        return _Id(_table_name(table, "v.id"))
+
+    def doc(self, table: str) -> Validator:
+        """A document of `table` as `ctx.db` returns it (`_id`, `_creationTime`, fields)."""
+        return _Doc(_table_name(table, "v.doc"))
 
     def array(self, item: Validator) -> Validator:
         return _Array(_require(item, "v.array"))
@@ -295,6 +546,12 @@ class _V:
 
     def optional(self, inner: Validator) -> Validator:
         return OptionalValidator(_require(inner, "v.optional"))
+
+
+def _table_name(table: Any, where: str) -> str:
+    if not isinstance(table, str) or not table:
+        raise TypeError(f"{where}() takes a table name, got {table!r}")
+    return table
 
 
 def _require(x: Any, where: str) -> Validator:

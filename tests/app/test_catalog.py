@@ -23,6 +23,10 @@ async def described(ctx, ids, mode=None):
     \"\"\"
     return {}
 
+@query(args={}, returns=v.array(v.doc("accounts")))
+async def everyone(ctx):
+    return []
+
 @internal_query(args={})
 async def hidden(ctx):
     return 1
@@ -54,6 +58,7 @@ def test_markdown_docs(app: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "### `doc:described` (query)" in text
     assert ('- args: `{ids: Id<accounts>[], mode?: "a" | "b"}`' in text)
     assert "- returns: `Record<string, number>`" in text
+    assert "- returns: `Doc<accounts>[]`" in text
     assert "doc:hidden" not in text
     assert main(["docs", "--app", str(tmp_path / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -111,18 +111,32 @@ DECORATORS = [
 @pytest.mark.parametrize(("decorator", "kind", "visibility"), DECORATORS)
 def test_bare_decorator(decorator: Any, kind: Kind, visibility: Visibility) -> None:
     @decorator
-    def handler(ctx: Any, x: int = 1) -> int:
+    def handler(ctx, x=1):
         """  Doubles x.  """
         return 2 * x
 
     assert isinstance(handler, FunctionSpec)
     assert handler.kind is kind
     assert handler.visibility is visibility
-    assert handler.args.validator is None
+    assert handler.args.validator is None  # no hints, no args=: arguments are not checked
     assert handler.returns is None
     assert handler.path is None
     assert handler.doc == "Doubles x."
     assert handler(None, x=4) == 8
+
+
+@pytest.mark.parametrize(("decorator", "kind", "visibility"), DECORATORS)
+def test_bare_decorator_maps_type_hints(decorator: Any, kind: Kind,
+                                        visibility: Visibility) -> None:
+    @decorator
+    def handler(ctx: Any, x: int = 1) -> int:
+        return 2 * x
+
+    assert handler.kind is kind
+    assert handler.args.validator is not None
+    assert handler.args.validator.to_json() == v.object({"x": v.optional(v.int64())}).to_json()
+    assert handler.returns is not None
+    assert handler.returns.to_json() == {"type": "bigint"}
 
 
 @pytest.mark.parametrize(("decorator", "kind", "visibility"), DECORATORS)
@@ -142,11 +156,19 @@ def test_decorator_with_arguments(decorator: Any, kind: Kind, visibility: Visibi
 
 def test_decorator_with_empty_parentheses() -> None:
     @query()
-    def handler(ctx: Any) -> None:
+    def handler(ctx):
         return None
 
     assert handler.kind is Kind.QUERY
     assert handler.args.validator is None
+
+    @query()
+    def hinted(ctx: Any) -> None:
+        return None
+
+    assert hinted.args.validator is not None
+    assert hinted.args.validator.to_json() == {"type": "object", "value": {}}
+    assert hinted.returns is not None and hinted.returns.to_json() == {"type": "null"}
 
 
 def test_args_as_v_object() -> None:

@@ -198,3 +198,66 @@ async def test_a_long_backfill_prints_progress(tmp_path: Path, database_url: str
                                     "backfilling search index notes.s: 100/120 documents",
                                     "backfilled search index notes.s: 120 documents"]
     assert out.out.strip() == '"120"'  # an int64 prints as a string
+
+
+CODEGEN_APP = {
+    "schema/__init__.py": "from reactive_store import define_schema, define_table, v\n"
+                          "schema = define_schema({'notes': define_table({'text': v.string()})})\n",
+    "functions/notes.py": "from reactive_store import query\n\n"
+                          "@query\nasync def count(ctx) -> float:\n    return 0\n",
+}
+
+
+def test_codegen_writes_typescript_then_python(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    app = write_app(tmp_path / "app", CODEGEN_APP)
+    out = app / "functions" / "_generated"
+    assert main(["codegen", "--app", str(app)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["api.d.ts", "api.js", "dataModel.d.ts"]
+    assert "wrote" in capsys.readouterr().out
+    assert main(["codegen", "--app", str(app)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: up to date"
+    assert main(["codegen", "--app", str(app), "--python"]) == 0
+    assert (out / "api.py").is_file()
+    elsewhere = tmp_path / "web" / "generated"
+    assert main(["codegen", "--app", str(app), "--out", str(elsewhere)]) == 0
+    assert (elsewhere / "api.d.ts").read_text() == (out / "api.d.ts").read_text()
+
+
+def test_codegen_check_fails_on_stale_files(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    app = write_app(tmp_path / "app", CODEGEN_APP)
+    assert main(["codegen", "--app", str(app), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "api.d.ts is missing or out of date" in err
+    assert f"run: reactive-store codegen --app {app}" in err
+    for flags in ([], ["--python"]):
+        assert main(["codegen", "--app", str(app), *flags]) == 0
+        assert main(["codegen", "--app", str(app), "--check", *flags]) == 0
+    (app / "functions" / "notes.py").write_text(
+        CODEGEN_APP["functions/notes.py"] + "\n@query\nasync def more(ctx) -> str:\n"
+                                            "    return ''\n")
+    capsys.readouterr()
+    assert main(["codegen", "--app", str(app), "--check", "--python"]) == 1
+    assert "api.py is missing or out of date" in capsys.readouterr().err
+    assert "more" not in (app / "functions" / "_generated" / "api.py").read_text()  # unwritten
+
+
+def test_codegen_bootstraps_an_app_that_imports_its_generated_api(tmp_path: Path) -> None:
+    app = write_app(tmp_path / "app", {
+        **CODEGEN_APP,
+        "functions/crons.py": "from reactive_store import Crons\n"
+                              "from ._generated.api import internal\n"
+                              "crons = Crons()\n"
+                              "crons.interval('tidy', minutes=5, fn=internal.jobs.tidy.path)\n",
+        "functions/jobs.py": "from reactive_store import internal_mutation\n\n"
+                             "@internal_mutation\nasync def tidy(ctx) -> None:\n    pass\n",
+    })
+    assert main(["codegen", "--app", str(app), "--python"]) == 0
+    generated = (app / "functions" / "_generated" / "api.py").read_text()
+    assert 'tidy: JobsTidyRef = MutationReference("jobs:tidy")' in generated
+
+
+def test_dev_takes_no_codegen() -> None:
+    assert build_parser().parse_args(["dev", "--no-codegen"]).no_codegen
+    assert not build_parser().parse_args(["dev"]).no_codegen

@@ -9,10 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reactive_store.errors import ValidationError
 from reactive_store.ids import TABLE_NAMES, new_id
-from reactive_store.validators import ArgsSpec, Validator, is_optional, v
+from reactive_store.validators import ArgsSpec, Validator, _Invalid, is_optional, v
+from reactive_store.values import decode
 
 ALL_SAMPLES: dict[str, Any] = {
     "null": None,
@@ -461,3 +464,84 @@ def test_describe() -> None:
     assert v.array(v.union(v.int64(), v.null())).describe() == "array of int64 | null"
     assert v.record(v.string(), v.bytes()).describe() == "record of string to bytes"
     assert v.id("t").describe() == "id of table 't'"
+
+
+# -- the compiled checks and `diagnose` agree ------------------------------------------------
+
+_LEAVES = st.one_of(
+    st.sampled_from([v.string(), v.float64(), v.int64(), v.boolean(), v.null(), v.bytes(),
+                     v.any(), v.id("users"), v.doc("users")]),
+    st.one_of(st.text(max_size=3), st.integers(-3, 3), st.booleans(),
+              st.floats(-2, 2, allow_nan=False)).map(v.literal),
+)
+
+
+def _composites(children: st.SearchStrategy[Validator]) -> st.SearchStrategy[Validator]:
+    fields = st.dictionaries(st.sampled_from(["a", "b", "c"]),
+                             st.tuples(children, st.booleans()), max_size=3)
+    return st.one_of(
+        children.map(v.array),
+        fields.map(lambda f: v.object({k: v.optional(x) if opt else x
+                                       for k, (x, opt) in f.items()})),
+        children.map(lambda x: v.record(v.string(), x)),
+        st.lists(children, min_size=1, max_size=3).map(lambda m: v.union(*m)),
+    )
+
+
+VALIDATORS = st.recursive(_LEAVES, _composites, max_leaves=8)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**64, 2**64),
+                    st.floats(allow_nan=False), st.text(max_size=3), st.binary(max_size=2),
+                    st.sampled_from(["a", "b", 1, 0, 1.0, True, "users"]))
+VALUES = st.recursive(SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=3), st.tuples(children),
+    st.dictionaries(st.sampled_from(["a", "b", "c", "$x", "d"]), children, max_size=3)),
+    max_leaves=10)
+
+
+def _matching(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values built to match a validator (so that acceptance is exercised too)."""
+    kind = spec["type"]
+    if kind == "object":
+        return st.fixed_dictionaries(
+            {k: _matching(f["fieldType"]) for k, f in spec["value"].items()
+             if not f["optional"]},
+            optional={k: _matching(f["fieldType"]) for k, f in spec["value"].items()
+                      if f["optional"]})
+    if kind == "array":
+        return st.lists(_matching(spec["value"]), max_size=3)
+    if kind == "record":
+        return st.dictionaries(st.sampled_from(["a", "b"]), _matching(spec["values"]),
+                               max_size=2)
+    if kind == "union":
+        return st.one_of(*(_matching(m) for m in spec["value"]))
+    if kind == "literal":
+        return st.just(decode(spec["value"]))
+    if kind == "doc":
+        return st.fixed_dictionaries({"_id": st.just(new_id(3)),
+                                      "_creationTime": _matching({"type": "number"})},
+                                     optional={"a": SCALARS, "_x": SCALARS})
+    return {"string": st.text(max_size=3), "number": st.one_of(st.floats(allow_nan=False),
+                                                               st.integers(-5, 5)),
+            "bigint": st.integers(-2**63, 2**63 - 1), "boolean": st.booleans(),
+            "null": st.none(), "bytes": st.binary(max_size=2), "any": SCALARS,
+            "id": st.just(new_id(3))}[kind]
+
+
+@given(st.data())
+@settings(max_examples=400, deadline=None)
+def test_compiled_checks_agree_with_diagnose(data: st.DataObject) -> None:
+    validator = data.draw(VALIDATORS)
+    value = data.draw(st.one_of(VALUES, _matching(validator.to_json())))
+    try:
+        fast, fast_ok = validator.compiled(value), True
+    except _Invalid:
+        fast, fast_ok = None, False
+    try:
+        slow, slow_ok = validator.diagnose(value, "x"), True
+    except ValidationError:
+        slow, slow_ok = None, False
+    assert fast_ok == slow_ok, (validator.describe(), value)
+    assert repr(fast) == repr(slow)
+    if not fast_ok:
+        with pytest.raises(ValidationError):
+            validator.validate(value, "x")

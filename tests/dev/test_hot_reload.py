@@ -70,7 +70,12 @@ async def test_editing_a_query_pushes_the_new_result_without_reconnecting(
         (app / "functions" / "_lib.py").write_text('LABEL = "v2"\n')
         assert await asyncio.wait_for(anext(updates), 10) == {"label": "v2", "n": 0}
         assert client._connections == 1, "the socket must stay open across a reload"
-        last = (await status(http))["last"]
+
+        async def reported() -> Any:
+            # The new result can reach the socket while the reload still syncs the crons,
+            # before the watcher records it in the status.
+            return (await status(http))["last"]
+        last = await until(reported)
         assert last["changed"] == ["functions/_lib.py"]
         assert sorted(last["reimported"]) == ["functions._lib", "functions.notes"]
         # other.py imports nothing that changed: it was not executed again.
@@ -238,3 +243,85 @@ def test_a_load_error_carries_file_line_and_message(tmp_path: Path) -> None:
         load_app(root)
     assert info.value.file is not None and info.value.file.endswith("functions/raises.py")
     assert (info.value.line, info.value.message) == (2, "KeyError: 'k'")
+
+
+async def test_dev_keeps_the_generated_client_code_in_step(app: Path, serve: Any) -> None:
+    url, _ = await serve(app, dev=True)
+    generated = app / "functions" / "_generated"
+
+    async def written() -> bool:
+        return all((generated / name).is_file()
+                   for name in ("api.d.ts", "api.js", "dataModel.d.ts", "api.py"))
+
+    await until(written)
+    assert "hello" not in (generated / "api.d.ts").read_text()
+    (app / "functions" / "extra.py").write_text(
+        "from reactive_store import query\n\n@query\nasync def hello(ctx) -> str:\n"
+        "    return 'hi'\n")
+    async with httpx.AsyncClient(base_url=url) as http:
+        async def reloaded() -> Any:
+            return (await status(http))["reloads"] >= 1
+        await until(reloaded)
+        last = (await status(http))["last"]
+    assert last["changed"] == ["functions/extra.py"]  # the generated api.py is not a change
+    assert last["generated"] == ["api.d.ts", "api.py"]
+    assert ('hello: FunctionReference<"query", "public", Record<string, never>, string>;'
+            in (generated / "api.d.ts").read_text())
+    assert 'hello: ExtraHelloRef = QueryReference("extra:hello")' in (
+        generated / "api.py").read_text()
+
+
+async def test_app_modules_importing_the_generated_api_see_new_functions(
+        app: Path, serve: Any) -> None:
+    from reactive_store.cli import main
+
+    (app / "functions" / "caller.py").write_text(
+        "from reactive_store import action\nfrom ._generated import api as generated\n\n"
+        "@action\nasync def call(ctx) -> int:\n"
+        "    return await ctx.run_query(generated.api.other.loads, {})\n")
+    assert main(["codegen", "--app", str(app), "--python"]) == 0
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await call(http, "action", "caller:call"))["value"] == "1"
+        # One save adds a function and a caller of it through the generated references.
+        (app / "functions" / "extra.py").write_text(
+            "from reactive_store import query\n\n@query\nasync def hello(ctx) -> str:\n"
+            "    return 'hi'\n")
+        (app / "functions" / "caller.py").write_text(
+            "from reactive_store import action\nfrom ._generated import api as generated\n\n"
+            "@action\nasync def call(ctx) -> str:\n"
+            "    return await ctx.run_query(generated.api.extra.hello, {})\n")
+
+        async def answered() -> Any:
+            return (await call(http, "action", "caller:call")).get("value") == "hi"
+        # The first reload imports caller.py with the old api.py; once regenerated, the
+        # generated module and its importers are reloaded again.
+        await until(answered)
+        assert (await status(http))["reloads"] >= 2
+
+
+def test_codegen_can_be_turned_off(app: Path) -> None:
+    from reactive_store.deployment import Deployment, Settings
+    from reactive_store.dev import DevReloader
+
+    deployment = Deployment(Settings(app_dir=app))
+    assert DevReloader(deployment, codegen=False).generate() == []
+    assert not (app / "functions" / "_generated").exists()
+    assert sorted(DevReloader(deployment).generate()) == [
+        "api.d.ts", "api.js", "api.py", "dataModel.d.ts"]
+
+
+async def test_from_package_import_module_sees_the_reloaded_module(app: Path, serve: Any
+                                                                   ) -> None:
+    (app / "functions" / "labels.py").write_text(
+        "from reactive_store import query\nfrom . import _lib\n\n"
+        "@query\nasync def label(ctx) -> str:\n    return _lib.LABEL\n")
+    url, _ = await serve(app, dev=True)
+    async with httpx.AsyncClient(base_url=url) as http:
+        assert (await call(http, "query", "labels:label"))["value"] == "v1"
+        (app / "functions" / "_lib.py").write_text('LABEL = "v2"\n')
+
+        async def relabelled() -> Any:
+            return (await call(http, "query", "labels:label"))["value"] == "v2"
+        # `from . import _lib` reads the package's attribute: the reload must replace it.
+        await until(relabelled)

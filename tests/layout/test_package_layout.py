@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "reactive_store"
 
 # Lowest first: a unit may import only units at or before its own position.
 ORDER = [
-    "types", "errors", "limits", "values", "ids", "keys", "validators", "schema",
+    "types", "errors", "limits", "values", "ids", "keys", "validators", "annotations", "schema",
     "failures", "auth", "access",
     "storage", "app", "engine", "live", "jobs", "sync", "client",
     "deployment", "dev", "server", "cli",

@@ -34,6 +34,8 @@ def _type(validator: dict[str, Any] | None) -> str:
         return json.dumps(validator["value"])
     if kind == "id":
         return f"Id<{validator['tableName']}>"
+    if kind == "doc":
+        return f"Doc<{validator['tableName']}>"
     if kind == "record":
         return f"Record<{_type(validator['keys'])}, {_type(validator['values'])}>"
     return str(kind)

@@ -8,6 +8,7 @@ import itertools
 import sys
 import traceback
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from reactive_store.app.crons import Crons
 from reactive_store.app.http_router import HttpRouter
 from reactive_store.app.registry import FunctionSpec, Registry
 from reactive_store.auth import parse_providers
-from reactive_store.errors import ReactiveStoreError
+from reactive_store.errors import AnnotationError, ReactiveStoreError
 from reactive_store.schema import Schema, define_schema
 
 _counter = itertools.count()
@@ -131,13 +132,66 @@ def load_into(root: Path, package: str | None) -> App:
                 except ValueError as exc:
                     raise AppLoadError(str(exc), str(file), 1) from None
                 auth_providers = providers
-            for attr, value in vars(module).items():
-                if not isinstance(value, FunctionSpec) or attr.startswith("_"):
-                    continue
-                if getattr(value.handler, "__module__", None) != module.__name__:
-                    continue  # imported from another module: registered under that one
-                registry.add(f"{module_path(functions_dir, file)}:{attr}", value)
+            register_module(registry, module, module_path(functions_dir, file), schema)
     return App(root, schema, registry, package, crons, http, auth_providers)
+
+
+def register_module(registry: Registry, module: types.ModuleType, name: str,
+                    schema: Schema) -> None:
+    """Register the functions a module defines, under their exported names.
+
+    A function is exported under its attribute name, or the `name=` it was given (then also
+    from a `_private` attribute); its type hints are mapped now, when every class the module
+    defines exists, and an AnnotationError becomes an AppLoadError at the function's line.
+    """
+    for attr, value in vars(module).items():
+        if not isinstance(value, FunctionSpec) or (attr.startswith("_") and value.name is None):
+            continue
+        if getattr(value.handler, "__module__", None) != module.__name__:
+            continue  # imported from another module: registered under that one
+        _compile(value)
+        path = f"{name}:{value.name or attr}"
+        existing = registry.get(path)
+        if existing is not None and existing is not value:
+            raise AppLoadError(f"two functions are exported as {path!r}: "
+                               f"{existing.label} and {value.label}", *_location(value))
+        _check_documents(value, schema)
+        registry.add(path, value)
+
+
+def _location(spec: FunctionSpec) -> tuple[str | None, int | None]:
+    code = getattr(spec.handler, "__code__", None)
+    if code is None:
+        return None, None
+    return code.co_filename, code.co_firstlineno
+
+
+def _compile(spec: FunctionSpec) -> None:
+    try:
+        spec.compile()
+    except AnnotationError as exc:
+        raise AppLoadError(f"AnnotationError: {exc.message}", *_location(spec)) from None
+
+
+def _check_documents(spec: FunctionSpec, schema: Schema) -> None:
+    """Every `Doc["table"]` / `v.doc(table)` a function declares names a table of the schema."""
+    described = spec.describe()
+    for where in ("args", "returns"):
+        for table in _doc_tables(described[where]):
+            if table not in schema.tables and not table.startswith("_"):
+                raise AppLoadError(f"{spec.label}: {where} use Doc[{table!r}], but the schema "
+                                   f"has no table {table!r}", *_location(spec))
+
+
+def _doc_tables(spec: Any) -> Iterator[str]:
+    if isinstance(spec, dict):
+        if spec.get("type") == "doc":
+            yield spec["tableName"]
+        for item in spec.values():
+            yield from _doc_tables(item)
+    elif isinstance(spec, list):
+        for item in spec:
+            yield from _doc_tables(item)
 
 
 def unload_app(app: App) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, overload
 
+from reactive_store.annotations.signature import (
+    Signature,
+    UnresolvedHint,
+    compile_signature,
+    uses_hints,
+)
 from reactive_store.errors import BadRequest, FunctionNotFound, WrongFunctionKind
 from reactive_store.validators import ArgsSpec, ObjectValidator, Validator, object_fields
 
@@ -28,20 +34,68 @@ class Visibility(enum.Enum):
     INTERNAL = "internal"
 
 
-@dataclass
 class FunctionSpec:
     """A registered function: its kind, visibility, validators and handler.
 
-    `path` starts None and is set once when the loader registers it (`Registry.add`).
+    `args` and `returns` are the validators given to the decorator (`v.*` form) or mapped
+    from the handler's type hints (annotation form; `compile()` maps them, at decoration
+    or, when a hint names a class defined further down, once the module has loaded).
+    `name` is the exported name when `name=` was given; `path` starts None and is set once
+    when the loader registers the function (`Registry.add`).
     """
 
-    kind: Kind
-    visibility: Visibility
-    handler: Callable[..., Any]
-    args: ArgsSpec
-    returns: Validator | None = None
-    path: str | None = None
-    doc: str = field(default="")
+    def __init__(self, kind: Kind, visibility: Visibility, handler: Callable[..., Any],
+                 args: ArgsSpec, returns: Validator | None = None, *, name: str | None = None,
+                 doc: str = "", hinted: bool = False) -> None:
+        self.kind = kind
+        self.visibility = visibility
+        self.handler = handler
+        self.name = name
+        self.doc = doc
+        self.path: str | None = None
+        self._args = args
+        self._returns = returns
+        self._hinted = hinted
+        self._signature: Signature | None = None
+        if hinted:
+            with contextlib.suppress(UnresolvedHint):
+                self.compile()
+
+    @property
+    def label(self) -> str:
+        """How errors name this function: `@mutation append`."""
+        prefix = "internal_" if self.visibility is Visibility.INTERNAL else ""
+        return f"@{prefix}{self.kind.value} {getattr(self.handler, '__qualname__', '?')}"
+
+    def compile(self) -> None:
+        """Map the handler's type hints to validators (annotation form only; once).
+
+        Raises AnnotationError naming the function, the parameter and the type."""
+        if not self._hinted or self._signature is not None:
+            return
+        signature = compile_signature(self.handler, self.label)
+        self._args = ArgsSpec(signature.args)
+        if self._returns is None:  # returns= given explicitly wins over the annotation
+            self._returns = signature.returns
+        self._signature = signature
+
+    @property
+    def args(self) -> ArgsSpec:
+        self.compile()
+        return self._args
+
+    @property
+    def returns(self) -> Validator | None:
+        self.compile()
+        return self._returns
+
+    def arguments(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Validated arguments -> the handler's keyword arguments (instances built)."""
+        return args if self._signature is None else self._signature.arguments(args)
+
+    def result(self, value: Any) -> Any:
+        """What the handler returned -> plain values for the result validator."""
+        return value if self._signature is None else self._signature.result(value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.handler(*args, **kwargs)
@@ -58,6 +112,16 @@ class FunctionSpec:
 
 
 Decorator = Callable[[Callable[..., Any]], FunctionSpec]
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _args_validator(kind: Kind, args: Mapping[str, Validator] | Validator | None
+                    ) -> Validator | None:
+    if args is None or isinstance(args, ObjectValidator):
+        return args
+    if isinstance(args, Validator):
+        raise TypeError("args= must be a dict of validators or v.object({...})")
+    return ObjectValidator(object_fields(args, f"{kind.value}(args=...)"))
 
 
 def _make(kind: Kind, visibility: Visibility) -> Any:
@@ -65,7 +129,8 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
     def decorator(fn: Callable[..., Any], /) -> FunctionSpec: ...
     @overload
     def decorator(
-        *, args: Mapping[str, Validator] | Validator | None = None, returns: Validator | None = None
+        *, args: Mapping[str, Validator] | Validator | None = None,
+        returns: Validator | None = None, name: str | None = None,
     ) -> Decorator: ...
 
     def decorator(
@@ -74,24 +139,22 @@ def _make(kind: Kind, visibility: Visibility) -> Any:
         *,
         args: Mapping[str, Validator] | Validator | None = None,
         returns: Validator | None = None,
+        name: str | None = None,
     ) -> FunctionSpec | Decorator:
-        if args is None:
-            validator: Validator | None = None
-        elif isinstance(args, Validator):
-            if not isinstance(args, ObjectValidator):
-                raise TypeError("args= must be a dict of validators or v.object({...})")
-            validator = args
-        else:
-            validator = ObjectValidator(object_fields(args, f"{kind.value}(args=...)"))
+        validator = _args_validator(kind, args)
         if returns is not None and not isinstance(returns, Validator):
             raise TypeError(f"returns= must be a validator, got {returns!r}")
+        if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
+            raise TypeError(f"name= must be a function name (a letter or '_', then letters, "
+                            f"digits and '_'), got {name!r}")
 
         def wrap(handler: Callable[..., Any]) -> FunctionSpec:
             if not callable(handler):
                 raise TypeError(f"@{kind.value} decorates a function, got {handler!r}")
             return FunctionSpec(
-                kind, visibility, handler, ArgsSpec(validator), returns,
+                kind, visibility, handler, ArgsSpec(validator), returns, name=name,
                 doc=inspect.cleandoc(handler.__doc__ or "").strip(),
+                hinted=args is None and uses_hints(handler),
             )
 
         return wrap if fn is None else wrap(fn)
@@ -107,7 +170,6 @@ internal_mutation = _make(Kind.MUTATION, Visibility.INTERNAL)
 internal_action = _make(Kind.ACTION, Visibility.INTERNAL)
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def canonical_path(path: Any) -> str:
@@ -140,12 +202,21 @@ class Registry:
         self._by_id: dict[int, FunctionSpec] = {}
 
     def add(self, path: str, spec: FunctionSpec) -> None:
+        """Register `spec` under `path` (and name it so)."""
         spec.path = path
         self._by_path[path] = spec
         self._by_id[id(spec)] = spec
 
+    def get(self, path: str) -> FunctionSpec | None:
+        """The function registered under exactly this canonical path, if any."""
+        return self._by_path.get(path)
+
     def __iter__(self) -> Iterator[FunctionSpec]:
         return iter(self._by_path.values())
+
+    def items(self) -> Iterator[tuple[str, FunctionSpec]]:
+        """(path, function) pairs; a function bound to two names appears under both."""
+        return iter(self._by_path.items())
 
     def __len__(self) -> int:
         return len(self._by_path)
@@ -163,6 +234,8 @@ class Registry:
                 raise FunctionNotFound("that function object is not registered in this app")
             path = spec.path or "?"
         else:
+            if not isinstance(ref, str) and isinstance(getattr(ref, "path", None), str):
+                ref = ref.path  # a generated reference (reactive_store.client)
             path = canonical_path(ref)
             spec = self._by_path.get(path)
         if spec is None or (spec.visibility is Visibility.INTERNAL and not internal_ok):

@@ -87,6 +87,13 @@ class AppSource:
         self.app = load_into(self.root, None)
         return self.app
 
+    def accept(self, files: list[Path]) -> None:
+        """Take the current content of `files` (generated code) as what the app was loaded
+        from, so that a later reload does not report them as changed."""
+        for file in files:
+            rel = file.resolve().relative_to(self.root).as_posix()
+            self.hashes[rel] = hashlib.sha1(file.read_bytes()).hexdigest()
+
     def changes(self) -> dict[str, str]:
         """Files whose content differs from the current app's (added, changed, removed)."""
         now = _sources(self.root)
@@ -121,6 +128,7 @@ class AppSource:
         saved: dict[str, types.ModuleType] = {
             name: sys.modules.pop(name) for name in stale if name in sys.modules
         }
+        _bind_parents(saved, None)
         try:
             app = load_into(self.root, package)
         except AppLoadError:
@@ -150,3 +158,23 @@ class AppSource:
         for name in stale:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
+        _bind_parents(saved, saved)
+
+
+def _bind_parents(modules: dict[str, types.ModuleType],
+                  to: dict[str, types.ModuleType] | None) -> None:
+    """Unbind (`to` None) or bind again each module as its parent package's attribute.
+
+    `from . import api` takes a submodule from its package's attribute when it is there,
+    without looking at sys.modules: a dropped module must leave that attribute too, or its
+    importers would be handed the old module again.
+    """
+    for name, module in modules.items():
+        parent_name, _, child = name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if parent is None:
+            continue
+        if to is not None:
+            setattr(parent, child, to[name])
+        elif getattr(parent, child, None) is module:
+            delattr(parent, child)

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from reactive_store import values
+from reactive_store.annotations.markers import to_plain
 from reactive_store.engine.intervals import Interval
 from reactive_store.engine.query import Query, ScanRecord
 from reactive_store.engine.readset import ReadSet, WriteSet
@@ -249,8 +250,9 @@ class DatabaseWriter(DatabaseReader):
             self.writes.add(table, index, key)
 
     async def insert(self, table: str, doc: Document) -> str:
-        """Insert a document; returns its new `_id`."""
-        return await self._insert(table, doc, system=False)
+        """Insert a document (a dict, or a pydantic model or dataclass instance); returns its
+        new `_id`."""
+        return await self._insert(table, _plain(doc), system=False)
 
     async def _insert(self, table: str, doc: Document, system: bool,
                       doc_id: str | None = None) -> str:
@@ -295,7 +297,7 @@ class DatabaseWriter(DatabaseReader):
 
     async def patch(self, doc_id: str, fields: Document) -> None:
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
-        await self._patch(doc_id, fields, system=False)
+        await self._patch(doc_id, _plain(fields), system=False)
 
     async def _patch(self, doc_id: str, fields: Document, system: bool,
                      current: Document | None = None) -> None:
@@ -328,6 +330,7 @@ class DatabaseWriter(DatabaseReader):
 
     async def replace(self, doc_id: str, doc: Document) -> None:
         """Replace the whole document (system fields are kept)."""
+        doc = _plain(doc)
         if not isinstance(doc, dict):
             raise WriteError(f"replace: document must be an object, got {values.type_name(doc)}")
         table, definition, old = await self._load(doc_id, "replace")
@@ -381,3 +384,8 @@ class SystemTableWriter:
 
     async def delete(self, doc_id: str) -> None:
         await self._db._delete(doc_id, system=True)
+
+
+def _plain(doc: Any) -> Any:
+    """A model or dataclass instance written as a document becomes its fields."""
+    return doc if type(doc) is dict else to_plain(doc)

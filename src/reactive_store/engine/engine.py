@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import orjson
 
 from reactive_store import values
+from reactive_store.annotations.markers import to_plain
 from reactive_store.app.loader import App
 from reactive_store.app.registry import FunctionSpec, Kind
 from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
@@ -46,6 +47,7 @@ from reactive_store.errors import (
 from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import FileLimits, Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
+from reactive_store.validators import DOCUMENTS
 
 T = TypeVar("T")
 # A query re-run because the cached variables were stale gets the transaction's values;
@@ -123,6 +125,7 @@ class Engine:
         # Swapped whole by a hot reload; `schema` is the app's plus the system tables.
         self._app = app
         self.schema = with_system_tables(app.schema)
+        self.documents = {name: table.validator for name, table in self.schema.tables.items()}
 
     # -- one call ---------------------------------------------------------------------------
     def prepare(self, ref: Any, args: Any, kind: Kind | None, internal_ok: bool
@@ -130,9 +133,11 @@ class Engine:
         """Resolve the function (once per call) and validate its arguments."""
         spec = self.app.functions.resolve(ref, kind=kind, internal_ok=internal_ok)
         token = TABLE_NAMES.set(self.store.table_names)
+        documents = DOCUMENTS.set(self.documents)
         try:
             return spec, spec.args.validate(args)
         finally:
+            DOCUMENTS.reset(documents)
             TABLE_NAMES.reset(token)
 
     async def call(self, spec: FunctionSpec, ctx: Any, args: dict[str, Any]) -> tuple[Any, Any]:
@@ -140,10 +145,11 @@ class Engine:
         limits = self.config.limits
         seconds = limits.action_seconds if spec.kind is Kind.ACTION else limits.function_seconds
         token = TABLE_NAMES.set(self.store.table_names)
+        documents = DOCUMENTS.set(self.documents)
         try:
             try:
                 async with asyncio.timeout(seconds):
-                    result = spec.handler(ctx, **args)
+                    result = spec.handler(ctx, **spec.arguments(args))
                     if inspect.isawaitable(result):
                         result = await result
             except TimeoutError:
@@ -158,11 +164,12 @@ class Engine:
             await self._verify_env(ctx)
             if spec.returns is not None:
                 try:
-                    result = spec.returns.validate(result, "return value")
+                    result = spec.returns.validate(spec.result(result), "return value")
                 except ValidationError as exc:
                     raise ValidationError(f"{spec.path}: {exc.message}") from None
-            return result, values.encode(result, "return value")
+            return _encode_result(result)
         finally:
+            DOCUMENTS.reset(documents)
             TABLE_NAMES.reset(token)
 
     @staticmethod
@@ -387,6 +394,18 @@ class Engine:
         if spec.kind is Kind.MUTATION:
             return await self.run_mutation(spec, args, identity, internal_ok=True)
         return await self.run_action(spec, args, identity, internal_ok=True)
+
+
+def _encode_result(result: Any) -> tuple[Any, Any]:
+    """A result and its Convex encoding; model instances and enums in an undeclared (or
+    `Any`) result are turned into plain values first, rather than refused."""
+    try:
+        return result, values.encode(result, "return value")
+    except ValidationError:
+        plain = to_plain(result)
+        if plain is result:
+            raise
+        return plain, values.encode(plain, "return value")
 
 
 class _ActionCalls:

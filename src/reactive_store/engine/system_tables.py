@@ -83,6 +83,11 @@ def is_system(table: str) -> bool:
     return table in SYSTEM_TABLES
 
 
+def readable_system_tables() -> dict[str, TableDefinition]:
+    """The system tables apps can read and reference (`ctx.db.system`, `v.id`)."""
+    return {name: table for name, table in SYSTEM_TABLES.items() if not is_internal(name)}
+
+
 def is_internal(table: str) -> bool:
     """A system table that `ctx.db.system` does not expose."""
     return table in INTERNAL_TABLES
