@@ -115,8 +115,10 @@ class Authenticator:
         if scheme.lower() == "bearer" and value:
             return await self.caller("User", value.strip())
         if scheme == "Convex" and value:
-            key, identity = parse_admin_header(value.strip())
-            return await self.caller("Admin", key, identity)
+            key = value.strip().partition(":")[0]
+            if not self.is_admin_key(key):  # before parsing anything the caller sent
+                raise AuthError("the admin key is not valid")
+            return await self.caller("Admin", key, parse_admin_header(value.strip())[1])
         raise AuthError("Authorization must be 'Bearer <token>' or 'Convex <admin key>'")
 
     async def verify(self, token: str) -> Identity:
@@ -232,7 +234,7 @@ def parse_admin_header(value: str) -> tuple[str, Identity | None]:
         return key, None
     try:
         identity = json.loads(base64.b64decode(acting + "=" * (-len(acting) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise AuthError("the identity after the admin key is not base64 JSON") from None
     if not isinstance(identity, dict):
         raise AuthError("the identity after the admin key must be a JSON object")

@@ -185,12 +185,6 @@ async def notes_of(url: str, name: str) -> list[str]:
     return result
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 item 5: needs engine/engine.py Engine.run_mutation: compute "
-    "storage.store.request_hash(path, encoded args, identity), pass it to "
-    "tx.commit_writes(..., request_hash=...), and on replay compare it with "
-    "tx.find_request(...).request_hash (None = old row: accept); a mismatch raises a clear "
-    "error (e.g. BadRequest 'RequestIdReused'), never the recorded result"))
 async def test_a_reused_session_never_gets_another_calls_result(url: str) -> None:
     session, name = str(uuid.uuid4()), unique("replay")
     async with RawSocket.open(url) as first:
@@ -209,9 +203,6 @@ async def test_a_reused_session_never_gets_another_calls_result(url: str) -> Non
         assert await notes_of(url, name) == ["one"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 item 5: needs engine/engine.py Engine.run_mutation: the replay check must "
-    "compare request hashes (same path, other arguments must not replay)"))
 async def test_a_replay_with_other_arguments_is_refused(url: str) -> None:
     session, name = str(uuid.uuid4()), unique("replay")
     async with RawSocket.open(url) as first:
@@ -292,10 +283,6 @@ async def test_deeply_nested_token_json_is_a_401(url: str) -> None:
     assert response.status_code == 401, (response.status_code, response.text[:200])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "needs auth.py parse_admin_header: json.loads of the identity after the admin key raises "
-    "RecursionError (not ValueError) on deep JSON, a 500; catch it (any Exception) as "
-    "AuthError, and compare the admin key before parsing the identity at all"))
 async def test_deeply_nested_admin_identity_is_a_401(url: str) -> None:
     response = await post(url, "/api/query", {"path": "notes:list", "args": {"list": "t"}},
                           headers={"authorization": DEEP_ADMIN})

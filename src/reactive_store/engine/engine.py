@@ -47,6 +47,7 @@ from reactive_store.errors import (
 from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import FileLimits, Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
+from reactive_store.storage.store import request_hash
 from reactive_store.validators import DOCUMENTS
 
 T = TypeVar("T")
@@ -287,12 +288,21 @@ class Engine:
         rng_seed = int.from_bytes(hashlib.sha256(f"{spec.path}\0{seed}".encode()).digest()[:8])
         env_overrides: dict[str, str | None] = {}  # the last attempt's true variables
 
+        # A recorded result answers only the very same call: same caller, function, arguments.
+        call = (request_hash(spec.path or "", values.encode(checked), identity)
+                if request else None)
+
         async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any] | Outcome:
             if request is not None and replay_possible:
-                done = await tx.find_mutation(*request)
+                done = await tx.find_request(*request)
                 if done is not None:
-                    encoded = orjson.loads(done[1])
-                    return Outcome(values.decode(encoded), encoded, ts=done[0])
+                    if done.request_hash is not None and done.request_hash != call:
+                        raise BadRequest(
+                            f"RequestIdReused: request {request[1]} of this session was "
+                            "already used for a different call; send a new request id",
+                            "RequestIdReused")
+                    encoded = orjson.loads(done.result)
+                    return Outcome(values.decode(encoded), encoded, ts=done.ts)
             if hooks.before is not None:
                 finished = await hooks.before(db, tx)
                 if finished is not None:
@@ -307,7 +317,7 @@ class Engine:
                 await hooks.after(db, result[0])
             return result
 
-        return await self.transact(spec.path or "mutation", body, request)
+        return await self.transact(spec.path or "mutation", body, request, call)
 
     def _mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
                       seed: int, env_overrides: dict[str, str | None]) -> MutationCtx:
@@ -318,6 +328,7 @@ class Engine:
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
+        call: str | None = None,
     ) -> Outcome:
         """Run `body(db, tx)` in one SERIALIZABLE transaction, again on every conflict.
 
@@ -338,7 +349,8 @@ class Engine:
                     ts = None
                     if db.writes:
                         recorded = orjson.dumps(encoded).decode() if request else None
-                        ts = await tx.commit_writes(db.writes.to_text(), request, recorded)
+                        ts = await tx.commit_writes(db.writes.to_text(), request, recorded,
+                                                    request_hash=call)
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
                 continue
