@@ -25,6 +25,9 @@ def error_body(exc: BaseException) -> dict[str, Any]:
             data = str(exc.data)
         return {"errorMessage": message, "errorData": data}
     if isinstance(exc, InternalError):
+        if getattr(exc, "client_safe", False):  # written for clients: names nothing inside
+            log.warning("%s: %s", type(exc).__name__, exc)
+            return {"errorMessage": exc.message}
         log.error("internal error: %s", exc, exc_info=exc)
         return {"errorMessage": "Server Error"}
     if isinstance(exc, ReactiveStoreError):

@@ -285,11 +285,6 @@ async def test_a_live_query_cut_by_a_lost_connection_is_run_again(
         assert seen and seen[-1].get("value") == 2.0, seen
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 item 1: needs jobs/runner.py JobRunner._run_mutation_job: when transact raises "
-    "DatabaseUnavailable, leave the job pending (it is picked up again) instead of _finish "
-    "marking it failed; on CommitOutcomeUnknown read the job again and re-run it only if it "
-    "is still pending (its success is recorded in the same transaction as its writes)"))
 async def test_a_scheduled_mutation_cut_by_a_lost_connection_still_runs_once(
     database_url: str, notes_app: Path, tmp_path: Path
 ) -> None:

@@ -68,11 +68,6 @@ async def test_delivery_resumes_after_terminations_and_an_outage(
         await stream.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 item 1: needs live/commits.py CommitStream._consume: when reading a commit "
-    "whose notification carried no writes (store.commit_at) raises DatabaseUnavailable, wait "
-    "and retry (backoff) instead of letting the consumer task die; today one such failure "
-    "stops every later delivery of this process for good"))
 async def test_a_commit_log_read_during_an_outage_does_not_stop_the_stream(
     store: Store, scratch: ScratchDatabase
 ) -> None:

@@ -47,7 +47,7 @@ from reactive_store.errors import (
 from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import FileLimits, Limits
 from reactive_store.storage import Store, Transaction, TransientConflict
-from reactive_store.storage.store import request_hash
+from reactive_store.storage.store import DatabaseUnavailable, request_hash
 from reactive_store.validators import DOCUMENTS
 
 T = TypeVar("T")
@@ -91,7 +91,19 @@ class MutationHooks:
 
 
 class _BrokenSnapshot(Exception):
-    """A query broke its batch's transaction; the rest of the batch needs a new one."""
+    """A query broke its batch's transaction; the rest of the batch needs a new one.
+
+    `failure` is the query's answer, or None when it should simply run again (a lost
+    connection: the query itself did nothing wrong)."""
+
+    def __init__(self, cause: Exception, failure: QueryFailure | None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.failure = failure
+
+
+MAX_LOST_SNAPSHOTS = 3  # snapshots a batch may lose to the database before giving up
+RETRY_UNAVAILABLE_SECONDS = 2.0  # how long a mutation retries a database that went away
 
 
 @dataclass(frozen=True)
@@ -196,8 +208,6 @@ class Engine:
                 return db, await self.call(spec, ctx, args)
             except StaleEnvironment as exc:
                 overrides.update(exc.values)
-            except (FunctionTimeout, InternalError):
-                raise
             except Exception as exc:
                 return db, exc
         return db, ConflictError(f"{spec.path}: environment variables kept changing while "
@@ -244,25 +254,35 @@ class Engine:
         """
         results: list[Outcome | QueryFailure] = []
         ts = 0
+        lost = 0
         while len(results) < len(calls):
             try:
                 async with self.store.read() as tx:
                     ts = await tx.snapshot_ts()
                     for ref, args, identity in calls[len(results):]:
                         results.append(await self._batch_query(tx, ts, ref, args, identity))
-            except _BrokenSnapshot:
-                continue
+            except _BrokenSnapshot as broken:
+                if broken.failure is not None:
+                    results.append(broken.failure)
+                    continue
+                lost += 1
+                if lost >= MAX_LOST_SNAPSHOTS:
+                    raise broken.cause from None  # the caller keeps old results, tries later
         return ts, results
 
     async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
                            identity: Identity | None) -> Outcome | QueryFailure:
         try:
             spec, checked = self.prepare(ref, args, Kind.QUERY, False)
-            db, result = await self._query_call(tx, spec, checked, identity)
-        except (FunctionTimeout, InternalError) as exc:
-            raise _BrokenSnapshot from exc
         except Exception as exc:
             return QueryFailure(exc, ReadSet(), ts)
+        db, result = await self._query_call(tx, spec, checked, identity)
+        if isinstance(result, FunctionTimeout | InternalError):
+            # The transaction is broken: the rest of the batch needs a fresh snapshot. A lost
+            # connection is no answer for this query (it runs again); anything else is.
+            failure = None if getattr(result, "retryable", False) else QueryFailure(
+                result, db.read_set(), ts)
+            raise _BrokenSnapshot(result, failure)
         if isinstance(result, Exception):
             return QueryFailure(result, db.read_set(), ts)
         value, encoded = result
@@ -337,6 +357,7 @@ class Engine:
         or a finished Outcome to end without writing.
         """
         s = self.store
+        give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
         for attempt in range(self.config.max_attempts):
             try:
                 async with s.write() as tx:
@@ -353,6 +374,12 @@ class Engine:
                                                     request_hash=call)
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
+                continue
+            except DatabaseUnavailable:
+                # Nothing was committed (COMMIT was never sent): run it again, briefly.
+                if asyncio.get_running_loop().time() + self._backoff(attempt) > give_up:
+                    raise
+                await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
             if ts is None:
                 ts = await s.latest_ts()

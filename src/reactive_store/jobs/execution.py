@@ -9,6 +9,7 @@ its outcome is recorded in another; an action that fails is not retried by us.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,9 @@ from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
 from reactive_store.errors import FunctionNotFound
 from reactive_store.failures import error_body
 from reactive_store.storage import Transaction
+from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> float:
@@ -65,6 +69,10 @@ class JobExecutor:
         try:
             await self.engine.run_mutation(name, args, None, internal_ok=True, seed=job_id,
                                            hooks=MutationHooks(before=before, after=after))
+        except (DatabaseUnavailable, CommitOutcomeUnknown):
+            # Not the job's fault: it stays pending (or, had it committed, is done already,
+            # its success recorded in the same transaction) and runs when the database is back.
+            log.warning("scheduled mutation %s was cut off by the database; it stays due", job_id)
         except Exception as exc:
             await self._finish(job_id, None, exc, expect="pending")
 

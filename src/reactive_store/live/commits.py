@@ -85,7 +85,7 @@ class CommitStream:
             if ts <= self.processed_ts:
                 continue
             if writes is None:
-                writes = await self._store.commit_at(ts)
+                writes = await self._read_commit(ts)
                 if writes is None:
                     log.error("commit %s is missing from the commit log", ts)
                     continue
@@ -94,3 +94,15 @@ class CommitStream:
             except Exception:
                 log.exception("commit handler failed at %s", ts)
             self.processed_ts = ts
+
+    async def _read_commit(self, ts: int) -> str | None:
+        """A commit's write set from the log, retried while the database is away: the
+        stream must not skip it, and nothing after it may be delivered before it."""
+        delay = 0.05
+        while True:
+            try:
+                return await self._store.commit_at(ts)
+            except Exception:
+                log.warning("reading commit %s from the log failed; retrying", ts, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
