@@ -311,3 +311,79 @@ def test_close_reasons_fit_123_bytes_on_a_character_boundary(reason: str) -> Non
 
     cut = close_reason(reason)
     assert len(cut.encode()) <= 123 and reason.startswith(cut) and len(cut.encode()) > 117
+
+
+BIG_APP = {
+    "schema/__init__.py": """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({"blobs": define_table({"body": v.string()})})
+""",
+    "functions/blobs.py": """
+from reactive_store import mutation, query, v
+
+@mutation(args={"size": v.float64()})
+async def add(ctx, size):
+    await ctx.db.insert("blobs", {"body": "b" * int(size)})
+
+@query(args={})
+async def everything(ctx):
+    return [b["body"] for b in await ctx.db.query("blobs").collect()]
+
+@query(args={})
+async def count(ctx):
+    return float(len(await ctx.db.query("blobs").collect()))
+""",
+}
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_others_keep_going(
+        serve: Any, make_app: Any) -> None:
+    """A raw socket that completes the handshake, subscribes, then never reads again: the
+    server's sends block once the socket buffers are full, and after the configured time
+    without progress it closes that socket and drops its live query; others are unaffected."""
+    base, deployment = await serve(make_app(BIG_APP))
+    deployment.settings.limits = ServerLimits(stalled_socket_seconds=1.0)
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.transport.get_extra_info("socket").setsockopt(
+        __import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
+    writer.write(b"GET /api/sync HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+
+    def frame(message: dict[str, Any]) -> bytes:  # a masked client text frame
+        data = json.dumps(message).encode()
+        mask = b"\x01\x02\x03\x04"
+        head = b"\x81" + (bytes([0x80 | 126]) + len(data).to_bytes(2, "big") if len(data) > 125
+                          else bytes([0x80 | len(data)]))
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+    writer.write(frame({"type": "Connect", "sessionId": "stalled", "connectionCount": 0,
+                        "lastCloseReason": None, "clientTs": 0}))
+    writer.write(frame({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                        "modifications": [add(0, "blobs:everything", {})]}))
+    await writer.drain()
+    async with websockets.connect(base.replace("http", "ws") + "/api/sync") as ws:
+        healthy = Client(ws)
+        await healthy.connect("healthy")
+        await healthy.modify(add(0, "blobs:count", {}))
+        await healthy.recv()
+        async with httpx.AsyncClient(base_url=base) as http:
+            loop = asyncio.get_running_loop()
+            for i in range(20):  # ~10 MB in all to the stalled socket, growing each time
+                added = await http.post("/api/mutation", json={
+                    "path": "blobs:add", "args": {"size": 50_000 * (i + 1)}})
+                assert added.json()["status"] == "success", added.text[:200]
+                started = loop.time()
+                while True:
+                    message = await healthy.recv()
+                    values = [m.get("value") for m in message.get("modifications", [])]
+                    if float(i + 1) in values:
+                        break
+                assert loop.time() - started < 2.0, "the healthy client was held up"
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(deployment.subscriptions.queries) > 1:
+            assert asyncio.get_running_loop().time() < deadline, "the stalled socket lives on"
+            await asyncio.sleep(0.1)
+    writer.close()

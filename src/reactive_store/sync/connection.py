@@ -71,6 +71,7 @@ class SyncConnection:
         # Bytes written to the socket and not yet taken by the client (the transport's
         # buffer): the only measure of a client that stopped reading, since sends never block.
         self._buffered = buffered or (lambda: 0)
+        self._sees_buffer = buffered is not None
         self._stall: tuple[float, int] | None = None  # (since, buffered bytes then)
         self.identity: dict[str, Any] | None = None
         self._responses: deque[str] = deque()  # encoded once, sent in order
@@ -228,9 +229,25 @@ class SyncConnection:
 
     # -- sending ----------------------------------------------------------------------
     async def _send_text(self, text: str) -> None:
+        """Send, watching for a client that stopped reading: the server's send waits while
+        the socket's buffer is full, and a buffer that does not shrink for
+        `stalled_socket_seconds` closes the socket."""
         self._check_output()
-        await self._send(text)
-        self._last_send = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sending = asyncio.ensure_future(self._send(text))
+        try:
+            while not (await asyncio.wait({sending}, timeout=STALL_CHECK_SECONDS))[0]:
+                self._check_output()
+                stalled = self.limits.stalled_socket_seconds
+                if not self._sees_buffer and stalled and loop.time() - started > stalled:
+                    raise ClientLimitExceeded(f"client is not reading: a send made no "
+                                              f"progress for {stalled:g} s")
+            sending.result()
+        finally:
+            if not sending.done():
+                sending.cancel()
+        self._last_send = loop.time()
 
     async def _send_json(self, message: dict[str, Any]) -> None:
         await self._send_text(orjson.dumps(message).decode())
