@@ -16,15 +16,18 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
+from reactive_store.dashboard.system import install
 from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
+from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
+from reactive_store.server.observe_api import ObserveApi
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
 
 
@@ -44,15 +47,21 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     sync = SyncEndpoint(deployment)
     env = EnvironmentEndpoints(deployment)
     files = FileEndpoints(deployment)
+    observe = ObserveApi(deployment)
+    live = install(deployment)
+    deployment.metrics.gauge("sockets", "Sync protocol WebSockets open in this process.",
+                             lambda: sum(sync.open_by_address.values()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_lifespan:
             await deployment.start()
         watcher = asyncio.create_task(dev.run()) if dev is not None else None
+        live.start()
         try:
             yield
         finally:
+            await live.stop()
             if dev is not None and watcher is not None:
                 dev.stop()
                 watcher.cancel()
@@ -81,6 +90,10 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
+        Route("/api/stream_function_logs", observe.stream_function_logs, methods=["GET"]),
+        Route("/metrics", observe.metrics, methods=["GET"]),
+        Route("/_dashboard", to_dashboard, methods=["GET"]),
+        Mount("/_dashboard", DashboardFiles()),
         Mount("/", AppRoutes(deployment)),
     ]
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
