@@ -55,7 +55,7 @@ class LiveRefresh:
         self.deployment.subscriptions.refresh(matches)
 
     def series(self) -> list[dict[str, Any]]:
-        self.start()  # servers built without a lifespan (tests) start it on first use
+        self.start()  # the ticker runs once someone looks at the Health page
         return list(self.samples)
 
     def start(self) -> None:

@@ -12,11 +12,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
-from reactive_store.dashboard.system import install
+from reactive_store.dashboard.system import LiveRefresh, install
 from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
@@ -38,6 +38,24 @@ async def _error_response(request: Request, exc: Exception) -> Response:
     return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
 
 
+def observability_routes(deployment: Deployment) -> list[BaseRoute]:
+    """The admin-only log stream and metrics, and the dashboard's page."""
+    observe = ObserveApi(deployment)
+    return [
+        Route("/api/stream_function_logs", observe.stream_function_logs, methods=["GET"]),
+        Route("/metrics", observe.metrics, methods=["GET"]),
+        Route("/_dashboard", to_dashboard, methods=["GET"]),
+        Mount("/_dashboard", DashboardFiles()),
+    ]
+
+
+def observe_sockets_and_install(deployment: Deployment, sync: SyncEndpoint) -> LiveRefresh:
+    """The sockets gauge, and the dashboard's functions (their ticker starts on first use)."""
+    deployment.metrics.gauge("sockets", "Sync protocol WebSockets open in this process.",
+                             lambda: sum(sync.open_by_address.values()))
+    return install(deployment)
+
+
 def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
                dev: DevReloader | None = None) -> Starlette:
     """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server;
@@ -47,17 +65,13 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     sync = SyncEndpoint(deployment)
     env = EnvironmentEndpoints(deployment)
     files = FileEndpoints(deployment)
-    observe = ObserveApi(deployment)
-    live = install(deployment)
-    deployment.metrics.gauge("sockets", "Sync protocol WebSockets open in this process.",
-                             lambda: sum(sync.open_by_address.values()))
+    live = observe_sockets_and_install(deployment, sync)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_lifespan:
             await deployment.start()
         watcher = asyncio.create_task(dev.run()) if dev is not None else None
-        live.start()
         try:
             yield
         finally:
@@ -90,10 +104,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
-        Route("/api/stream_function_logs", observe.stream_function_logs, methods=["GET"]),
-        Route("/metrics", observe.metrics, methods=["GET"]),
-        Route("/_dashboard", to_dashboard, methods=["GET"]),
-        Mount("/_dashboard", DashboardFiles()),
+        *observability_routes(deployment),
         Mount("/", AppRoutes(deployment)),
     ]
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
