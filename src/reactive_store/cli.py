@@ -171,9 +171,10 @@ def _env_parser(sub: Any) -> None:
                           "which keeps it out of your shell history")
 def _logs_parser(sub: Any) -> None:
     logs = sub.add_parser("logs", help="tail the function logs of a running server")
-    logs.add_argument("--url", default=os.environ.get("REACTIVE_STORE_URL",
-                                                       "http://127.0.0.1:3210"),
-                      help="the server (default: $REACTIVE_STORE_URL or http://127.0.0.1:3210)")
+    logs.add_argument("--url", default=next((os.environ[n] for n in URL_VARIABLES
+                                             if os.environ.get(n)), "http://127.0.0.1:3210"),
+                      help="the server (default: $REACTIVE_STORE_URL, else "
+                           "$CONVEX_SELF_HOSTED_URL, else http://127.0.0.1:3210)")
     logs.add_argument("--admin-key", default=admin_key_from_env(),
                       help="the server's admin key (default: $REACTIVE_STORE_ADMIN_KEY, ...)")
     logs.add_argument("--success", action="store_true",
