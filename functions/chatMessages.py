@@ -1,6 +1,7 @@
 """Chat messages: append one (with file attachments) to a session, list a session's messages in
 order, search them, remove one with its files, and hand out upload URLs for attachments."""
 
+import logging
 from typing import Any
 
 from reactive_store import ConvexError, mutation, query, v
@@ -16,6 +17,7 @@ from ._lib import (
 )
 
 ROLE = v.union(v.literal("user"), v.literal("assistant"), v.literal("system"))
+log = logging.getLogger(__name__)
 ATTACHMENT_IN = v.object({"storageId": v.id("_storage"), "name": v.string()})
 MAX_ATTACHMENTS = 10
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024
@@ -88,6 +90,7 @@ async def append(ctx: Any, sessionId: str, role: str, content: str,
         doc["attachments"] = await _attachments(ctx, attachments)
     message_id: str = await ctx.db.insert("chat_messages", doc)
     await touch(ctx, sessionId)
+    log.info("appended a %s message (%d chars) to session %s", role, len(content), sessionId)
     return message_id
 
 

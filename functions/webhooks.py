@@ -87,6 +87,8 @@ async def retryFailed(ctx):
             await ctx.db.patch(stored["_id"], {"status": "received"})
             await ctx.scheduler.run_after(0, process, {"eventId": stored["_id"]})
             retried += 1
+    if retried:
+        print(f"retrying {retried} failed webhook deliveries")
     return retried
 
 

@@ -1,6 +1,6 @@
 """The `reactive-store` command line: `serve` runs the server, `dev` hot-reloads it, `run`
-calls one function, `env` reads and writes environment variables, `docs` and `codegen`
-describe the app."""
+calls one function, `env` reads and writes environment variables, `logs` tails a running
+server's function logs, `docs` and `codegen` describe the app."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from reactive_store import values
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.errors import ReactiveStoreError
 from reactive_store.limits import FileLimits, Limits
+from reactive_store.observe.observer import ObserveSettings
+from reactive_store.observe.terminal import Show, format_entry, printer
 
 ADMIN_KEY_VARIABLES = ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY")
 URL_VARIABLES = ("REACTIVE_STORE_URL", "CONVEX_SELF_HOSTED_URL")
@@ -44,6 +46,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Postgres schema the deployment's tables live in (default: app)")
     parser.add_argument("--function-timeout", type=float, default=1.0,
                         help="seconds a query or mutation may run (default: 1)")
+    parser.add_argument("--observe", choices=("on", "off"), default="on",
+                        help="capture function logs and record executions and function "
+                             "metrics (default: on; off: logLines stay empty)")
     parser.add_argument("--admin-key", default=admin_key_from_env(),
                         help="key that may call internal functions and act as any identity "
                              "(default: $REACTIVE_STORE_ADMIN_KEY, else $CONVEX_ADMIN_KEY or "
@@ -65,11 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--no-codegen", action="store_true",
                                  help="do not write functions/_generated/ (typed client code) "
                                       "on start and after every reload")
+        command.add_argument(
+            "--function-logs", choices=("off", "text", "json"),
+            default="off" if name == "serve" else "text",
+            help="print every function execution on stdout: as `convex dev` does (text) or "
+                 "one JSON object per line for log shippers (json); default: "
+                 + ("off" if name == "serve" else "text"))
+        command.add_argument("--metrics-port", type=int, default=None,
+                             help="also serve GET /metrics without the admin key on this "
+                                  "port (bind it to a private interface)")
+        command.add_argument("--metrics-host", default="127.0.0.1")
     run = sub.add_parser("run", help="call one function and print its JSON result")
     _common(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
     _env_parser(sub)
+    _logs_parser(sub)
     docs = sub.add_parser("docs", help="write the function catalog as Markdown")
     docs.add_argument("--app", type=Path, default=Path.cwd())
     docs.add_argument("--output", type=Path, default=None,
@@ -153,6 +169,77 @@ def _env_parser(sub: Any) -> None:
     env.add_argument("value", nargs="?",
                      help="value (set); leave it out or give '-' to read it from stdin, "
                           "which keeps it out of your shell history")
+def _logs_parser(sub: Any) -> None:
+    logs = sub.add_parser("logs", help="tail the function logs of a running server")
+    logs.add_argument("--url", default=next((os.environ[n] for n in URL_VARIABLES
+                                             if os.environ.get(n)), "http://127.0.0.1:3210"),
+                      help="the server (default: $REACTIVE_STORE_URL, else "
+                           "$CONVEX_SELF_HOSTED_URL, else http://127.0.0.1:3210)")
+    logs.add_argument("--admin-key", default=admin_key_from_env(),
+                      help="the server's admin key (default: $REACTIVE_STORE_ADMIN_KEY, ...)")
+    logs.add_argument("--success", action="store_true",
+                      help="only successful executions, each with its duration")
+    logs.add_argument("--failure", action="store_true", help="only failed executions")
+    logs.add_argument("--function", default=None,
+                      help="only this function (a path like notes:add, or a module: notes:)")
+    logs.add_argument("--history", type=int, default=0,
+                      help="first print the last N executions the server still holds")
+    logs.add_argument("--jsonl", action="store_true", help="one JSON object per execution")
+
+
+def tail_logs(ns: argparse.Namespace) -> int:
+    """Poll `/api/stream_function_logs` and print each execution until interrupted."""
+    import time
+
+    import httpx
+
+    if not ns.admin_key:
+        print("error: the logs need the admin key: --admin-key or $REACTIVE_STORE_ADMIN_KEY",
+              file=sys.stderr)
+        return 1
+    both = ns.success == ns.failure
+    show = Show(successes=ns.success or both, failures=ns.failure or both,
+                completions=ns.success, color=sys.stdout.isatty())
+    params: dict[str, Any] = {"cursor": 0, "wait": 0}
+    if ns.function:
+        params["function"] = ns.function
+    if not both:
+        params["status"] = "success" if ns.success else "failure"
+    headers = {"Authorization": f"Convex {ns.admin_key}"}
+    first, failures = True, 0
+    with httpx.Client(base_url=ns.url.rstrip("/"), headers=headers, timeout=40) as http:
+        while True:
+            try:
+                response = http.get("/api/stream_function_logs", params=params)
+            except httpx.HTTPError as exc:
+                failures += 1
+                if failures > 3:
+                    print(f"warning: cannot reach {ns.url} ({exc}); retrying", file=sys.stderr)
+                time.sleep(min(10.0, 0.25 * 2 ** failures))
+                continue
+            if response.status_code != 200:
+                print(f"error: {ns.url} answered {response.status_code}: {response.text}",
+                      file=sys.stderr)
+                return 1
+            failures = 0
+            body = response.json()
+            if first:
+                print(f"Watching logs of {ns.url} ...", file=sys.stderr, flush=True)
+            entries = body["entries"][-ns.history:] if first else body["entries"]
+            if not first or ns.history > 0:
+                _print_entries(entries, show, ns.jsonl)
+            first = False
+            params |= {"cursor": body["newCursor"], "wait": 10}
+
+
+def _print_entries(entries: list[dict[str, Any]], show: Show, jsonl: bool) -> None:
+    for entry in entries:
+        if jsonl:
+            print(orjson.dumps(entry).decode())
+        else:
+            for line in format_entry(entry, show):
+                print(line)
+    sys.stdout.flush()
 
 
 def write_codegen(ns: argparse.Namespace) -> int:
@@ -208,6 +295,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
                             files=_file_limits(ns), public_url=_public_url(ns)),
         admin_key=admin_key,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        observe=ObserveSettings(enabled=getattr(ns, "observe", "on") == "on"),
     )
 
 
@@ -220,6 +308,13 @@ def serve(ns: argparse.Namespace) -> int:
     logging.basicConfig(level=ns.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     deployment = _deployment(ns)
     message_bytes = deployment.settings.limits.message_bytes
+    if ns.function_logs != "off":
+        show = Show(color=sys.stdout.isatty())
+        deployment.observer.log.listen(printer(show, jsonl=ns.function_logs == "json"))
+    if ns.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(ns.metrics_port, ns.metrics_host, registry=deployment.metrics.registry)
     dev = DevReloader(deployment, echo=lambda line: print(line, flush=True),
                       codegen=not ns.no_codegen) if ns.command == "dev" else None
     deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
@@ -249,10 +344,14 @@ def _banner(ns: argparse.Namespace, deployment: Deployment, dev: bool) -> None:
     lines = [
         f"reactive-store {'dev' if dev else 'serve'}: {ns.app.resolve()}",
         f"  open      http://{ns.host}:{ns.port}",
+        f"  dashboard http://{ns.host}:{ns.port}/_dashboard  (sign in with the admin key)",
         f"  database  {deployment.database_label} (schema {ns.db_schema!r})",
         f"  app       {len(app.functions)} functions in {len(modules)} modules, "
         f"{len(app.schema.tables)} tables",
     ]
+    if ns.metrics_port is not None:
+        lines.append(f"  metrics   http://{ns.metrics_host}:{ns.metrics_port}/metrics "
+                     "(no key: keep this port private)")
     if dev:
         lines.append(f"  admin key {ns.admin_key}  (Authorization: Convex <key>)")
         lines.append("  watching  functions/ and schema/ for changes")
@@ -382,7 +481,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_env(ns)
         if ns.command == "codegen":
             return write_codegen(ns)
+        if ns.command == "logs":
+            return tail_logs(ns)
         result = asyncio.run(_run(ns))
+    except KeyboardInterrupt:
+        return 130
     except ReactiveStoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,10 @@
 It reconnects with backoff on its own, resubscribes, and replays unanswered mutations under
 the same session id (the server runs each request once). A mutation returns only once the
 client's subscriptions reflect it (read-your-writes), as the official clients do.
+
+What functions log (`print()`, `logging`) comes back with their results; each line is
+handed to `on_log(FunctionLog)`, by default logged on the `reactive_store.client.functions`
+logger as the npm client prints it: `[CONVEX Q(notes:list)] [LOG] hello`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -26,9 +30,30 @@ import websockets
 from typing_extensions import ParamSpec, TypeVar
 
 from reactive_store import values
+from reactive_store.observe.lines import parse_wire
 from reactive_store.sync.protocol import decode_ts
 
 log = logging.getLogger(__name__)
+function_log = logging.getLogger(__name__ + ".functions")
+PYTHON_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "LOG": logging.INFO,
+                 "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class FunctionLog:
+    """One line a function logged: Q/M/A, its path, the level and the message."""
+
+    kind: str
+    path: str
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[CONVEX {self.kind}({self.path})] [{self.level}] {self.message}"
+
+
+def log_to_logger(line: FunctionLog) -> None:
+    function_log.log(PYTHON_LEVELS.get(line.level, logging.INFO), "%s", line)
 
 
 # A reference's parameters are the one positional `args` dict: a ParamSpec, so that mypy
@@ -118,7 +143,10 @@ class _Request:
 class Client:
     """A connection to a reactive-store (or Convex) deployment. Use `connect(url)`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, on_log: Callable[[FunctionLog], None] | None = None,
+                 admin_key: str | None = None) -> None:
+        self._on_log = on_log or log_to_logger
+        self._admin_key = admin_key  # sent on every socket: internal functions, any table
         base = url.rstrip("/")
         scheme = "wss" if base.startswith("https") else "ws"
         self._ws_url = scheme + base[base.index(":"):] + "/api/sync"
@@ -134,6 +162,7 @@ class Client:
         self._task: asyncio.Task[None] | None = None
         self._connections = 0
         self._closed = False
+        self.auth_error: str | None = None  # why the server refused our credentials
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -266,6 +295,9 @@ class Client:
                           "lastCloseReason": "InitialConnect" if not self._connections else None,
                           "clientTs": 0})
         self._connections += 1
+        if self._admin_key is not None:
+            await self._send({"type": "Authenticate", "baseVersion": 0, "tokenType": "Admin",
+                              "value": self._admin_key})
         self._query_set = 1
         await self._send({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
                           "modifications": [self._add_message(q)
@@ -293,6 +325,7 @@ class Client:
                 query = self._queries.get(mod["queryId"])
                 if query is None:
                     continue
+                self._emit("Q", query.path, mod.get("logLines"))
                 if mod["type"] == "QueryUpdated":
                     query.latest = (True, values.decode(mod["value"]))
                 elif mod["type"] == "QueryFailed":
@@ -306,6 +339,7 @@ class Client:
             request = self._requests.get(message["requestId"])
             if request is None or request.future.done():
                 return
+            self._emit(kind[0], request.message["udfPath"], message.get("logLines"))
             if not message["success"]:
                 del self._requests[request.request_id]
                 request.future.set_exception(_error(message["result"], message.get("errorData")))
@@ -317,6 +351,15 @@ class Client:
                 request.message["result"] = values.decode(message["result"])
         elif kind == "AuthError":
             log.warning("authentication failed: %s", message.get("error"))
+            self.auth_error = str(message.get("error"))
+
+    def _emit(self, kind: str, path: str, lines: Any) -> None:
+        for text in lines or ():
+            level, message = parse_wire(str(text))
+            try:
+                self._on_log(FunctionLog(kind, path, level, message))
+            except Exception:
+                log.exception("on_log failed")
 
     def _complete_mutations(self, ts: int) -> None:
         for request_id, request in list(self._requests.items()):
@@ -336,9 +379,12 @@ def _error(message: str, data: Any) -> Exception:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str) -> AsyncIterator[Client]:
-    """Connect to a deployment at `url` (http(s)://host:port); closes on exit."""
-    client = Client(url)
+async def connect(url: str, on_log: Callable[[FunctionLog], None] | None = None,
+                  admin_key: str | None = None) -> AsyncIterator[Client]:
+    """Connect to a deployment at `url` (http(s)://host:port); closes on exit. `on_log`
+    receives every line the functions this client calls log; with `admin_key` the client
+    acts as the admin (internal functions, the dashboard's `_system/` ones)."""
+    client = Client(url, on_log, admin_key)
     await client.start()
     try:
         yield client
@@ -346,5 +392,5 @@ async def connect(url: str) -> AsyncIterator[Client]:
         await client.close()
 
 
-__all__ = ["ActionReference", "AnyApi", "Client", "ClientError", "FunctionReference",
-           "MutationReference", "QueryReference", "connect"]
+__all__ = ["ActionReference", "AnyApi", "Client", "ClientError", "FunctionLog",
+           "FunctionReference", "MutationReference", "QueryReference", "connect"]

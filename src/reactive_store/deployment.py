@@ -8,7 +8,9 @@ broken app fails before any server starts); `start()` opens the database (embedd
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,8 @@ from reactive_store.jobs.runner import JobRunner
 from reactive_store.limits import ServerLimits
 from reactive_store.live.commits import CommitStream
 from reactive_store.live.subscriptions import SubscriptionManager
+from reactive_store.observe.metrics import Metrics
+from reactive_store.observe.observer import Observer, ObserveSettings
 from reactive_store.storage import PushReport, Store, Transaction
 from reactive_store.storage.embedded import EmbeddedPostgres
 
@@ -55,6 +59,7 @@ class Settings:
     job_concurrency: int = 8  # scheduled functions running at once
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
     progress: Callable[[str], None] | None = None  # hears about long index backfills
+    observe: ObserveSettings = field(default_factory=ObserveSettings)  # logs and records
 
 
 def redact_url(url: str) -> str:
@@ -64,6 +69,10 @@ def redact_url(url: str) -> str:
     if not at or ":" not in creds:
         return url
     return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+def pool_figure(store: Store, name: str) -> float:
+    return store.pool_figures().get(name, 0)
 
 
 class Deployment:
@@ -76,9 +85,12 @@ class Deployment:
         self.auth = Authenticator(parse_providers(self.app.auth_providers or []),
                                   settings.admin_key)
         self.store = Store(settings.namespace)
-        self.engine = Engine(self.store, self.app, settings.engine)
+        self.metrics = Metrics()
+        self.observer = Observer(settings.observe, record=self.metrics.record)
+        self.engine = Engine(self.store, self.app, settings.engine, self.observer)
         self.subscriptions = SubscriptionManager(self.engine)
-        self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency)
+        self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency,
+                              on_lag=self.metrics.observe_scheduler_lag)
         self.job_retention = JobRetention(self.engine, settings.limits.finished_jobs_retention_s)
         self.commits = CommitStream(self.store, self._on_commit)
         self.push_report: PushReport | None = None
@@ -88,8 +100,31 @@ class Deployment:
         self._embedded: EmbeddedPostgres | None = None
         self._maintenance: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        self._export_figures()
+
+    def _export_figures(self) -> None:
+        """The server figures of `/metrics` and the dashboard's Health page."""
+        m, subs, store = self.metrics, self.subscriptions, self.store
+        m.gauge("live_queries", "Distinct live queries (shared by their subscribers).",
+                lambda: len(subs.queries))
+        m.counter("query_reruns_total", "Live query executions (first runs and re-runs).",
+                  lambda: subs.runs)
+        m.gauge("commit_stream_processed_ts", "Newest commit timestamp processed (ns).",
+                lambda: subs.processed_ts)
+        m.counter("transactions_total", "Transactions started.", lambda: store.transactions)
+        m.gauge("jobs_running", "Scheduled functions running in this process.",
+                lambda: self.jobs.running)
+        m.gauge("executions_kept", "Executions held in this process's log ring.",
+                lambda: len(self.observer.log))
+        for name, text in (("pool_size", "Database connections open."),
+                           ("pool_idle", "Database connections idle."),
+                           ("pool_max", "Database connections allowed.")):
+            m.gauge(name, text, functools.partial(pool_figure, store, name))
 
     def _on_commit(self, ts: int, writes: WriteSet) -> None:
+        # Commit timestamps are wall-clock nanoseconds (storage floors them to the clock),
+        # so now - ts is how far behind its commits this process is.
+        self.metrics.observe_commit_lag((time.time_ns() - ts) / 1e9)
         if any(table == ENVIRONMENT_VARIABLES for table, _ in writes.keys):
             self.engine.env.refresh_soon()
         self.engine.files.on_commit(writes)

@@ -11,6 +11,15 @@ from reactive_store.errors import ConvexError, InternalError, ReactiveStoreError
 log = logging.getLogger(__name__)
 
 
+def error_message(exc: BaseException) -> str:
+    """The message a caller is told for `exc` (`error_body` without logging anything)."""
+    if isinstance(exc, ConvexError | ReactiveStoreError) and not isinstance(exc, InternalError):
+        return exc.message
+    if isinstance(exc, InternalError):
+        return "Server Error"
+    return f"Uncaught {type(exc).__name__}: {exc}"
+
+
 def error_body(exc: BaseException) -> dict[str, Any]:
     """A function failure as the clients expect it: message, and data for ConvexError.
 
@@ -18,19 +27,16 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     reaches the caller as "Uncaught <Type>: <message>"; anything internal stays in the log.
     """
     if isinstance(exc, ConvexError):
-        message = exc.message
         try:
             data = values.encode(exc.data, "errorData")
         except ReactiveStoreError:
             data = str(exc.data)
-        return {"errorMessage": message, "errorData": data}
+        return {"errorMessage": exc.message, "errorData": data}
     if isinstance(exc, InternalError):
         if getattr(exc, "client_safe", False):  # written for clients: names nothing inside
             log.warning("%s: %s", type(exc).__name__, exc)
             return {"errorMessage": exc.message}
         log.error("internal error: %s", exc, exc_info=exc)
-        return {"errorMessage": "Server Error"}
-    if isinstance(exc, ReactiveStoreError):
-        return {"errorMessage": exc.message}
-    log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
-    return {"errorMessage": f"Uncaught {type(exc).__name__}: {exc}"}
+    elif not isinstance(exc, ReactiveStoreError):
+        log.warning("function raised %s: %s", type(exc).__name__, exc, exc_info=exc)
+    return {"errorMessage": error_message(exc)}

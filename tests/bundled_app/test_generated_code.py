@@ -166,4 +166,7 @@ async def test_the_official_client_runs_with_the_generated_api(serve: Any, tmp_p
         stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
-    assert json.loads(out) == {"contents": ["hello"], "sessions": [True]}
+    *logged, result = out.decode().splitlines()  # the client prints function logs first
+    assert json.loads(result) == {"contents": ["hello"], "sessions": [True]}
+    assert [line.rsplit(" ", 1)[0] for line in logged] == [
+        "[CONVEX M(chatMessages:append)] [INFO] appended a user message (5 chars) to session"]

@@ -261,3 +261,196 @@ def test_codegen_bootstraps_an_app_that_imports_its_generated_api(tmp_path: Path
 def test_dev_takes_no_codegen() -> None:
     assert build_parser().parse_args(["dev", "--no-codegen"]).no_codegen
     assert not build_parser().parse_args(["dev"]).no_codegen
+
+
+LOG_APP = {
+    "schema/__init__.py": """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({"notes": define_table({"body": v.string()})})
+""",
+    "functions/notes.py": """
+from reactive_store import mutation, query, v
+
+@mutation(args={"body": v.string()})
+async def add(ctx, body):
+    print("adding", body)
+    await ctx.db.insert("notes", {"body": body})
+
+@query(args={})
+async def boom(ctx):
+    print("before the boom")
+    raise RuntimeError("boom")
+""",
+}
+ADMIN_KEY = "cli-test-key"
+
+
+async def http_call(url: str, kind: str, path: str, args: dict[str, object]) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        await http.post(f"{url}/api/{kind}", json={"path": path, "args": args})
+
+
+class Tail:
+    """`reactive-store logs ...` in a subprocess; `line(pattern)` waits for a stdout line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.seen: list[str] = []
+
+    async def line(self, contains: str, timeout: float = 10.0) -> str:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stdout.readline()
+                if not raw:
+                    raise AssertionError(f"logs exited; printed {self.seen}")
+                text = raw.decode().rstrip("\n")
+                self.seen.append(text)
+                if contains in text:
+                    return text
+
+    async def watching(self, timeout: float = 20.0) -> None:
+        """Wait until it made its first request (it says so on stderr)."""
+        assert self.proc.stderr is not None
+        async with asyncio.timeout(timeout):
+            line = await self.proc.stderr.readline()
+        assert line.startswith(b"Watching logs of "), line
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def start_tail(*args: str) -> Tail:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reactive_store", "logs", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return Tail(proc)
+
+
+async def test_logs_prints_history_then_tails_live(tmp_path: Path, serve: object) -> None:
+    url, _ = await serve(write_app(tmp_path / "app", LOG_APP),  # type: ignore[operator]
+                         admin_key=ADMIN_KEY)
+    await http_call(url, "mutation", "notes:add", {"body": "early"})
+    tail = await start_tail("--url", url, "--admin-key", ADMIN_KEY, "--history", "5")
+    try:
+        line = await tail.line("adding early")
+        assert line.endswith("[CONVEX M(notes:add)] [LOG] adding early")
+        assert "/" in line.split(" [CONVEX")[0]  # led by the local date and time
+        await http_call(url, "query", "notes:boom", {})
+        assert (await tail.line("before the boom")).endswith(
+            "[CONVEX Q(notes:boom)] [LOG] before the boom")
+        assert (await tail.line("Uncaught")).endswith(
+            "[CONVEX Q(notes:boom)] Uncaught RuntimeError: boom")
+        assert "boom.py" not in " ".join(tail.seen) and "notes.py" in (
+            await tail.line("notes.py"))  # the app's own frame of the traceback
+    finally:
+        await tail.stop()
+
+
+async def test_logs_filters_by_outcome_and_function(tmp_path: Path, serve: object) -> None:
+    url, _ = await serve(write_app(tmp_path / "app", LOG_APP),  # type: ignore[operator]
+                         admin_key=ADMIN_KEY)
+    successes = await start_tail("--url", url, "--admin-key", ADMIN_KEY, "--success")
+    failures = await start_tail("--url", url, "--admin-key", ADMIN_KEY, "--failure",
+                                "--function", "notes:boom")
+    try:
+        await successes.watching()
+        await failures.watching()
+        await http_call(url, "query", "notes:boom", {})
+        await http_call(url, "mutation", "notes:add", {"body": "x"})
+        done = await successes.line("Function executed in")
+        assert "[CONVEX M(notes:add)] Function executed in " in done and done.endswith(" ms")
+        assert not any("boom" in line for line in successes.seen)
+        await failures.line("Uncaught RuntimeError: boom")
+        await http_call(url, "query", "notes:boom", {})
+        await failures.line("Uncaught RuntimeError: boom")
+        assert not any("adding" in line for line in failures.seen)
+    finally:
+        await successes.stop()
+        await failures.stop()
+
+
+async def test_logs_refuses_a_wrong_or_missing_admin_key(tmp_path: Path, serve: object,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    url, _ = await serve(write_app(tmp_path / "app", LOG_APP),  # type: ignore[operator]
+                         admin_key=ADMIN_KEY)
+    wrong = await start_tail("--url", url, "--admin-key", "nope")
+    _, err = await asyncio.wait_for(wrong.proc.communicate(), 20)
+    assert wrong.proc.returncode == 1 and "answered 403" in err.decode()
+    assert "the admin key is not valid" in err.decode()
+    for name in ("REACTIVE_STORE_ADMIN_KEY", "CONVEX_ADMIN_KEY", "CONVEX_DEPLOY_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    missing = await start_tail("--url", url)
+    _, err = await asyncio.wait_for(missing.proc.communicate(), 20)
+    assert missing.proc.returncode == 1 and "need the admin key" in err.decode()
+
+
+async def test_dev_prints_every_execution_as_convex_dev_does(
+        tmp_path: Path, database_url: str) -> None:
+    from tests.e2e.servers import server_pool
+    from tests.support import until
+
+    app = write_app(tmp_path / "app", LOG_APP)
+    async with server_pool(database_url, tmp_path) as pool:
+        url = await pool(app, command="dev")
+        await http_call(url, "mutation", "notes:add", {"body": "hello"})
+        await http_call(url, "query", "notes:boom", {})
+        server = pool.server(url)
+
+        async def printed() -> bool:
+            return "Uncaught RuntimeError: boom" in server.log()
+
+        await until(printed)
+        lines = [line for line in server.log().splitlines() if "[CONVEX " in line]
+    assert lines[0].endswith("[CONVEX M(notes:add)] [LOG] adding hello")
+    assert lines[1].endswith("[CONVEX Q(notes:boom)] [LOG] before the boom")
+    assert lines[2].endswith("[CONVEX Q(notes:boom)] Uncaught RuntimeError: boom")
+    assert "\033[" not in server.log()  # no colors when stdout is not a terminal
+
+
+async def test_serve_exports_metrics_on_a_separate_port(tmp_path: Path,
+                                                        database_url: str) -> None:
+    import sys
+
+    import httpx
+
+    from tests.e2e.servers import drop_namespace
+    from tests.support import free_port
+
+    app = write_app(tmp_path / "app", LOG_APP)
+    port, metrics_port, namespace = free_port(), free_port(), new_namespace()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reactive_store", "serve", "--app", str(app), "--database-url",
+        database_url, "--db-schema", namespace, "--port", str(port), "--admin-key", ADMIN_KEY,
+        "--metrics-port", str(metrics_port), "--log-level", "warning",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as http:
+            async with asyncio.timeout(20):
+                while True:
+                    try:
+                        if (await http.get(f"{url}/version")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+            await http_call(url, "mutation", "notes:add", {"body": "m"})
+            scraped = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+            guarded = await http.get(f"{url}/metrics")
+        assert scraped.status_code == 200
+        assert ('reactive_store_function_calls_total{function="notes:add",kind="mutation",'
+                'outcome="success"} 1.0') in scraped.text
+        assert guarded.status_code == 403  # the main port still wants the admin key
+    finally:
+        proc.terminate()
+        banner, _ = await proc.communicate()
+        await drop_namespace(database_url, namespace)
+    assert f"metrics   http://127.0.0.1:{metrics_port}/metrics" in banner.decode()
+    assert "/_dashboard" in banner.decode()

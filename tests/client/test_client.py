@@ -109,3 +109,67 @@ async def test_no_database_transactions_while_subscribers_idle(app: Any, serve: 
         assert changed["queryRuns"] == after["queryRuns"] + 1, "only o3's query re-runs"
         for updates in subscriptions:
             await updates.aclose()
+
+
+LOGGING = """
+import logging
+from reactive_store import action, mutation, query, v
+
+@query(args={})
+async def listed(ctx):
+    accounts = await ctx.db.query("accounts").collect()
+    print("listing", len(accounts))
+    return len(accounts)
+
+@mutation(args={"owner": v.string()})
+async def open_loudly(ctx, owner):
+    logging.getLogger(__name__).warning("opening %s", owner)
+    return await ctx.db.insert("accounts", {"owner": owner, "balance": 1})
+
+@mutation(args={})
+async def fail_loudly(ctx):
+    print("about to fail")
+    raise ValueError("nope")
+
+@action(args={})
+async def shout(ctx):
+    print("from the action")
+    return "ok"
+"""
+
+
+async def test_log_lines_come_back_with_results_and_responses(make_app: Any,
+                                                              serve: Any) -> None:
+    from reactive_store.client import FunctionLog
+
+    url, deployment = await serve(make_app({**ACCOUNTS_APP, "functions/loud.py": LOGGING}))
+    seen: list[FunctionLog] = []
+    async with connect(url, on_log=seen.append) as client:
+        updates = client.subscribe("loud:listed", {})
+        assert await anext(updates) == 0
+        await client.mutation("loud:open_loudly", {"owner": "ann"})
+        assert await anext(updates) == 1  # re-run: new value and new lines
+        with pytest.raises(ClientError, match="nope"):
+            await client.mutation("loud:fail_loudly", {})
+        assert await client.action("loud:shout", {}) == "ok"
+        await updates.aclose()
+    assert [str(line) for line in seen] == [
+        "[CONVEX Q(loud:listed)] [LOG] listing 0",
+        "[CONVEX M(loud:open_loudly)] [WARN] opening ann",
+        "[CONVEX Q(loud:listed)] [LOG] listing 1",
+        "[CONVEX M(loud:fail_loudly)] [LOG] about to fail",
+        "[CONVEX A(loud:shout)] [LOG] from the action",
+    ]
+    callers = {ex.path: ex.caller for ex in deployment.observer.log}
+    assert callers["loud:listed"] == "SyncWorker" and callers["loud:shout"] == "SyncWorker"
+
+
+async def test_by_default_function_logs_go_to_the_client_logger(
+        make_app: Any, serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    url, _ = await serve(make_app({**ACCOUNTS_APP, "functions/loud.py": LOGGING}))
+    with caplog.at_level("INFO", logger="reactive_store.client.functions"):
+        async with connect(url) as client:
+            await client.mutation("loud:open_loudly", {"owner": "bo"})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "reactive_store.client.functions"] == [
+        ("WARNING", "[CONVEX M(loud:open_loudly)] [WARN] opening bo")]

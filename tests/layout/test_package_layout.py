@@ -17,9 +17,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "reactive_store"
 # Lowest first: a unit may import only units at or before its own position.
 ORDER = [
     "types", "errors", "limits", "values", "ids", "keys", "validators", "annotations", "schema",
-    "failures", "auth", "access",
+    "failures", "auth", "access", "observe",
     "storage", "app", "engine", "live", "jobs", "sync", "client",
-    "deployment", "dev", "server", "cli",
+    "deployment", "dashboard", "dev", "server", "cli",
 ]
 FACADES = {"reactive_store", "reactive_store.__main__"}  # the public API and `python -m`
 CORE = set(ORDER[: ORDER.index("storage")])

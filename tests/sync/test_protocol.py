@@ -330,6 +330,16 @@ def test_spliced_results_equal_encoding_the_message(value: Any, query_id: int) -
     assert failed == json.loads(orjson.dumps(query_failed(query_id, error)))
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(), max_size=5), st.booleans())
+def test_spliced_log_lines_equal_encoding_the_message(lines: list[str], ok: bool) -> None:
+    result = [True, {"v": 1}] if ok else [False, {"errorMessage": "m"}]
+    spliced = json.loads(query_result_json(7, orjson.dumps(result), orjson.dumps(lines)))
+    assert spliced["logLines"] == lines and spliced["journal"] is None
+    assert spliced["type"] == ("QueryUpdated" if ok else "QueryFailed")
+    assert query_failed(7, {"errorMessage": "m"}, log_lines=lines)["logLines"] == lines
+
+
 def test_query_failed_shape() -> None:
     assert query_failed(4, {"errorMessage": "boom"}) == {
         "type": "QueryFailed", "queryId": 4, "errorMessage": "boom", "logLines": [],

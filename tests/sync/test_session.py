@@ -17,6 +17,7 @@ from reactive_store.live.subscriptions import LiveQuery, LiveState, query_key
 from reactive_store.sync.protocol import (
     AddQuery,
     Authenticate,
+    Connect,
     ModifyQuerySet,
     ProtocolError,
     RemoveQuery,
@@ -704,3 +705,20 @@ def test_long_version_chain() -> None:
         assert decode_ts(msg["endVersion"]["ts"]) == i
         prev = msg["endVersion"]
     assert prev == {"querySet": 50, "identity": 50, "ts": encode_ts(199)}
+
+
+def test_log_lines_go_with_the_result_and_new_lines_are_sent_again() -> None:
+    session: SyncSession[LiveQuery] = SyncSession()
+    session.connect(Connect("s", 0, None, None))
+    live = result(5, [1])
+    live.lines_json = orjson.dumps(["[LOG] first run"])
+    add(session, (1, live))
+    first = transition_of(session.next_transition(5))
+    assert first["modifications"][0]["logLines"] == ["[LOG] first run"]
+    set_result(live, 6, [1])  # same value, same lines: not sent again
+    assert transition_of(session.next_transition(6))["modifications"] == []
+    set_result(live, 7, [1])
+    live.lines_json = orjson.dumps(["[LOG] second run"])  # same value, new lines
+    again = transition_of(session.next_transition(7))
+    assert mods(again) == [("QueryUpdated", 1)]
+    assert again["modifications"][0]["logLines"] == ["[LOG] second run"]

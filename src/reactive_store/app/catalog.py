@@ -17,19 +17,20 @@ def catalog(functions: Registry, schema: Schema) -> dict[str, Any]:
     return {"functions": [f.describe() for f in public], "schema": schema.to_json()}
 
 
-def _type(validator: dict[str, Any] | None) -> str:
+def type_text(validator: dict[str, Any] | None) -> str:
+    """A validator as a short TypeScript-like type: `{owner: string, n?: int64}[]`."""
     if validator is None:
         return "any"
     kind = validator.get("type")
     if kind == "object":
         fields = validator["value"]
-        inner = ", ".join(f"{name}{'?' if spec['optional'] else ''}: {_type(spec['fieldType'])}"
+        inner = ", ".join(f"{name}{'?' if spec['optional'] else ''}: {type_text(spec['fieldType'])}"
                           for name, spec in fields.items())
         return "{" + inner + "}"
     if kind == "array":
-        return f"{_type(validator['value'])}[]"
+        return f"{type_text(validator['value'])}[]"
     if kind == "union":
-        return " | ".join(_type(member) for member in validator["value"])
+        return " | ".join(type_text(member) for member in validator["value"])
     if kind == "literal":
         return json.dumps(validator["value"])
     if kind == "id":
@@ -37,7 +38,7 @@ def _type(validator: dict[str, Any] | None) -> str:
     if kind == "doc":
         return f"Doc<{validator['tableName']}>"
     if kind == "record":
-        return f"Record<{_type(validator['keys'])}, {_type(validator['values'])}>"
+        return f"Record<{type_text(validator['keys'])}, {type_text(validator['values'])}>"
     return str(kind)
 
 
@@ -53,8 +54,8 @@ def markdown(functions: Registry, schema: Schema, title: str = "Functions") -> s
             lines += [f"## `{module}`", ""]
             current = module
         lines += [f"### `{entry['path']}` ({entry['kind']})", ""]
-        lines += [f"- args: `{_type(entry['args'])}`",
-                  f"- returns: `{_type(entry['returns'])}`", ""]
+        lines += [f"- args: `{type_text(entry['args'])}`",
+                  f"- returns: `{type_text(entry['returns'])}`", ""]
         if entry["doc"]:
             lines += [entry["doc"], ""]
     return "\n".join(lines).rstrip() + "\n"

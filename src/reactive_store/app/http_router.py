@@ -13,7 +13,7 @@ from typing import Any
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
-RESERVED = ("/api/", "/version")
+RESERVED = ("/api/", "/version", "/_dashboard", "/metrics")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class HttpRoute:
     path: str
     prefix: bool
     handler: Handler
+
+    @property
+    def label(self) -> str:
+        """How its executions are named in logs and metrics: `POST /hooks/github`."""
+        return f"{self.method} {self.path}{'*' if self.prefix else ''}"
 
 
 class HttpRouter:

@@ -7,7 +7,7 @@ import enum
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 from reactive_store.annotations.signature import (
     Signature,
@@ -124,7 +124,17 @@ def _args_validator(kind: Kind, args: Mapping[str, Validator] | Validator | None
     return ObjectValidator(object_fields(args, f"{kind.value}(args=...)"))
 
 
-def _make(kind: Kind, visibility: Visibility) -> Any:
+class FunctionDecorator(Protocol):
+    """`@query` bare, or `@query(args=..., returns=...)`."""
+
+    @overload
+    def __call__(self, fn: Callable[..., Any], /) -> FunctionSpec: ...
+    @overload
+    def __call__(self, *, args: Mapping[str, Validator] | Validator | None = None,
+                 returns: Validator | None = None, name: str | None = None) -> Decorator: ...
+
+
+def _make(kind: Kind, visibility: Visibility) -> FunctionDecorator:
     @overload
     def decorator(fn: Callable[..., Any], /) -> FunctionSpec: ...
     @overload

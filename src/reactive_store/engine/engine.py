@@ -21,7 +21,7 @@ import orjson
 from reactive_store import values
 from reactive_store.annotations.markers import to_plain
 from reactive_store.app.loader import App
-from reactive_store.app.registry import FunctionSpec, Kind
+from reactive_store.app.registry import FunctionSpec, Kind, Registry, canonical_path
 from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
 from reactive_store.engine.db import (
     DatabaseReader,
@@ -45,7 +45,9 @@ from reactive_store.errors import (
     ValidationError,
 )
 from reactive_store.ids import TABLE_NAMES
-from reactive_store.limits import FileLimits, Limits
+from reactive_store.limits import FileLimits, Limits, Usage
+from reactive_store.observe.capture import route_app_logs
+from reactive_store.observe.observer import SYSTEM_PREFIX, Observer, lines_of
 from reactive_store.storage import Store, Transaction, TransientConflict
 from reactive_store.storage.store import DatabaseUnavailable, request_hash
 from reactive_store.validators import DOCUMENTS
@@ -67,6 +69,7 @@ class Outcome:
     writes: WriteSet = field(default_factory=WriteSet)
     ts: int | None = None
     retries: int = 0
+    log_lines: list[str] = field(default_factory=list)  # as sent to the caller
 
 
 @dataclass
@@ -76,6 +79,7 @@ class QueryFailure:
     error: BaseException
     reads: ReadSet
     ts: int
+    log_lines: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +92,20 @@ class MutationHooks:
 
     before: Callable[[DatabaseWriter, Transaction], Awaitable[Outcome | None]] | None = None
     after: Callable[[DatabaseWriter, Any], Awaitable[None]] | None = None
+
+
+def label(ref: Any) -> str | None:
+    """The canonical path a function reference names (None when it cannot name one)."""
+    if isinstance(ref, FunctionSpec):
+        return ref.path
+    try:
+        return canonical_path(ref)
+    except BadRequest:
+        return None
+
+
+def usage_of(ctx: Any) -> Usage | None:
+    return ctx.db.reads.usage if isinstance(ctx, QueryCtx | MutationCtx) else None
 
 
 class _BrokenSnapshot(Exception):
@@ -121,8 +139,13 @@ class EngineConfig:
 class Engine:
     """Runs an app's functions against its store."""
 
-    def __init__(self, store: Store, app: App, config: EngineConfig | None = None) -> None:
+    def __init__(self, store: Store, app: App, config: EngineConfig | None = None,
+                 observer: Observer | None = None) -> None:
         self.store = store
+        self.observer = observer or Observer()
+        # The dashboard's own functions (`_system/...`, all internal: admin only); set by
+        # the server, empty otherwise.
+        self.system = Registry()
         self.app = app
         self.config = config or EngineConfig()
         self.env = EnvironmentCache()  # loaded and kept fresh by the deployment
@@ -139,12 +162,14 @@ class Engine:
         self._app = app
         self.schema = with_system_tables(app.schema)
         self.documents = {name: table.validator for name, table in self.schema.tables.items()}
+        if self.observer.enabled:
+            route_app_logs(app.package)
 
     # -- one call ---------------------------------------------------------------------------
     def prepare(self, ref: Any, args: Any, kind: Kind | None, internal_ok: bool
                 ) -> tuple[FunctionSpec, dict[str, Any]]:
         """Resolve the function (once per call) and validate its arguments."""
-        spec = self.app.functions.resolve(ref, kind=kind, internal_ok=internal_ok)
+        spec = self.functions_for(ref).resolve(ref, kind=kind, internal_ok=internal_ok)
         token = TABLE_NAMES.set(self.store.table_names)
         documents = DOCUMENTS.set(self.documents)
         try:
@@ -152,6 +177,13 @@ class Engine:
         finally:
             DOCUMENTS.reset(documents)
             TABLE_NAMES.reset(token)
+
+    def functions_for(self, ref: Any) -> Registry:
+        """The registry a reference resolves in: the system one for `_system/` paths."""
+        path = ref.path if isinstance(ref, FunctionSpec) else ref
+        if isinstance(path, str) and path.startswith(SYSTEM_PREFIX):
+            return self.system
+        return self.app.functions
 
     async def call(self, spec: FunctionSpec, ctx: Any, args: dict[str, Any]) -> tuple[Any, Any]:
         """Call the handler under its time limit; validate and encode what it returns."""
@@ -161,10 +193,11 @@ class Engine:
         documents = DOCUMENTS.set(self.documents)
         try:
             try:
-                async with asyncio.timeout(seconds):
-                    result = spec.handler(ctx, **spec.arguments(args))
-                    if inspect.isawaitable(result):
-                        result = await result
+                with self.observer.attempt(usage_of(ctx)):
+                    async with asyncio.timeout(seconds):
+                        result = spec.handler(ctx, **spec.arguments(args))
+                        if inspect.isawaitable(result):
+                            result = await result
             except TimeoutError:
                 raise FunctionTimeout(
                     f"{spec.path} ran past its time limit of {seconds:g} s and was cancelled"
@@ -224,6 +257,13 @@ class Engine:
         Postgres keeps no old versions, so the query runs on the current snapshot and the
         commit log proves that no commit since `at_ts` wrote inside what it read.
         """
+        with self.observer.execution(label(ref), "query", identity) as run:
+            outcome = await self._query(ref, args, identity, internal_ok, with_ts, at_ts)
+        outcome.log_lines = run.lines
+        return outcome
+
+    async def _query(self, ref: Any, args: Any, identity: Identity | None, internal_ok: bool,
+                     with_ts: bool, at_ts: int | None) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.QUERY, internal_ok)
         async with self.store.read() as tx:
             ts = await tx.snapshot_ts() if with_ts or at_ts is not None else None
@@ -245,9 +285,10 @@ class Engine:
         return Outcome(value, encoded, reads=reads, ts=ts)
 
     async def run_query_batch(
-        self, calls: list[tuple[Any, Any, Identity | None]]
+        self, calls: list[tuple[Any, Any, Identity | None, bool]]
     ) -> tuple[int, list[Outcome | QueryFailure]]:
-        """Run several queries in one snapshot; return its timestamp and each result.
+        """Run several queries `(ref, args, identity, internal_ok)` in one snapshot; return
+        its timestamp and each result.
 
         A query that fails leaves the others untouched, unless it broke the transaction
         (time limit, database error): then the rest run again in a fresh snapshot.
@@ -259,8 +300,9 @@ class Engine:
             try:
                 async with self.store.read() as tx:
                     ts = await tx.snapshot_ts()
-                    for ref, args, identity in calls[len(results):]:
-                        results.append(await self._batch_query(tx, ts, ref, args, identity))
+                    for ref, args, identity, internal in calls[len(results):]:
+                        results.append(await self._batch_query(tx, ts, ref, args, identity,
+                                                               internal))
             except _BrokenSnapshot as broken:
                 if broken.failure is not None:
                     results.append(broken.failure)
@@ -271,22 +313,28 @@ class Engine:
         return ts, results
 
     async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
-                           identity: Identity | None) -> Outcome | QueryFailure:
+                           identity: Identity | None, internal: bool) -> Outcome | QueryFailure:
+        db: DatabaseReader | None = None
         try:
-            spec, checked = self.prepare(ref, args, Kind.QUERY, False)
-        except Exception as exc:
-            return QueryFailure(exc, ReadSet(), ts)
-        db, result = await self._query_call(tx, spec, checked, identity)
-        if isinstance(result, FunctionTimeout | InternalError):
+            with self.observer.execution(label(ref), "query", identity) as run:
+                spec, checked = self.prepare(ref, args, Kind.QUERY, internal)
+                db, result = await self._query_call(tx, spec, checked, identity)
+                if isinstance(result, Exception):
+                    raise result  # recorded as this execution's failure
+        except (FunctionTimeout, InternalError) as exc:
+            if db is None:
+                return QueryFailure(exc, ReadSet(), ts, lines_of(exc))
             # The transaction is broken: the rest of the batch needs a fresh snapshot. A lost
             # connection is no answer for this query (it runs again); anything else is.
-            failure = None if getattr(result, "retryable", False) else QueryFailure(
-                result, db.read_set(), ts)
-            raise _BrokenSnapshot(result, failure)
-        if isinstance(result, Exception):
-            return QueryFailure(result, db.read_set(), ts)
+            failure = None if getattr(exc, "retryable", False) else QueryFailure(
+                exc, db.read_set(), ts, lines_of(exc))
+            raise _BrokenSnapshot(exc, failure) from exc
+        except Exception as exc:
+            reads = ReadSet() if db is None else db.read_set()
+            return QueryFailure(exc, reads, ts, lines_of(exc))
+        assert db is not None and not isinstance(result, Exception)
         value, encoded = result
-        return Outcome(value, encoded, reads=db.read_set(), ts=ts)
+        return Outcome(value, encoded, reads=db.read_set(), ts=ts, log_lines=run.lines)
 
     # -- mutations --------------------------------------------------------------------------
     async def run_mutation(
@@ -301,6 +349,21 @@ class Engine:
         timestamp unrun. `ctx.random()` is seeded from `seed`, else from the request, else
         at random: every attempt of one call draws the same numbers.
         """
+        with self.observer.execution(label(ref), "mutation", identity) as run:
+            try:
+                outcome = await self._mutation(ref, args, identity, internal_ok, request,
+                                               replay_possible, hooks, seed)
+            except ConflictError:
+                run.retries = self.config.max_attempts
+                raise
+            run.retries = outcome.retries
+        outcome.log_lines = run.lines
+        return outcome
+
+    async def _mutation(self, ref: Any, args: Any, identity: Identity | None,
+                        internal_ok: bool, request: tuple[str, int] | None,
+                        replay_possible: bool, hooks: MutationHooks | None, seed: str | None
+                        ) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.MUTATION, internal_ok)
         hooks = hooks or MutationHooks()
         if seed is None:
@@ -414,9 +477,10 @@ class Engine:
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
     ) -> Outcome:
         """Run an action outside any transaction; it reaches data through ctx.run_*."""
-        spec, checked = self.prepare(ref, args, Kind.ACTION, internal_ok)
-        value, encoded = await self.call(spec, self.action_ctx(identity), checked)
-        return Outcome(value, encoded)
+        with self.observer.execution(label(ref), "action", identity) as run:
+            spec, checked = self.prepare(ref, args, Kind.ACTION, internal_ok)
+            value, encoded = await self.call(spec, self.action_ctx(identity), checked)
+        return Outcome(value, encoded, log_lines=run.lines)
 
     def action_ctx(self, identity: Identity | None) -> ActionCtx:
         """The ctx of an action or an HTTP route, acting as `identity`."""
@@ -427,7 +491,7 @@ class Engine:
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:
         """Run a function of whatever kind it is."""
-        spec = self.app.functions.resolve(ref, internal_ok=internal_ok)
+        spec = self.functions_for(ref).resolve(ref, internal_ok=internal_ok)
         if spec.kind is Kind.QUERY:
             return await self.run_query(spec, args, identity, internal_ok=True)
         if spec.kind is Kind.MUTATION:

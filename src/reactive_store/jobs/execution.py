@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from reactive_store import values
@@ -19,6 +20,7 @@ from reactive_store.engine.engine import Engine, MutationHooks, Outcome
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
 from reactive_store.errors import FunctionNotFound
 from reactive_store.failures import error_body
+from reactive_store.observe.observer import source
 from reactive_store.storage import Transaction
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
@@ -41,15 +43,19 @@ async def claim(tx: Transaction, job_id: str) -> dict[str, Any] | None:
 class JobExecutor:
     """Runs scheduled functions through the engine and records each one's outcome."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_lag: Callable[[float], None] | None = None) -> None:
         self.engine = engine
+        self.on_lag = on_lag  # seconds from a job's scheduled time to its start (metrics)
 
     async def run(self, job: dict[str, Any]) -> None:
         """Run one due job (as scanned); failures are recorded on the job, never raised."""
-        if job["kind"] == "mutation":
-            await self._run_mutation(job["_id"], job["name"], job["args"])
-        else:
-            await self._run_action(job["_id"])
+        if self.on_lag is not None:
+            self.on_lag((now_ms() - float(job["scheduledTime"])) / 1000.0)
+        with source("Cron" if job.get("cron") else "Scheduler", admin=False):
+            if job["kind"] == "mutation":
+                await self._run_mutation(job["_id"], job["name"], job["args"])
+            else:
+                await self._run_action(job["_id"])
 
     async def _run_mutation(self, job_id: str, name: str, args: Any) -> None:
         claimed: dict[str, Any] = {}

@@ -34,8 +34,9 @@ _PENDING = encode_tuple(["pending"])
 class JobRunner:
     """Claims and runs due jobs with bounded concurrency; wakes on commits that touch them."""
 
-    def __init__(self, engine: Engine, *, concurrency: int = 8) -> None:
-        self.executor = JobExecutor(engine)
+    def __init__(self, engine: Engine, *, concurrency: int = 8,
+                 on_lag: Callable[[float], None] | None = None) -> None:
+        self.executor = JobExecutor(engine, on_lag)
         self.crons = CronTable(engine)
         self._engine = engine
         self._concurrency = concurrency
@@ -53,6 +54,11 @@ class JobRunner:
         pending = sum(key.startswith(_PENDING) for key in keys)
         if pending > len(keys) - pending or any(table == CRON_JOBS for table, _ in writes.keys):
             self._wake.set()
+
+    @property
+    def running(self) -> int:
+        """Jobs this process is running now."""
+        return len(self._running)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())

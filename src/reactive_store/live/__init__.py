@@ -4,6 +4,6 @@
 per commit in timestamp order; `writelog` keeps recent commits to refresh a result computed
 at an older snapshot; `interval_index` finds the live queries a written key hits; and
 `subscriptions` owns every live query, its result, and the batched re-runs.
-May import the core modules, `storage`, `app` and `engine`; never `jobs`, `sync` or the
+May import the core modules, `observe`, `storage`, `app` and `engine`; never `jobs`, `sync` or the
 server.
 """

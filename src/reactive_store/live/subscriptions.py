@@ -23,10 +23,11 @@ from reactive_store.engine.readset import IndexRef, ReadSet, WriteSet
 from reactive_store.failures import error_body
 from reactive_store.live.interval_index import IntervalIndex
 from reactive_store.live.writelog import WriteLog
+from reactive_store.observe.observer import source
 
 log = logging.getLogger(__name__)
 
-QueryKey = tuple[str, bytes, str | None]
+QueryKey = tuple[str, bytes, str | None, bool]
 
 
 class LiveState(enum.Enum):
@@ -49,15 +50,21 @@ class LiveQuery:
     path: str
     args: Any
     identity: dict[str, Any] | None
+    internal_ok: bool = False  # subscribed by an admin: may be an internal query
     state: LiveState = LiveState.PENDING
     ts: int = 0
     valid_until: int | None = None
     reads: ReadSet = field(default_factory=ReadSet)
     ok: bool = True
     value: Any = None  # the Convex-encoded value, or the error body when not ok
+    log_lines: list[str] = field(default_factory=list)  # what the run logged, sent with it
+    lines_json: bytes = b"[]"  # log_lines encoded once, spliced into every Transition
     result_json: bytes = b""
     watchers: set[Callable[[], None]] = field(default_factory=set)
     runs: int = 0  # executions so far, for tests and benchmarks
+    # Set by `refresh` while a run is in flight: the process state the run read (execution
+    # records, metrics) changed under it, so its result is stale the moment it lands.
+    stale: bool = False
 
     def usable_at(self, ts: int) -> bool:
         """True when the current result is the query's result at timestamp `ts`."""
@@ -66,9 +73,10 @@ class LiveQuery:
         return self.valid_until is None or ts < self.valid_until
 
 
-def query_key(path: str, args: Any, identity: dict[str, Any] | None) -> QueryKey:
+def query_key(path: str, args: Any, identity: dict[str, Any] | None,
+              internal_ok: bool = False) -> QueryKey:
     who = None if identity is None else orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
-    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who)
+    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who, internal_ok)
 
 
 class SubscriptionManager:
@@ -95,7 +103,8 @@ class SubscriptionManager:
 
     def start(self, processed_ts: int) -> None:
         self.write_log = WriteLog(processed_ts)
-        self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers_n)]
+        with source("SyncWorker"):  # the workers' executions are the live queries' runs
+            self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers_n)]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -109,11 +118,11 @@ class SubscriptionManager:
 
     # -- subscribing ----------------------------------------------------------------------
     def subscribe(self, path: str, args: Any, identity: dict[str, Any] | None,
-                  watcher: Callable[[], None]) -> LiveQuery:
-        key = query_key(path, args, identity)
+                  watcher: Callable[[], None], internal_ok: bool = False) -> LiveQuery:
+        key = query_key(path, args, identity, internal_ok)
         live = self.queries.get(key)
         if live is None:
-            live = LiveQuery(key, path, args, identity)
+            live = LiveQuery(key, path, args, identity, internal_ok)
             self.queries[key] = live
             self._mark_dirty(live)
         live.watchers.add(watcher)
@@ -136,6 +145,17 @@ class SubscriptionManager:
         self.generation += 1
         for live in list(self.queries.values()):
             self._invalidate(live, self.write_log.processed_ts)
+
+    def refresh(self, matches: Callable[[LiveQuery], bool]) -> None:
+        """Re-run the live queries `matches` picks, though no commit touched them: their
+        results come from process state (the dashboard's execution records and metrics)."""
+        for live in list(self.queries.values()):
+            if not matches(live):
+                continue
+            if live.state is LiveState.RUNNING:
+                live.stale = True
+            else:
+                self._invalidate(live, self.write_log.processed_ts)
 
     # -- commits ----------------------------------------------------------------------------
     def process_commit(self, ts: int, writes: WriteSet) -> None:
@@ -223,9 +243,11 @@ class SubscriptionManager:
     async def _run(self, batch: list[LiveQuery]) -> None:
         self._running += 1
         generation = self.generation
+        for live in batch:
+            live.stale = False
         try:
             _, results = await self.engine.run_query_batch(
-                [(live.path, live.args, live.identity) for live in batch])
+                [(live.path, live.args, live.identity, live.internal_ok) for live in batch])
         finally:
             self._running -= 1
         self.runs += len(batch)
@@ -260,9 +282,13 @@ class SubscriptionManager:
         assert result.ts is not None
         live.ts = result.ts
         live.reads = result.reads
+        live.log_lines = result.log_lines
+        live.lines_json = orjson.dumps(live.log_lines)
         live.result_json = orjson.dumps([live.ok, live.value])
         # Commits already processed past the snapshot may have written inside what it read.
         live.valid_until = self.write_log.refresh(live.reads, live.ts)
+        if live.stale:
+            live.valid_until = live.ts  # see `refresh`: usable nowhere, run it again
         live.state = LiveState.FRESH
         if live.valid_until is not None:
             live.state = LiveState.PENDING

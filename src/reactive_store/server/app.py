@@ -12,19 +12,22 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
+from reactive_store.dashboard.system import LiveRefresh, install
 from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
+from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
+from reactive_store.server.observe_api import ObserveApi
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
 
 
@@ -33,6 +36,24 @@ async def _error_response(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReactiveStoreError)
     status = 401 if isinstance(exc, AuthError) else 400
     return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
+
+
+def observability_routes(deployment: Deployment) -> list[BaseRoute]:
+    """The admin-only log stream and metrics, and the dashboard's page."""
+    observe = ObserveApi(deployment)
+    return [
+        Route("/api/stream_function_logs", observe.stream_function_logs, methods=["GET"]),
+        Route("/metrics", observe.metrics, methods=["GET"]),
+        Route("/_dashboard", to_dashboard, methods=["GET"]),
+        Mount("/_dashboard", DashboardFiles()),
+    ]
+
+
+def observe_sockets_and_install(deployment: Deployment, sync: SyncEndpoint) -> LiveRefresh:
+    """The sockets gauge, and the dashboard's functions (their ticker starts on first use)."""
+    deployment.metrics.gauge("sockets", "Sync protocol WebSockets open in this process.",
+                             lambda: sum(sync.open_by_address.values()))
+    return install(deployment)
 
 
 def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
@@ -44,6 +65,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     sync = SyncEndpoint(deployment)
     env = EnvironmentEndpoints(deployment)
     files = FileEndpoints(deployment)
+    live = observe_sockets_and_install(deployment, sync)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,6 +75,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         try:
             yield
         finally:
+            await live.stop()
             if dev is not None and watcher is not None:
                 dev.stop()
                 watcher.cancel()
@@ -81,6 +104,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
+        *observability_routes(deployment),
         Mount("/", AppRoutes(deployment)),
     ]
     cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,

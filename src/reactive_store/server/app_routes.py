@@ -12,20 +12,27 @@ from starlette.types import Receive, Scope, Send
 from reactive_store.app.http_router import HttpRoute
 from reactive_store.deployment import Deployment
 from reactive_store.engine.engine import Engine
+from reactive_store.observe.observer import source
 
 log = logging.getLogger(__name__)
 
 
 async def run_http_route(engine: Engine, route: HttpRoute, request: Request) -> Response:
-    """Call a user's HTTP handler with the action ctx; a crash is a 500 with no details."""
+    """Call a user's HTTP handler with the action ctx; a crash is a 500 with no details.
+
+    Each call is an execution (kind httpAction, named `METHOD /path`): what the handler
+    logs is captured, and its outcome recorded, like any function's.
+    """
+    observer = engine.observer
     try:
-        response = await route.handler(engine.action_ctx(None), request)
+        with source("HttpEndpoint"), observer.execution(route.label, "httpAction", None):
+            with observer.attempt(None):
+                response = await route.handler(engine.action_ctx(None), request)
+            if not isinstance(response, Response):
+                raise TypeError(f"the handler returned {type(response).__name__}, "
+                                "not a Response")
     except Exception:
         log.exception("HTTP route %s %s failed", route.method, route.path)
-        return PlainTextResponse("Internal Server Error", status_code=500)
-    if not isinstance(response, Response):
-        log.error("HTTP route %s %s returned %r, not a Response", route.method, route.path,
-                  type(response).__name__)
         return PlainTextResponse("Internal Server Error", status_code=500)
     return response
 

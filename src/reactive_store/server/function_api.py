@@ -20,6 +20,7 @@ from reactive_store.deployment import Deployment
 from reactive_store.engine.engine import Outcome
 from reactive_store.errors import BadRequest
 from reactive_store.failures import error_body
+from reactive_store.observe.observer import lines_of, source
 from reactive_store.sync.protocol import decode_ts, encode_ts
 
 FORMATS = {
@@ -96,22 +97,23 @@ class FunctionApi:
             raise
         except Exception as exc:
             body = clean_error_data(error_body(exc), fmt)
-            return {"status": "error", **body, "logLines": []}
+            return {"status": "error", **body, "logLines": lines_of(exc)}
         value = outcome.encoded if fmt == "convex" else values.export_clean(outcome.value)
-        return {"status": "success", "value": value, "logLines": []}
+        return {"status": "success", "value": value, "logLines": outcome.log_lines}
 
     async def _run(self, kind: Kind | None, path: Any, args: dict[str, Any],
                    request: Request) -> Outcome:
         canonical_path(path)  # malformed paths are a 400, before any function runs
         caller = await self._caller(request)
         engine, identity, internal = self.deployment.engine, caller.identity, caller.admin
-        if kind is Kind.QUERY:
-            return await engine.run_query(path, args, identity, internal_ok=internal)
-        if kind is Kind.MUTATION:
-            return await engine.run_mutation(path, args, identity, internal_ok=internal)
-        if kind is Kind.ACTION:
-            return await engine.run_action(path, args, identity, internal_ok=internal)
-        return await engine.run(path, args, identity, internal_ok=internal)
+        with source("HttpApi", caller.admin):
+            if kind is Kind.QUERY:
+                return await engine.run_query(path, args, identity, internal_ok=internal)
+            if kind is Kind.MUTATION:
+                return await engine.run_mutation(path, args, identity, internal_ok=internal)
+            if kind is Kind.ACTION:
+                return await engine.run_action(path, args, identity, internal_ok=internal)
+            return await engine.run(path, args, identity, internal_ok=internal)
 
     def by_kind(self, kind: Kind | None) -> Callable[[Request], Awaitable[Response]]:
         """`/api/query` (GET and POST), `/api/mutation`, `/api/action`, `/api/function`."""
@@ -151,9 +153,10 @@ class FunctionApi:
         canonical_path(path)
         caller = await self._caller(request)
         engine = self.deployment.engine
-        return JSONResponse(await self._respond(
-            fmt, lambda: engine.run_query(path, args, caller.identity, at_ts=ts,
-                                          internal_ok=caller.admin)))
+        with source("HttpApi", caller.admin):
+            return JSONResponse(await self._respond(
+                fmt, lambda: engine.run_query(path, args, caller.identity, at_ts=ts,
+                                              internal_ok=caller.admin)))
 
     async def query_batch(self, request: Request) -> Response:
         body = await json_body(request)

@@ -228,6 +228,13 @@ class Transaction:
         recs = await self._run(lambda: self._conn.fetch(sql, *args))
         return [Row(r[0], r[1], r[2], r[3]) for r in recs]
 
+    async def count(self, table: str, limit: int) -> int:
+        """How many documents `table` holds, counting at most `limit` (the dashboard's
+        figure; bounded so a huge table does not cost a full scan)."""
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {self._n.table(table)} LIMIT $1) AS t"
+        found: int = await self._run(lambda: self._conn.fetchval(sql, limit))
+        return found
+
     async def insert(
         self, table: str, doc_id: str, creation_time: float, doc: bytes, keys: dict[str, bytes]
     ) -> None:
@@ -349,6 +356,14 @@ class Store:
         if self._connected is not None:
             await self._connected.close()
             self._connected = None
+
+    def pool_figures(self) -> dict[str, int]:
+        """Connections open, idle and allowed (empty when not connected), for metrics."""
+        pool = self._connected
+        if pool is None:
+            return {}
+        return {"pool_size": pool.get_size(), "pool_idle": pool.get_idle_size(),
+                "pool_max": pool.get_max_size()}
 
     async def push_schema(self, schema: Schema, decode_row: RowDecoder,
                           progress: Callable[[str], None] | None = None) -> PushReport:

@@ -4,5 +4,5 @@
 timestamps; `session` is one connection's protocol state (versions, query set, what was
 sent) with no sockets and no awaits. Both import only the core modules. Only `connection`
 does I/O, with the `receive` and `send` callables it is given; it may also import `app`,
-`engine` and `live`.
+`engine`, `live` and `observe`.
 """

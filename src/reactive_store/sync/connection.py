@@ -24,6 +24,7 @@ from reactive_store.engine.engine import Engine
 from reactive_store.failures import error_body
 from reactive_store.limits import ServerLimits
 from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
+from reactive_store.observe.observer import lines_of, source
 from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
@@ -162,7 +163,8 @@ class SyncConnection:
         except Exception as exc:
             query.failure = error_body(exc)
             return
-        query.live = self.manager.subscribe(path, args, self.identity, self._poke)
+        query.live = self.manager.subscribe(path, args, self.identity, self._poke,
+                                            internal_ok=self.admin)
 
     async def _authenticate(self, message: Authenticate) -> None:
         """Switch identity: verify, then move every query to the new identity's results.
@@ -199,17 +201,19 @@ class SyncConnection:
             request = await self._mutations.get()
             try:
                 session = self.session.session_id
-                outcome = await self.engine.run_mutation(
-                    canonical_path(request.udf_path), values.decode(request.args), self.identity,
-                    internal_ok=self.admin,
-                    request=None if session is None else (session, request.request_id),
-                    replay_possible=self.session.reconnected)
+                with source("SyncWorker", self.admin):
+                    outcome = await self.engine.run_mutation(
+                        canonical_path(request.udf_path), values.decode(request.args),
+                        self.identity, internal_ok=self.admin,
+                        request=None if session is None else (session, request.request_id),
+                        replay_possible=self.session.reconnected)
             except Exception as exc:
-                response = mutation_response(request.request_id, error=error_body(exc))
+                response = mutation_response(request.request_id, error=error_body(exc),
+                                             log_lines=lines_of(exc))
             else:
                 assert outcome.ts is not None
                 response = mutation_response(request.request_id, value=outcome.encoded,
-                                             ts=outcome.ts)
+                                             ts=outcome.ts, log_lines=outcome.log_lines)
                 self.session.min_ts = max(self.session.min_ts, outcome.ts)
             self._respond(response)
             self.session.force = True
@@ -217,13 +221,16 @@ class SyncConnection:
 
     async def _run_action(self, request: ActionRequest) -> None:
         try:
-            outcome = await self.engine.run_action(
-                canonical_path(request.udf_path), values.decode(request.args), self.identity,
-                internal_ok=self.admin)
+            with source("SyncWorker", self.admin):
+                outcome = await self.engine.run_action(
+                    canonical_path(request.udf_path), values.decode(request.args),
+                    self.identity, internal_ok=self.admin)
         except Exception as exc:
-            response = action_response(request.request_id, error=error_body(exc))
+            response = action_response(request.request_id, error=error_body(exc),
+                                       log_lines=lines_of(exc))
         else:
-            response = action_response(request.request_id, value=outcome.encoded)
+            response = action_response(request.request_id, value=outcome.encoded,
+                                       log_lines=outcome.log_lines)
         self.session.force = True
         self._respond(response)
 

@@ -208,10 +208,10 @@ def parse_client_message(msg: Any) -> ClientMessage:
     raise ProtocolError(f"unknown message type {kind!r}")
 
 
-def query_failed(query_id: int, error: dict[str, Any], journal: str | None = None
-                 ) -> dict[str, Any]:
+def query_failed(query_id: int, error: dict[str, Any], journal: str | None = None, *,
+                 log_lines: list[str] | None = None) -> dict[str, Any]:
     out = {"type": "QueryFailed", "queryId": query_id, "errorMessage": error["errorMessage"],
-           "logLines": [], "journal": journal}
+           "logLines": list(log_lines or ()), "journal": journal}
     if "errorData" in error:
         out["errorData"] = error["errorData"]
     return out
@@ -221,19 +221,20 @@ def query_removed(query_id: int) -> dict[str, Any]:
     return {"type": "QueryRemoved", "queryId": query_id}
 
 
-def query_result_json(query_id: int, result_json: bytes) -> bytes:
-    """QueryUpdated or QueryFailed for a result given as `orjson.dumps([ok, value])`.
+def query_result_json(query_id: int, result_json: bytes, lines_json: bytes = b"[]") -> bytes:
+    """QueryUpdated or QueryFailed for a result given as `orjson.dumps([ok, value])`, with
+    the run's log lines given as `orjson.dumps(log_lines)`.
 
-    The value (or error body) is spliced in as the bytes it was encoded to once, so a result
-    shared by many sockets is never encoded again per socket: orjson writes `[true,` and
-    `[false,{` with no spaces, which is what the slices below rely on.
+    The value (or error body) and the lines are spliced in as the bytes they were encoded to
+    once, so a result shared by many sockets is never encoded again per socket: orjson
+    writes `[true,` and `[false,{` with no spaces, which is what the slices below rely on.
     """
     if result_json.startswith(b"[true,"):
         return (b'{"type":"QueryUpdated","queryId":%d,"value":' % query_id + result_json[6:-1]
-                + b',"logLines":[],"journal":null}')
+                + b',"logLines":' + lines_json + b',"journal":null}')
     assert result_json.startswith(b"[false,{") and result_json.endswith(b"}]"), result_json
     return (b'{"type":"QueryFailed","queryId":%d,' % query_id + result_json[8:-2]
-            + b',"logLines":[],"journal":null}')
+            + b',"logLines":' + lines_json + b',"journal":null}')
 
 
 def transition_json(start: StateVersion, end: StateVersion, modifications: list[bytes],
@@ -245,25 +246,26 @@ def transition_json(start: StateVersion, end: StateVersion, modifications: list[
 
 
 def mutation_response(request_id: int, *, value: Any = None, ts: int | None = None,
-                      error: dict[str, Any] | None = None) -> dict[str, Any]:
+                      error: dict[str, Any] | None = None, log_lines: list[str] | None = None
+                      ) -> dict[str, Any]:
     if error is None:
         assert ts is not None
         return {"type": "MutationResponse", "requestId": request_id, "success": True,
-                "result": value, "ts": encode_ts(ts), "logLines": []}
+                "result": value, "ts": encode_ts(ts), "logLines": list(log_lines or ())}
     out = {"type": "MutationResponse", "requestId": request_id, "success": False,
-           "result": error["errorMessage"], "ts": None, "logLines": []}
+           "result": error["errorMessage"], "ts": None, "logLines": list(log_lines or ())}
     if "errorData" in error:
         out["errorData"] = error["errorData"]
     return out
 
 
-def action_response(request_id: int, *, value: Any = None,
-                    error: dict[str, Any] | None = None) -> dict[str, Any]:
+def action_response(request_id: int, *, value: Any = None, error: dict[str, Any] | None = None,
+                    log_lines: list[str] | None = None) -> dict[str, Any]:
     if error is None:
         return {"type": "ActionResponse", "requestId": request_id, "success": True,
-                "result": value, "logLines": []}
+                "result": value, "logLines": list(log_lines or ())}
     out = {"type": "ActionResponse", "requestId": request_id, "success": False,
-           "result": error["errorMessage"], "logLines": []}
+           "result": error["errorMessage"], "logLines": list(log_lines or ())}
     if "errorData" in error:
         out["errorData"] = error["errorData"]
     return out

@@ -40,11 +40,14 @@ class QueryResult(Protocol):
     `result_json` is `orjson.dumps([ok, value])` (value: the Convex-encoded result, or the
     error body), b"" until the first result; it is sent as encoded, never encoded again. The
     result is the query's result at every timestamp for which `usable_at` is true.
+    `lines_json` is `orjson.dumps(log_lines)` of the run that produced it: the lines go out
+    with the result, and a result whose lines changed is sent again (as Convex does).
     """
 
     ts: int
     ok: bool
     value: Any
+    lines_json: bytes
     result_json: bytes
 
     def usable_at(self, ts: int) -> bool: ...
@@ -55,7 +58,8 @@ R = TypeVar("R", bound=QueryResult)
 
 @dataclass
 class SessionQuery(Generic[R]):
-    """One query of the client. `sent_json` is the result last sent (b"" = never)."""
+    """One query of the client. `sent_json` is the result last sent (b"" = never) and
+    `sent_lines` the log lines sent with it."""
 
     query_id: int
     path: str
@@ -63,6 +67,7 @@ class SessionQuery(Generic[R]):
     live: R | None = None
     failure: dict[str, Any] | None = None  # set when the query cannot even start
     sent_json: bytes = b""
+    sent_lines: bytes = b""
 
 
 @dataclass
@@ -176,10 +181,11 @@ class SyncSession(Generic[R]):
                                                                    query.failure)))
                     query.sent_json = b"failed"
                 continue
-            if live.result_json == query.sent_json:
+            if live.result_json == query.sent_json and live.lines_json == query.sent_lines:
                 continue
-            modifications.append(query_result_json(query.query_id, live.result_json))
-            query.sent_json = live.result_json
+            modifications.append(query_result_json(query.query_id, live.result_json,
+                                                   live.lines_json))
+            query.sent_json, query.sent_lines = live.result_json, live.lines_json
         end = StateVersion(self.received_query_set, self.received_identity, target)
         if not modifications and end == self.sent and not self.force:
             return None

@@ -1,0 +1,177 @@
+// The dashboard shell: sign in with the admin key, the sidebar, the router, toasts.
+//
+// Routes: #/data[/<table>], #/functions[/<path>], #/logs[/<execution id>], #/schedules[/crons],
+// #/health. Each page module exports mount(container, ctx) and returns its unmount function;
+// ctx = {client, route, navigate, toast}. Pages subscribe to `_system/...` queries over the
+// sync protocol, so everything they show changes the moment data commits.
+
+import { SyncClient } from "./sync.js";
+import { $, $$, errorText, fill, h, problem } from "./dom.js";
+import * as data from "./data.js";
+import * as functions from "./functions.js";
+import * as logs from "./logs.js";
+import * as schedules from "./schedules.js";
+import * as health from "./health.js";
+
+const PAGES = { data, functions, logs, schedules, health };
+const KEY = "reactive-store.adminKey";
+
+const state = { client: null, unmount: null, page: null };
+
+// ---- toasts ---------------------------------------------------------------------------------
+
+export function toast(text, kind = "info") {
+  const item = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" },
+    text, h("button", { class: "toast-close", type: "button", "aria-label": "Dismiss",
+      onclick: () => item.remove() }, "×"));
+  $("#toasts").append(item);
+  setTimeout(() => item.remove(), kind === "error" ? 9000 : 4000);
+}
+
+window.addEventListener("error", (event) => toast(`Unexpected error: ${event.message}`, "error"));
+window.addEventListener("unhandledrejection", (event) => {
+  toast(`Unexpected error: ${errorText(event.reason)}`, "error");
+});
+
+// ---- signing in -----------------------------------------------------------------------------
+
+function storedKey() {
+  return sessionStorage.getItem(KEY) ?? localStorage.getItem(KEY);
+}
+
+function forgetKey() {
+  sessionStorage.removeItem(KEY);
+  localStorage.removeItem(KEY);
+}
+
+function showSignin(message = "") {
+  state.client?.close();
+  state.client = null;
+  state.unmount?.();
+  state.unmount = null;
+  $("#shell").hidden = true;
+  $("#signin").hidden = false;
+  const error = $("#signin-error");
+  error.textContent = message;
+  error.hidden = !message;
+  $("#signin-button").disabled = false;
+  $("#signin-button").textContent = "Sign in";
+  $("#admin-key").focus();
+}
+
+/** Connect with `key`; resolve once the server accepted it, reject with why it did not. */
+function connectWith(key) {
+  return new Promise((resolve, reject) => {
+    const client = new SyncClient({
+      adminKey: key,
+      onAuthError: (message) => {
+        if (state.client === client) showSignin(`That admin key was refused: ${message}.`);
+        reject(new Error(message));
+      },
+    });
+    client.query("_system/health:figures", {}).then(() => resolve(client), (error) => {
+      client.close();
+      reject(error);
+    });
+  });
+}
+
+async function signIn(key, remember) {
+  $("#signin-button").disabled = true;
+  $("#signin-button").textContent = "Signing in…";
+  try {
+    const client = await connectWith(key);
+    forgetKey();
+    (remember ? localStorage : sessionStorage).setItem(KEY, key);
+    startShell(client);
+  } catch (error) {
+    forgetKey();
+    showSignin(`That admin key was refused: ${errorText(error)}.`);
+  }
+}
+
+$("#signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("#admin-key").value.trim();
+  if (!key) {
+    showSignin("Enter the admin key.");
+    return;
+  }
+  signIn(key, $("#remember").checked);
+});
+
+$("#signout").addEventListener("click", () => {
+  forgetKey();
+  $("#admin-key").value = "";
+  showSignin();
+});
+
+// ---- the shell ------------------------------------------------------------------------------
+
+const STATUS_LABEL = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…",
+  refused: "Signed out" };
+
+function startShell(client) {
+  state.client = client;
+  $("#signin").hidden = true;
+  $("#shell").hidden = false;
+  client.onStatus((status) => {
+    $("#conn").dataset.status = status;
+    $(".conn-label", $("#conn")).textContent = STATUS_LABEL[status] ?? status;
+  });
+  route();
+}
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [path, query = ""] = hash.split("?");
+  const [page, ...rest] = path.split("/");
+  return { page: page || "data", rest: rest.map(decodeURIComponent).join("/"),
+    params: new URLSearchParams(query) };
+}
+
+export function navigate(hash) {
+  if (location.hash !== hash) location.hash = hash;
+  else route();
+}
+
+function route() {
+  if (!state.client) return;
+  const current = parseRoute();
+  for (const link of $$("[data-nav]")) {
+    link.classList.toggle("active", link.dataset.nav === current.page);
+  }
+  const container = $("#page");
+  const module = PAGES[current.page];
+  if (state.page === current.page && state.unmount && module?.update) {
+    module.update(current);  // same page, new detail (a table, a function, an execution)
+    return;
+  }
+  state.unmount?.();
+  state.unmount = null;
+  state.page = current.page;
+  if (!module) {
+    fill(container, problem(`There is no page “${current.page}”. Pick one on the left.`,
+      "Page not found"));
+    return;
+  }
+  fill(container);
+  try {
+    state.unmount = module.mount(container, { client: state.client, route: current, navigate,
+      toast });
+  } catch (error) {
+    fill(container, problem(errorText(error), "This page failed to load"));
+  }
+  container.focus({ preventScroll: true });
+}
+
+window.addEventListener("hashchange", route);
+
+for (const el of $$(".deployment-url")) el.textContent = location.origin;
+
+const saved = storedKey();
+if (saved) {
+  signIn(saved, localStorage.getItem(KEY) !== null);
+} else {
+  showSignin();
+}
