@@ -54,13 +54,17 @@ def free_port() -> int:
 @contextmanager
 def server(app: Path, namespace: str, *extra: str,
            database_url: str = DATABASE_URL) -> Iterator[str]:
-    """A `reactive-store serve` process on a free port; yields its URL."""
+    """A `reactive-store serve` process on a free port; yields its URL.
+
+    Every load generator here connects from 127.0.0.1, so the per-address socket limit is
+    off for benchmark servers (a count of 0 is no limit)."""
     port = free_port()
+    env = {**os.environ, "REACTIVE_STORE_LIMIT_SOCKETS_PER_ADDRESS": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "reactive_store", "serve", "--app", str(app),
          "--database-url", database_url, "--db-schema", namespace, "--port", str(port),
          "--log-level", "warning", *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
