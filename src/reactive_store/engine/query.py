@@ -8,13 +8,13 @@ read set that ends at the last key returned.
 from __future__ import annotations
 
 import base64
-import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reactive_store.engine.intervals import Interval
 from reactive_store.engine.search import SearchFilter, SearchQuery, SearchReader
+from reactive_store.engine.stream import DocumentStream, count_argument
 from reactive_store.errors import QueryError
 from reactive_store.keys import TOP, encode_tuple, encode_value, prefix_end, successor
 from reactive_store.schema import BY_CREATION_TIME, BY_ID, Index, TableDefinition, all_indexes
@@ -161,17 +161,16 @@ def decode_cursor(cursor: Any) -> bytes:
         raise QueryError(f"paginate: malformed cursor {cursor!r}") from None
 
 
-class Query:
+class Query(DocumentStream):
     """A lazy query over one table; nothing is read until it is consumed."""
 
     def __init__(self, reader: IndexReader, table: str, system: bool = False) -> None:
+        super().__init__(table)
         self._reader = reader
-        self._table = table
         self._definition = reader.table_definition(table, system)
         self._index = all_indexes(self._definition)[BY_CREATION_TIME]
         self._range: IndexRange | None = None
         self._desc = False
-        self._filters: list[Callable[[Document], Any]] = []
         self._index_chosen = False
 
     def with_index(
@@ -210,23 +209,8 @@ class Query:
         self._desc = direction == "desc"
         return self
 
-    def filter(self, predicate: Callable[[Document], Any]) -> Query:
-        if not callable(predicate):
-            raise QueryError("filter() takes a function of the document that returns a bool")
-        self._filters.append(predicate)
-        return self
-
     def _bounds(self) -> tuple[bytes, bytes | None]:
         return (b"", None) if self._range is None else self._range.interval()
-
-    async def _matches(self, doc: Document) -> bool:
-        for predicate in self._filters:
-            result = predicate(doc)
-            if inspect.isawaitable(result):
-                result = await result
-            if not result:
-                return False
-        return True
 
     async def _iterate(
         self, lo: bytes, hi: bytes | None, limit: int | None = None
@@ -261,7 +245,7 @@ class Query:
             yield doc
 
     async def take(self, n: int) -> list[Document]:
-        n = _count(n, "take")
+        n = count_argument(n, "take")
         if n == 0:
             return []
         lo, hi = self._bounds()
@@ -272,26 +256,10 @@ class Query:
                 break
         return out
 
-    async def collect(self) -> list[Document]:
-        return [doc async for doc in self]
-
-    async def first(self) -> Document | None:
-        docs = await self.take(1)
-        return docs[0] if docs else None
-
-    async def unique(self) -> Document | None:
-        docs = await self.take(2)
-        if len(docs) > 1:
-            raise QueryError(
-                f"unique() found more than one document in {self._table!r}: "
-                f"{docs[0]['_id']} and {docs[1]['_id']}"
-            )
-        return docs[0] if docs else None
-
     async def paginate(self, options: Any) -> dict[str, Any]:
         if not isinstance(options, dict) or "numItems" not in options:
             raise QueryError("paginate() takes {'numItems': n, 'cursor': str | None}")
-        n = _count(options["numItems"], "paginate numItems")
+        n = count_argument(options["numItems"], "paginate numItems")
         lo, hi = self._bounds()
         cursor = options.get("cursor")
         if cursor is not None:
@@ -324,11 +292,3 @@ class Query:
         else:
             continue_cursor = encode_cursor(last_key)
         return {"page": page, "isDone": done, "continueCursor": continue_cursor}
-
-
-def _count(n: Any, where: str) -> int:
-    if isinstance(n, float) and n.is_integer():
-        n = int(n)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise QueryError(f"{where}: expected a non-negative integer, got {n!r}")
-    return n

@@ -11,7 +11,6 @@ document it examined, so a write to a returned document's other fields re-runs i
 from __future__ import annotations
 
 import base64
-import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -25,6 +24,7 @@ from reactive_store.engine.search_index import (
     term_key,
     term_prefix_interval,
 )
+from reactive_store.engine.stream import DocumentStream, count_argument
 from reactive_store.errors import QueryError
 from reactive_store.keys import encode_tuple
 from reactive_store.limits import Usage
@@ -114,7 +114,7 @@ def _after(hit: Ranked, position: tuple[float, str]) -> bool:
     return (-hit.score, hit.doc_id) > (-position[0], position[1])
 
 
-class SearchQuery:
+class SearchQuery(DocumentStream):
     """A lazy search over one table's search index; nothing is read until it is consumed."""
 
     def __init__(self, reader: SearchReader, table: str, definition: TableDefinition,
@@ -122,8 +122,8 @@ class SearchQuery:
         if name not in definition.search_indexes:
             raise QueryError(f"table {table!r} has no search index {name!r}; it has "
                              f"{sorted(definition.search_indexes)}")
+        super().__init__(table)
         self._reader = reader
-        self._table = table
         self._index = definition.search_indexes[name]
         q = build(SearchFilter(self._index, lambda f, v: reader.coerce(table, f, v)))
         if not isinstance(q, SearchFilter) or q.text is None:
@@ -131,13 +131,6 @@ class SearchQuery:
                              "q.search(field, text) and return its q")
         self._terms = QueryTerms.of(q.text)
         self._values = q.values
-        self._filters: list[Callable[[Document], Any]] = []
-
-    def filter(self, predicate: Callable[[Document], Any]) -> SearchQuery:
-        if not callable(predicate):
-            raise QueryError("filter() takes a function of the document that returns a bool")
-        self._filters.append(predicate)
-        return self
 
     def order(self, direction: str) -> SearchQuery:
         raise QueryError("search results come in relevance order: order() cannot be used "
@@ -162,15 +155,6 @@ class SearchQuery:
         return await rank(self._reader.tx, side, self._terms, self._values,
                           min(limit, MAX_RESULTS))
 
-    async def _matches(self, doc: Document) -> bool:
-        for predicate in self._filters:
-            result = predicate(doc)
-            if inspect.isawaitable(result):
-                result = await result
-            if not result:
-                return False
-        return True
-
     async def _iterate(self, hits: list[Ranked]) -> AsyncIterator[tuple[Ranked, Document]]:
         """The documents of `hits` that pass the filters, in order, fetched in batches."""
         start, batch = 0, _FIRST_BATCH
@@ -194,7 +178,7 @@ class SearchQuery:
             yield doc
 
     async def take(self, n: int) -> list[Document]:
-        n = _count(n, "take")
+        n = count_argument(n, "take")
         if n == 0:
             return []
         hits = await self._ranked(MAX_RESULTS if self._filters else n)
@@ -205,25 +189,11 @@ class SearchQuery:
                 break
         return out
 
-    async def collect(self) -> list[Document]:
-        return [doc async for doc in self]
-
-    async def first(self) -> Document | None:
-        docs = await self.take(1)
-        return docs[0] if docs else None
-
-    async def unique(self) -> Document | None:
-        docs = await self.take(2)
-        if len(docs) > 1:
-            raise QueryError(f"unique() found more than one document in {self._table!r}: "
-                             f"{docs[0]['_id']} and {docs[1]['_id']}")
-        return docs[0] if docs else None
-
     async def paginate(self, options: Any) -> dict[str, Any]:
         """A page of results after `cursor` (and up to `endCursor`, when given)."""
         if not isinstance(options, dict) or "numItems" not in options:
             raise QueryError("paginate() takes {'numItems': n, 'cursor': str | None}")
-        n = _count(options["numItems"], "paginate numItems")
+        n = count_argument(options["numItems"], "paginate numItems")
         cursor = options.get("cursor")
         start = None if cursor is None else decode_search_cursor(cursor)
         end_cursor = options.get("endCursor")
@@ -248,11 +218,3 @@ class SearchQuery:
         else:
             next_cursor = encode_search_cursor(last)
         return {"page": page, "isDone": done, "continueCursor": next_cursor}
-
-
-def _count(n: Any, where: str) -> int:
-    if isinstance(n, float) and n.is_integer():
-        n = int(n)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise QueryError(f"{where}: expected a non-negative integer, got {n!r}")
-    return n
