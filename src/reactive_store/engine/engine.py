@@ -249,24 +249,24 @@ class Engine:
     # -- queries ----------------------------------------------------------------------------
     async def run_query(
         self, ref: Any, args: Any, identity: Identity | None = None, *,
-        internal_ok: bool = False, with_ts: bool = False, at_ts: int | None = None,
+        internal_ok: bool = False, at_ts: int | None = None,
     ) -> Outcome:
-        """Run a query in one REPEATABLE READ snapshot; `with_ts` also reads its timestamp.
+        """Run a query in one REPEATABLE READ snapshot.
 
         With `at_ts`, the result must be the one the query had at that earlier commit.
         Postgres keeps no old versions, so the query runs on the current snapshot and the
         commit log proves that no commit since `at_ts` wrote inside what it read.
         """
         with self.observer.execution(label(ref), "query", identity) as run:
-            outcome = await self._query(ref, args, identity, internal_ok, with_ts, at_ts)
+            outcome = await self._query(ref, args, identity, internal_ok, at_ts)
         outcome.log_lines = run.lines
         return outcome
 
     async def _query(self, ref: Any, args: Any, identity: Identity | None, internal_ok: bool,
-                     with_ts: bool, at_ts: int | None) -> Outcome:
+                     at_ts: int | None) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.QUERY, internal_ok)
         async with self.store.read() as tx:
-            ts = await tx.snapshot_ts() if with_ts or at_ts is not None else None
+            ts = await tx.snapshot_ts() if at_ts is not None else None
             if at_ts is not None and ts is not None and at_ts > ts:
                 raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
             db, result = await self._query_call(tx, spec, checked, identity)
