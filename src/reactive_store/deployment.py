@@ -210,7 +210,7 @@ class Deployment:
             await apply_changes(SystemTableWriter(db), changes)
             return None, None
 
-        outcome = await self.engine.transact("environment variables", body)
+        outcome = await self.engine.transact("environment variables", body, timestamp=True)
         await self.engine.env.load(self.engine.read)
         log.info("environment variables changed: %s",
                  ", ".join(f"{'set' if v is not None else 'removed'} {n}" for n, v in changes))

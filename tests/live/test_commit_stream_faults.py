@@ -34,8 +34,8 @@ async def store(scratch: ScratchDatabase) -> AsyncIterator[Store]:
 
 async def commit(store: Store) -> int:
     async with store.write() as tx:
-        ts = await tx.commit_writes(WriteSet().to_text())
-    return ts
+        xid = await tx.commit_writes(WriteSet().to_text())
+    return await store.commit_ts(xid)
 
 
 async def delivered(seen: list[int], ts: int, timeout: float = 5.0) -> bool:

@@ -58,15 +58,15 @@ def assert_clean(exc: BaseException) -> None:
 
 async def write_once(store: Store, writes: str = "{}") -> int:
     async with store.write() as tx:
-        ts = await tx.commit_writes(writes)
-    return ts
+        xid = await tx.commit_writes(writes)
+    return await store.commit_ts(xid)
 
 
 async def warm(store: Store) -> None:
     """Open every pooled connection, so that all of them die when terminated."""
     async def hold() -> None:
         async with store.read() as tx:
-            await tx.snapshot_ts()
+            await tx.snapshot()
             await asyncio.sleep(0.05)
     await asyncio.gather(*(hold() for _ in range(POOL)))
 
@@ -90,7 +90,7 @@ async def test_connection_lost_before_commit_is_database_unavailable(
     before = await store.latest_ts()
     with caplog.at_level(logging.WARNING), pytest.raises(DatabaseUnavailable) as caught:
         async with store.write() as tx:
-            await tx.snapshot_ts()
+            await tx.snapshot()
             await scratch.terminate()
             await asyncio.sleep(0.1)
             await tx.commit_writes("{}")
@@ -109,7 +109,7 @@ async def test_an_error_raised_after_the_connection_died_is_kept(
     """Rolling back a dead connection must not replace the function's own error."""
     with pytest.raises(ValueError, match="the function's own error"):
         async with store.write() as tx:
-            await tx.snapshot_ts()
+            await tx.snapshot()
             await scratch.terminate()
             await asyncio.sleep(0.1)
             raise ValueError("the function's own error")
@@ -152,7 +152,7 @@ async def test_connection_lost_during_commit_is_outcome_unknown(
     killer = asyncio.create_task(kill_later())
     with pytest.raises(DatabaseUnavailable):
         async with store.write() as tx:
-            await tx.snapshot_ts()
+            await tx.snapshot()
             await asyncio.sleep(0.5)
     await killer
 
@@ -169,7 +169,7 @@ async def test_database_refusing_connections_then_back(
             assert_clean(caught.value)
         with pytest.raises(DatabaseUnavailable):
             async with store.read() as tx:
-                await tx.snapshot_ts()
+                await tx.snapshot()
     finally:
         await scratch.allow_connections()
     # Back without reopening the store.

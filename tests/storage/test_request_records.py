@@ -24,10 +24,11 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 
 async def record(store: Store, session: str, request_id: int, result: str,
-                 digest: str | None) -> int:
+                 digest: str | None) -> tuple[int, int]:
+    """Commit a request record; return its commit's timestamp and transaction id."""
     async with store.write() as tx:
-        ts = await tx.commit_writes("{}", (session, request_id), result, digest)
-    return ts
+        xid = await tx.commit_writes("{}", (session, request_id), result, digest)
+    return await store.commit_ts(xid), xid
 
 
 async def find(store: Store, session: str, request_id: int) -> RecordedRequest | None:
@@ -47,18 +48,16 @@ def test_request_hash_binds_identity_path_and_args() -> None:
 
 async def test_recorded_request_carries_its_hash(store: Store) -> None:
     digest = request_hash("notes:add", {"body": "x"}, None)
-    ts = await record(store, "s1", 0, '"r1"', digest)
-    assert await find(store, "s1", 0) == RecordedRequest(ts, '"r1"', digest)
-    async with store.read() as tx:
-        assert await tx.find_mutation("s1", 0) == (ts, '"r1"')
+    ts, xid = await record(store, "s1", 0, '"r1"', digest)
+    assert await find(store, "s1", 0) == RecordedRequest(ts, xid, '"r1"', digest)
     assert await find(store, "s1", 1) is None
 
 
 async def test_a_reused_session_id_replaces_the_old_record(store: Store) -> None:
     """A fresh session (connectionCount 0) reusing an id: no duplicate-key failure."""
     await record(store, "s1", 0, '"first"', "h1")
-    ts = await record(store, "s1", 0, '"second"', "h2")
-    assert await find(store, "s1", 0) == RecordedRequest(ts, '"second"', "h2")
+    ts, xid = await record(store, "s1", 0, '"second"', "h2")
+    assert await find(store, "s1", 0) == RecordedRequest(ts, xid, '"second"', "h2")
 
 
 async def test_old_deployment_is_migrated(database_url: str) -> None:
@@ -83,12 +82,12 @@ async def test_old_deployment_is_migrated(database_url: str) -> None:
                 "DEFAULT NULL, request_id bigint DEFAULT NULL, result text DEFAULT NULL) "
                 "RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'")
         await store.push_schema(Schema({}), document_from_row)
-        assert await find(store, "old", 0) == RecordedRequest(1, '"r"', None)
+        assert await find(store, "old", 0) == RecordedRequest(1, None, '"r"', None)
         async with store.write() as tx:
             ts = await tx._conn.fetchval(
                 f"SELECT {store.names.system('commit')}($1, $2, $3, $4)", "{}", "s", 5, '"x"')
         assert ts > 0
-        assert await find(store, "s", 5) == RecordedRequest(ts, '"x"', None)
+        assert await find(store, "s", 5) == RecordedRequest(ts, None, '"x"', None)
     finally:
         await store.drop()
         await store.close()
@@ -108,3 +107,11 @@ async def test_prune_bounds_the_internal_tables(
     assert await store.latest_ts() == newest  # the newest commit always stays
     assert await store.commits_after(0) == [(newest, "{}")]
     assert await find(store, "s", 7) is None
+
+
+async def test_a_request_keeps_its_timestamp_when_its_commit_is_pruned(store: Store) -> None:
+    first = await record(store, "s", 0, '"a"', None)
+    await record(store, "s", 1, '"b"', None)
+    report = await store.prune(0, 3600)
+    assert report.commits == 1 and report.mutations == 0
+    assert await find(store, "s", 0) == RecordedRequest(*first, '"a"', None)

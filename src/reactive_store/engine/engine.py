@@ -50,12 +50,16 @@ from reactive_store.observe.capture import route_app_logs
 from reactive_store.observe.observer import SYSTEM_PREFIX, Observer, lines_of
 from reactive_store.storage import Store, Transaction, TransientConflict
 from reactive_store.storage.store import DatabaseUnavailable, request_hash
+from reactive_store.storage.transaction import RecordedRequest, Snapshot
 from reactive_store.validators import DOCUMENTS
 
 T = TypeVar("T")
 # A query re-run because the cached variables were stale gets the transaction's values;
 # only a function that picks which variable to read from another one needs a third try.
 ENV_ATTEMPTS = 8
+# A query at a timestamp waits this many times (1 ms, doubling) for commits its snapshot
+# read to get their timestamps (storage/sequencer.py) before giving up.
+AHEAD_ATTEMPTS = 10
 WriteBody = Callable[[DatabaseWriter, Transaction], Awaitable["tuple[Any, Any] | Outcome"]]
 
 
@@ -70,6 +74,9 @@ class Outcome:
     ts: int | None = None
     retries: int = 0
     log_lines: list[str] = field(default_factory=list)  # as sent to the caller
+    # A query whose snapshot held a commit without a timestamp yet that wrote inside what it
+    # read: the result is not the state at `ts`, and must be computed again.
+    ahead: bool = False
 
 
 @dataclass
@@ -80,6 +87,7 @@ class QueryFailure:
     reads: ReadSet
     ts: int
     log_lines: list[str] = field(default_factory=list)
+    ahead: bool = False  # as Outcome.ahead
 
 
 @dataclass
@@ -265,8 +273,22 @@ class Engine:
     async def _query(self, ref: Any, args: Any, identity: Identity | None, internal_ok: bool,
                      at_ts: int | None) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.QUERY, internal_ok)
+        for attempt in range(AHEAD_ATTEMPTS):
+            outcome = await self._query_in_snapshot(spec, checked, identity, at_ts)
+            if not outcome.ahead:
+                return outcome
+            # Its snapshot held commits that have no timestamp yet: once they have one,
+            # a new snapshot's timestamp covers them.
+            self.store.sequencer.nudge()
+            await asyncio.sleep(0.001 * 2**attempt)
+        raise QueryError(f"{spec.path}: commits it read still have no timestamp; "
+                         "query again shortly")
+
+    async def _query_in_snapshot(self, spec: FunctionSpec, checked: dict[str, Any],
+                                 identity: Identity | None, at_ts: int | None) -> Outcome:
         async with self.store.read() as tx:
-            ts = await tx.snapshot_ts() if at_ts is not None else None
+            snapshot = await tx.snapshot() if at_ts is not None else None
+            ts = None if snapshot is None else snapshot.ts
             if at_ts is not None and ts is not None and at_ts > ts:
                 raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
             db, result = await self._query_call(tx, spec, checked, identity)
@@ -274,6 +296,8 @@ class Engine:
                 raise result
             value, encoded = result
             reads = db.read_set()
+            if snapshot is not None and ahead_of(reads, unsequenced(snapshot)):
+                return Outcome(value, encoded, reads=reads, ts=ts, ahead=True)
             if at_ts is not None and ts is not None and at_ts < ts:
                 for commit_ts, text in await tx.commits_between(at_ts, ts):
                     if reads.overlaps(WriteSet.from_text(text)):
@@ -299,10 +323,12 @@ class Engine:
         while len(results) < len(calls):
             try:
                 async with self.store.read() as tx:
-                    ts = await tx.snapshot_ts()
+                    snapshot = await tx.snapshot()
+                    ts, pending = snapshot.ts, unsequenced(snapshot)
                     for ref, args, identity, internal in calls[len(results):]:
-                        results.append(await self._batch_query(tx, ts, ref, args, identity,
-                                                               internal))
+                        result = await self._batch_query(tx, ts, ref, args, identity, internal)
+                        result.ahead = ahead_of(result.reads, pending)
+                        results.append(result)
             except _BrokenSnapshot as broken:
                 if broken.failure is not None:
                     results.append(broken.failure)
@@ -310,6 +336,8 @@ class Engine:
                 lost += 1
                 if lost >= MAX_LOST_SNAPSHOTS:
                     raise broken.cause from None  # the caller keeps old results, tries later
+        if any(result.ahead for result in results):
+            self.store.sequencer.nudge()
         return ts, results
 
     async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
@@ -340,19 +368,21 @@ class Engine:
     async def run_mutation(
         self, ref: Any, args: Any, identity: Identity | None = None, *, internal_ok: bool = False,
         request: tuple[str, int] | None = None, replay_possible: bool = False,
-        hooks: MutationHooks | None = None, seed: str | None = None,
+        hooks: MutationHooks | None = None, seed: str | None = None, timestamp: bool = True,
     ) -> Outcome:
         """Run a mutation as one SERIALIZABLE transaction, re-running it on conflict.
 
         `request` (client session id, request id) records the result with the commit; with
         `replay_possible` a request already committed returns its recorded result and
         timestamp unrun. `ctx.random()` is seeded from `seed`, else from the request, else
-        at random: every attempt of one call draws the same numbers.
+        at random: every attempt of one call draws the same numbers. With `timestamp`
+        False the outcome's `ts` is None: the caller needs no commit timestamp (an HTTP
+        call), so it does not wait for one.
         """
         with self.observer.execution(label(ref), "mutation", identity) as run:
             try:
                 outcome = await self._mutation(ref, args, identity, internal_ok, request,
-                                               replay_possible, hooks, seed)
+                                               replay_possible, hooks, seed, timestamp)
             except ConflictError:
                 run.retries = self.config.max_attempts
                 raise
@@ -362,8 +392,8 @@ class Engine:
 
     async def _mutation(self, ref: Any, args: Any, identity: Identity | None,
                         internal_ok: bool, request: tuple[str, int] | None,
-                        replay_possible: bool, hooks: MutationHooks | None, seed: str | None
-                        ) -> Outcome:
+                        replay_possible: bool, hooks: MutationHooks | None, seed: str | None,
+                        timestamp: bool) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.MUTATION, internal_ok)
         hooks = hooks or MutationHooks()
         if seed is None:
@@ -385,6 +415,7 @@ class Engine:
                             "already used for a different call; send a new request id",
                             "RequestIdReused")
                     encoded = orjson.loads(done.result)
+                    replayed.append(done)
                     return Outcome(values.decode(encoded), encoded, ts=done.ts)
             if hooks.before is not None:
                 finished = await hooks.before(db, tx)
@@ -400,7 +431,13 @@ class Engine:
                 await hooks.after(db, result[0])
             return result
 
-        return await self.transact(spec.path or "mutation", body, request, call)
+        replayed: list[RecordedRequest] = []
+        outcome = await self.transact(spec.path or "mutation", body, request, call, timestamp)
+        if replayed and outcome.ts is None and timestamp:
+            xid = replayed[-1].xid
+            assert xid is not None  # a recorded request has a timestamp or a transaction id
+            outcome.ts = await self.store.commit_ts(xid)
+        return outcome
 
     def _mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
                       seed: int, env_overrides: dict[str, str | None]) -> MutationCtx:
@@ -411,13 +448,14 @@ class Engine:
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
-        call: str | None = None,
+        call: str | None = None, timestamp: bool = False,
     ) -> Outcome:
         """Run `body(db, tx)` in one SERIALIZABLE transaction, again on every conflict.
 
-        The commit timestamp is taken inside the transaction (storage orders commits); the
-        commit stream announces the write set after COMMIT. `body` returns (value, encoded),
-        or a finished Outcome to end without writing.
+        The commit is logged inside the transaction and given its timestamp after COMMIT
+        (storage/sequencer.py), which also announces it to every process; with `timestamp`
+        the outcome carries it. `body` returns (value, encoded), or a finished Outcome to
+        end without writing.
         """
         s = self.store
         give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
@@ -430,11 +468,11 @@ class Engine:
                     if isinstance(result, Outcome):
                         return result
                     value, encoded = result
-                    ts = None
+                    xid = None
                     if db.writes:
                         recorded = orjson.dumps(encoded).decode() if request else None
-                        ts = await tx.commit_writes(db.writes.to_text(), request, recorded,
-                                                    request_hash=call)
+                        xid = await tx.commit_writes(db.writes.to_text(), request, recorded,
+                                                     request_hash=call)
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
                 continue
@@ -444,13 +482,23 @@ class Engine:
                     raise
                 await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
-            if ts is None:
-                ts = await s.latest_ts()
+            ts = await self._commit_ts(xid, timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise ConflictError(
             f"{label}: conflict with concurrent mutations: retried "
             f"{self.config.max_attempts} times"
         )
+
+    async def _commit_ts(self, xid: int | None, wait: bool) -> int | None:
+        """The timestamp of a commit (`xid`), or of the newest commit when nothing was
+        written; without `wait`, None, and the commit is sequenced soon all the same."""
+        if not wait:
+            if xid is not None:
+                self.store.sequencer.announce(xid)
+            return None
+        if xid is None:
+            return await self.store.latest_ts()
+        return await self.store.commit_ts(xid)
 
     async def write_system(self, label: str, body: Callable[[SystemTableWriter], Awaitable[T]]
                            ) -> T:
@@ -490,13 +538,25 @@ class Engine:
 
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:
-        """Run a function of whatever kind it is."""
+        """Run a function of whatever kind it is (a mutation's outcome carries no timestamp)."""
         spec = self.functions_for(ref).resolve(ref, internal_ok=internal_ok)
         if spec.kind is Kind.QUERY:
             return await self.run_query(spec, args, identity, internal_ok=True)
         if spec.kind is Kind.MUTATION:
-            return await self.run_mutation(spec, args, identity, internal_ok=True)
+            return await self.run_mutation(spec, args, identity, internal_ok=True,
+                                           timestamp=False)
         return await self.run_action(spec, args, identity, internal_ok=True)
+
+
+def unsequenced(snapshot: Snapshot) -> list[WriteSet]:
+    """The write sets of the commits a snapshot holds that have no timestamp yet."""
+    return [WriteSet.from_text(text) for text in snapshot.unsequenced]
+
+
+def ahead_of(reads: ReadSet, pending: list[WriteSet]) -> bool:
+    """True when a commit without a timestamp wrote inside `reads`: a result computed from
+    them is not the state at its snapshot's timestamp (docs/architecture.md)."""
+    return any(reads.overlaps(writes) for writes in pending)
 
 
 def _encode_result(result: Any) -> tuple[Any, Any]:
@@ -522,8 +582,8 @@ class _ActionCalls:
         return (await self._engine.run_query(fn, args, self._identity, internal_ok=True)).value
 
     async def mutation(self, fn: Any, args: dict[str, Any]) -> Any:
-        return (await self._engine.run_mutation(fn, args, self._identity,
-                                                internal_ok=True)).value
+        return (await self._engine.run_mutation(fn, args, self._identity, internal_ok=True,
+                                                timestamp=False)).value
 
     async def action(self, fn: Any, args: dict[str, Any]) -> Any:
         return (await self._engine.run_action(fn, args, self._identity, internal_ok=True)).value

@@ -74,7 +74,8 @@ class JobExecutor:
 
         try:
             await self.engine.run_mutation(name, args, None, internal_ok=True, seed=job_id,
-                                           hooks=MutationHooks(before=before, after=after))
+                                           hooks=MutationHooks(before=before, after=after),
+                                           timestamp=False)
         except (DatabaseUnavailable, CommitOutcomeUnknown):
             # Not the job's fault: it stays pending (or, had it committed, is done already,
             # its success recorded in the same transaction) and runs when the database is back.

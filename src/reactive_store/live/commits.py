@@ -1,7 +1,7 @@
 """The ordered stream of committed write sets, delivered to every server process.
 
-Storage orders commits (see `_commit` in storage/ddl.py and docs/architecture.md): commit
-timestamps increase in commit order, and NOTIFY delivers in commit order. This stream turns
+Storage orders commits (see `_sequence` in storage/ddl.py and docs/architecture.md): commit
+timestamps increase in visibility order, and NOTIFY delivers in that order. This stream turns
 the notifications into `(ts, WriteSet)` calls in strictly increasing ts order, reading the
 commit log for payloads too large to notify and for whatever was committed while the
 listening connection was down.
@@ -20,6 +20,9 @@ from reactive_store.storage.listener import Listener
 log = logging.getLogger(__name__)
 
 CommitHandler = Callable[[int, WriteSet], None]
+# How often a process asks for commits left without a timestamp to be sequenced (a process
+# that died between COMMIT and sequencing leaves them; any later commit would also do it).
+ORPHAN_SECONDS = 1.0
 
 
 class CommitStream:
@@ -37,6 +40,7 @@ class CommitStream:
         self._queue: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
         self._held: list[str] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._orphans: asyncio.Task[None] | None = None
         self._listener: Listener | None = None
         self._started = False
 
@@ -47,15 +51,22 @@ class CommitStream:
         self._listener = self._store.listener(self._on_payload, self._catch_up)
         await self._listener.start()
         self._task = asyncio.create_task(self._consume())
+        self._orphans = asyncio.create_task(self._sequence_orphans())
         return self.processed_ts
 
     async def stop(self) -> None:
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._orphans):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _sequence_orphans(self) -> None:
+        while True:
+            self._store.sequencer.nudge()
+            await asyncio.sleep(ORPHAN_SECONDS)
 
     def _on_payload(self, payload: str) -> None:
         if self._held is not None:

@@ -28,6 +28,9 @@ from reactive_store.observe.observer import source
 log = logging.getLogger(__name__)
 
 QueryKey = tuple[str, bytes, str | None, bool]
+# A result computed from commits that had no timestamp yet is dropped, and the query runs
+# again after the next commit this process takes in, or after this long.
+AHEAD_RETRY_SECONDS = 0.02
 
 
 class LiveState(enum.Enum):
@@ -91,6 +94,9 @@ class SubscriptionManager:
         self._indexes: dict[IndexRef, IntervalIndex[LiveQuery]] = {}
         self._registered: dict[LiveQuery, ReadSet] = {}
         self._dirty: dict[LiveQuery, None] = {}  # an ordered set
+        # Queries whose last run read commits that had no timestamp yet (Outcome.ahead).
+        self._ahead: dict[LiveQuery, None] = {}
+        self._ahead_timer: asyncio.TimerHandle | None = None
         self._work = asyncio.Event()
         self._idle = asyncio.Event()  # set whenever nothing is queued or running
         self._workers_n = workers
@@ -107,6 +113,9 @@ class SubscriptionManager:
             self._tasks = [asyncio.create_task(self._worker()) for _ in range(self._workers_n)]
 
     async def stop(self) -> None:
+        if self._ahead_timer is not None:
+            self._ahead_timer.cancel()
+            self._ahead_timer = None
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -133,6 +142,7 @@ class SubscriptionManager:
         if not live.watchers:
             self.queries.pop(live.key, None)
             self._dirty.pop(live, None)
+            self._ahead.pop(live, None)
             self._unregister(live)
             self._check_idle()
 
@@ -161,6 +171,8 @@ class SubscriptionManager:
     def process_commit(self, ts: int, writes: WriteSet) -> None:
         """Take in the next commit (in timestamp order) and invalidate what it touched."""
         self.write_log.append(ts, writes)
+        if self._ahead:
+            self._release_ahead()
         hit: set[LiveQuery] = set()
         for ref, keys in writes.keys.items():
             index = self._indexes.get(ref)
@@ -264,17 +276,43 @@ class SubscriptionManager:
     async def settled(self, ts: int = 0) -> None:
         """Wait until commits up to `ts` are processed and no re-run is queued or running."""
         await self.wait_processed(ts)
-        while self._dirty or self._running:
+        while self._dirty or self._running or self._ahead:
             self._idle.clear()
             await self._idle.wait()
 
     def _check_idle(self) -> None:
-        if not self._dirty and not self._running:
+        if not self._dirty and not self._running and not self._ahead:
             self._idle.set()
+
+    def _hold_ahead(self, live: LiveQuery) -> None:
+        """Drop a result computed from commits without timestamps; run it again soon.
+
+        Those commits get timestamps above the snapshot's (storage/sequencer.py), so the
+        result is the state at no timestamp yet known. The previous result keeps its
+        validity range, and sessions wait for the next one.
+        """
+        live.state = LiveState.PENDING
+        self._ahead[live] = None
+        if self._ahead_timer is None:
+            loop = asyncio.get_running_loop()
+            self._ahead_timer = loop.call_later(AHEAD_RETRY_SECONDS, self._release_ahead)
+
+    def _release_ahead(self) -> None:
+        if self._ahead_timer is not None:
+            self._ahead_timer.cancel()
+            self._ahead_timer = None
+        held, self._ahead = self._ahead, {}
+        for live in held:
+            if live.key in self.queries and live.state is LiveState.PENDING:
+                self._mark_dirty(live)
+        self._check_idle()
 
     def _complete(self, live: LiveQuery, result: Outcome | QueryFailure) -> None:
         if live.key not in self.queries:
             return  # unsubscribed while running
+        if result.ahead:
+            self._hold_ahead(live)
+            return
         if isinstance(result, QueryFailure):
             live.ok, live.value = False, error_body(result.error)
         else:

@@ -110,7 +110,8 @@ class FunctionApi:
             if kind is Kind.QUERY:
                 return await engine.run_query(path, args, identity, internal_ok=internal)
             if kind is Kind.MUTATION:
-                return await engine.run_mutation(path, args, identity, internal_ok=internal)
+                return await engine.run_mutation(path, args, identity, internal_ok=internal,
+                                                 timestamp=False)
             if kind is Kind.ACTION:
                 return await engine.run_action(path, args, identity, internal_ok=internal)
             return await engine.run(path, args, identity, internal_ok=internal)

@@ -61,26 +61,55 @@ def system_ddl(n: Names) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {n.system('indexes')} (
             table_name text NOT NULL, index_name text NOT NULL, fields jsonb NOT NULL,
             active boolean NOT NULL DEFAULT true, PRIMARY KEY (table_name, index_name))""",
-        f"""CREATE TABLE IF NOT EXISTS {n.system('commits')} (
-            ts bigint PRIMARY KEY, writes text NOT NULL,
+        *commit_log_ddl(n),
+        *file_ddl(n),
+    ]
+
+
+def commit_log_ddl(n: Names) -> list[str]:
+    """The commit log, client request records, and the two steps of committing.
+
+    A mutation logs its writes with `_record_commit` inside its own transaction, keyed by its
+    transaction id and with no timestamp, and commits without any lock. After COMMIT,
+    `_sequence` (storage/sequencer.py calls it, once per batch) takes the deployment's lock,
+    gives every committed row still without a timestamp the next timestamps in transaction
+    id order, NOTIFYs them in that order and commits, releasing the lock only once its
+    timestamps are visible. docs/architecture.md ("Commit ordering") argues why this keeps
+    timestamps in visibility order.
+    """
+    commits, mutations = n.system("commits"), n.system("mutations")
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {commits} (
+            ts bigint, xid bigint, writes text NOT NULL,
             committed_at timestamptz NOT NULL DEFAULT now())""",
+        # Deployments made before timestamps were given after COMMIT: ts was the key.
+        f"ALTER TABLE {commits} ADD COLUMN IF NOT EXISTS xid bigint",
+        f'ALTER TABLE {commits} DROP CONSTRAINT IF EXISTS "_commits_pkey"',
+        f"ALTER TABLE {commits} ALTER COLUMN ts DROP NOT NULL",
+        f'CREATE UNIQUE INDEX IF NOT EXISTS "_commits_ts" ON {commits} (ts)',
+        f'CREATE UNIQUE INDEX IF NOT EXISTS "_commits_xid" ON {commits} (xid)',
+        f'CREATE INDEX IF NOT EXISTS "_commits_unsequenced" ON {commits} (xid) '
+        "WHERE ts IS NULL",
         # One row per committed client request (session id, request id), so a replay after
         # a reconnect returns the recorded result; `request_hash` names the call (identity,
-        # path, arguments) so that a replay of another call is refused, not answered.
-        f"""CREATE TABLE IF NOT EXISTS {n.system('mutations')} (
-            session_id text NOT NULL, request_id bigint NOT NULL, ts bigint NOT NULL,
+        # path, arguments) so that a replay of another call is refused, not answered. `ts`
+        # stays NULL while the commit log has the request's commit (joined on `xid`), and is
+        # copied here when that commit is pruned.
+        f"""CREATE TABLE IF NOT EXISTS {mutations} (
+            session_id text NOT NULL, request_id bigint NOT NULL, ts bigint,
             result text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
-            request_hash text, PRIMARY KEY (session_id, request_id))""",
-        f"ALTER TABLE {n.system('mutations')} ADD COLUMN IF NOT EXISTS request_hash text",
+            request_hash text, xid bigint, PRIMARY KEY (session_id, request_id))""",
+        f"ALTER TABLE {mutations} ADD COLUMN IF NOT EXISTS request_hash text",
+        f"ALTER TABLE {mutations} ADD COLUMN IF NOT EXISTS xid bigint",
+        f"ALTER TABLE {mutations} ALTER COLUMN ts DROP NOT NULL",
+        f'CREATE INDEX IF NOT EXISTS "_mutations_xid" ON {mutations} (xid) WHERE ts IS NULL',
         f"CREATE SEQUENCE IF NOT EXISTS {n.system('ts_seq')}",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text)",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text, text, bigint, text)",
-        # Commit ordering. The advisory lock is taken at the end of the mutation and held
-        # through COMMIT, so the order in which transactions take a timestamp here is the
-        # order in which they become visible and the order of their NOTIFYs. Sequences are
-        # not transactional, so nextval/setval never cause serialization failures.
-        # A request record left by an earlier session that reused the session id (a client
-        # starting over with connectionCount 0) is replaced, not a duplicate-key failure.
+        _record_commit_ddl(n),
+        # The commit step of servers not yet upgraded (a rolling upgrade): ordering by a lock
+        # held through COMMIT, which `_sequence` also takes, so both kinds of commit get
+        # timestamps in visibility order.
         f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(
             writes text, session_id text DEFAULT NULL, request_id bigint DEFAULT NULL,
             result text DEFAULT NULL, request_hash text DEFAULT NULL) RETURNS bigint
@@ -98,7 +127,7 @@ def system_ddl(n: Names) -> list[str]:
                     (session_id, request_id, ts, result, request_hash)
                 VALUES (session_id, request_id, t, result, request_hash)
                 ON CONFLICT ON CONSTRAINT "_mutations_pkey" DO UPDATE SET ts = excluded.ts,
-                    result = excluded.result, request_hash = excluded.request_hash,
+                    xid = NULL, result = excluded.result, request_hash = excluded.request_hash,
                     committed_at = now();
             END IF;
             IF length(writes) <= 7000 THEN
@@ -108,8 +137,67 @@ def system_ddl(n: Names) -> list[str]:
             END IF;
             RETURN t;
         END $$""",
-        *file_ddl(n),
+        _sequence_ddl(n),
     ]
+
+
+def _record_commit_ddl(n: Names) -> str:
+    # A request record left by an earlier session that reused the session id (a client
+    # starting over with connectionCount 0) is replaced, not a duplicate-key failure.
+    commits, mutations = n.system("commits"), n.system("mutations")
+    return f"""CREATE OR REPLACE FUNCTION {n.system('record_commit')}(
+            writes text, session_id text DEFAULT NULL, request_id bigint DEFAULT NULL,
+            result text DEFAULT NULL, request_hash text DEFAULT NULL) RETURNS bigint
+        LANGUAGE plpgsql AS $$
+        DECLARE x bigint := pg_current_xact_id()::text::bigint;
+        BEGIN
+            INSERT INTO {commits} (xid, writes) VALUES (x, writes);
+            IF session_id IS NOT NULL THEN
+                INSERT INTO {mutations} (session_id, request_id, xid, result, request_hash)
+                VALUES (session_id, request_id, x, result, request_hash)
+                ON CONFLICT ON CONSTRAINT "_mutations_pkey" DO UPDATE SET ts = NULL,
+                    xid = excluded.xid, result = excluded.result,
+                    request_hash = excluded.request_hash, committed_at = now();
+            END IF;
+            RETURN x;
+        END $$"""
+
+
+def _sequence_ddl(n: Names) -> str:
+    # The lock is taken before the statement that reads the unsequenced rows, so that
+    # statement's snapshot (READ COMMITTED: one per statement) sees every batch before it.
+    commits, seq = n.system("commits"), n.system("ts_seq")
+    return f"""CREATE OR REPLACE FUNCTION {n.system('sequence')}(wanted bigint[])
+        RETURNS TABLE (xid bigint, ts bigint)
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE t bigint; k bigint; r record;
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {commits} c WHERE c.ts IS NULL) THEN
+                PERFORM set_config('lock_timeout', '0', true);
+                PERFORM pg_advisory_xact_lock({n.commit_lock});
+                t := greatest(nextval('{seq}'),
+                              (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
+                UPDATE {commits} c SET ts = t + p.i
+                FROM (SELECT u.xid, row_number() OVER (ORDER BY u.xid) - 1 AS i
+                      FROM {commits} u WHERE u.ts IS NULL) p
+                WHERE c.xid = p.xid;
+                GET DIAGNOSTICS k = ROW_COUNT;
+                PERFORM setval('{seq}', t + greatest(k, 1) - 1);
+                IF k > 0 THEN
+                    FOR r IN SELECT c.ts, c.writes FROM {commits} c
+                             WHERE c.ts >= t ORDER BY c.ts LOOP
+                        IF length(r.writes) <= 7000 THEN
+                            PERFORM pg_notify('{n.channel}', r.ts::text || ' ' || r.writes);
+                        ELSE
+                            PERFORM pg_notify('{n.channel}', r.ts::text);
+                        END IF;
+                    END LOOP;
+                END IF;
+            END IF;
+            RETURN QUERY SELECT c.xid, c.ts FROM {commits} c
+                WHERE c.xid = ANY(wanted) AND c.ts IS NOT NULL;
+        END $$"""
 
 
 def file_ddl(n: Names) -> list[str]:

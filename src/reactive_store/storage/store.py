@@ -36,6 +36,7 @@ from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
 from reactive_store.storage.search import compact_stats
 from reactive_store.storage.search_ddl import push_search_indexes
+from reactive_store.storage.sequencer import Sequencer, SequencingFailed
 from reactive_store.storage.transaction import (
     LOCK_TIMEOUT,
     RETRYABLE,
@@ -44,6 +45,7 @@ from reactive_store.storage.transaction import (
     PruneReport,
     RecordedRequest,
     Row,
+    Snapshot,
     StorageError,
     Transaction,
     TransientConflict,
@@ -52,10 +54,13 @@ from reactive_store.storage.transaction import (
 )
 
 __all__ = ["CommitOutcomeUnknown", "DatabaseUnavailable", "PruneReport", "RecordedRequest", "Row",
-           "StorageError", "Store", "Transaction", "TransientConflict", "request_hash"]
+           "SequencingFailed", "Snapshot", "StorageError", "Store", "Transaction",
+           "TransientConflict", "request_hash"]
 
 log = logging.getLogger(__name__)
 
+TIMESTAMP_UNKNOWN = ("the mutation was committed, but the database could not be reached to "
+                     "read its commit timestamp")
 PRUNE_BATCH = 10_000  # rows deleted per statement when pruning
 T = TypeVar("T")
 
@@ -79,6 +84,8 @@ class Store:
         self._unavailable = Throttle()
         self._connected: asyncpg.Pool | None = None
         self._attempts = 1
+        # Gives committed transactions their timestamps, coalescing this process's calls.
+        self.sequencer = Sequencer(self._sequence)
 
     @classmethod
     async def open(
@@ -112,6 +119,8 @@ class Store:
         return self._connected
 
     async def close(self) -> None:
+        await self.sequencer.close()
+        self.sequencer = Sequencer(self._sequence)
         if self._connected is not None:
             await self._connected.close()
             self._connected = None
@@ -242,6 +251,21 @@ class Store:
         ts: int = await self._pooled(lambda conn: conn.fetchval(sql))
         return ts
 
+    async def commit_ts(self, xid: int) -> int:
+        """The timestamp of the committed transaction `xid`, once it has one."""
+        try:
+            return await self.sequencer.timestamp(xid)
+        except SequencingFailed as exc:
+            log.error("commit %s has no timestamp: %s", xid, exc)
+            raise StorageError(TIMESTAMP_UNKNOWN) from exc
+
+    async def _sequence(self, xids: list[int]) -> dict[int, int]:
+        """Give every committed commit without a timestamp its timestamp (`_sequence` in
+        storage/ddl.py); return the timestamps of `xids`."""
+        sql = f"SELECT xid, ts FROM {self.names.system('sequence')}($1::bigint[])"
+        rows = await self._pooled(lambda conn: conn.fetch(sql, xids))
+        return {r[0]: r[1] for r in rows}
+
     def listener(self, on_payload: Callable[[str], None],
                  on_connected: Callable[[], Awaitable[None]]) -> Listener:
         """A LISTEN connection on this deployment's commit channel (start() it)."""
@@ -272,21 +296,25 @@ class Store:
         commits = n.system("commits")
         mutations = n.system("mutations")
         report = PruneReport()
+        # A request record whose commit goes keeps that commit's timestamp.
         report.commits = await self._delete_batches(
-            f"DELETE FROM {commits} WHERE ts IN (SELECT ts FROM {commits} WHERE committed_at < "
-            f"now() - make_interval(secs => $1) AND ts < (SELECT max(ts) FROM {commits}) "
-            f"ORDER BY ts LIMIT {PRUNE_BATCH})", commits_older_than_s)
+            f"WITH gone AS (DELETE FROM {commits} WHERE ts IN (SELECT ts FROM {commits} "
+            f"WHERE committed_at < now() - make_interval(secs => $1) AND ts < (SELECT max(ts) "
+            f"FROM {commits}) ORDER BY ts LIMIT {PRUNE_BATCH}) RETURNING xid, ts), "
+            f"kept AS (UPDATE {mutations} m SET ts = gone.ts FROM gone "
+            "WHERE m.ts IS NULL AND m.xid = gone.xid) SELECT count(*) FROM gone",
+            commits_older_than_s)
         report.mutations = await self._delete_batches(
-            f"DELETE FROM {mutations} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {mutations} "
-            f"WHERE committed_at < now() - make_interval(secs => $1) LIMIT {PRUNE_BATCH}))",
+            f"WITH gone AS (DELETE FROM {mutations} WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
+            f"{mutations} WHERE committed_at < now() - make_interval(secs => $1) "
+            f"LIMIT {PRUNE_BATCH})) RETURNING 1) SELECT count(*) FROM gone",
             mutations_older_than_s)
         return report
 
     async def _delete_batches(self, sql: str, *args: Any) -> int:
         total = 0
         while True:
-            status: str = await self._pooled(lambda conn: conn.execute(sql, *args))
-            deleted = int(status.rsplit(" ", 1)[-1])
+            deleted: int = await self._pooled(lambda conn: conn.fetchval(sql, *args))
             total += deleted
             if deleted < PRUNE_BATCH:
                 return total

@@ -101,11 +101,26 @@ def request_hash(path: str, args: Any, identity: Any) -> str:
 
 
 class RecordedRequest(NamedTuple):
-    """A committed client request: commit timestamp, encoded result, hash of the call."""
+    """A committed client request: its commit (timestamp, or transaction id while the commit
+    has none yet), encoded result, hash of the call."""
 
-    ts: int
+    ts: int | None
+    xid: int | None
     result: str
     request_hash: str | None  # None for rows recorded before hashes were kept
+
+
+class Snapshot(NamedTuple):
+    """A transaction's view of the commit log.
+
+    Commits become visible in any order, and get their timestamps after COMMIT, so a
+    snapshot may include committed commits that have no timestamp yet (`unsequenced`); they
+    will get timestamps above `ts`. A result that read inside one of their write sets is not
+    the state at `ts` (see docs/architecture.md, "Commit ordering").
+    """
+
+    ts: int
+    unsequenced: tuple[str, ...]
 
 
 @dataclass
@@ -118,6 +133,12 @@ class PruneReport:
 
 def newest_commit_sql(names: Names) -> str:
     return f"SELECT coalesce(max(ts), 0) FROM {names.system('commits')}"
+
+
+def snapshot_sql(names: Names) -> str:
+    commits = names.system("commits")
+    return (f"SELECT coalesce((SELECT max(ts) FROM {commits}), 0), "
+            f"ARRAY(SELECT writes FROM {commits} WHERE ts IS NULL ORDER BY xid)")
 
 
 class Transaction:
@@ -237,36 +258,34 @@ class Transaction:
         self, writes: str, request: tuple[str, int] | None = None, result: str | None = None,
         request_hash: str | None = None,
     ) -> int:
-        """Take this transaction's commit timestamp and log its writes; COMMIT must follow.
+        """Log this transaction's writes, keyed by its transaction id, which is returned;
+        COMMIT must follow, then the store's sequencer gives the commit its timestamp.
 
         With `request` (client session id, request id), the result is recorded with the
         commit, with `request_hash` (see `request_hash()`) naming the call it answers, so a
         replay of the same request returns it instead of running again. A record left by an
         earlier session that used the same id is replaced.
         """
-        sql = f"SELECT {self._n.system('commit')}($1, $2, $3, $4, $5)"
+        sql = f"SELECT {self._n.system('record_commit')}($1, $2, $3, $4, $5)"
         session, request_id = request if request is not None else (None, None)
-        ts: int = await self._write(
+        xid: int = await self._write(
             lambda: self._conn.fetchval(sql, writes, session, request_id, result, request_hash))
-        return ts
-
-    async def find_mutation(self, session: str, request_id: int) -> tuple[int, str] | None:
-        """The commit timestamp and result of an already committed client request."""
-        found = await self.find_request(session, request_id)
-        return None if found is None else (found.ts, found.result)
+        return xid
 
     async def find_request(self, session: str, request_id: int) -> RecordedRequest | None:
-        """An already committed client request: its timestamp, result and call hash."""
-        sql = (f"SELECT ts, result, request_hash FROM {self._n.system('mutations')} "
-               "WHERE session_id = $1 AND request_id = $2")
+        """An already committed client request: its commit, result and call hash."""
+        sql = (f"SELECT coalesce(m.ts, c.ts), m.xid, m.result, m.request_hash "
+               f"FROM {self._n.system('mutations')} m "
+               f"LEFT JOIN {self._n.system('commits')} c ON c.xid = m.xid "
+               "WHERE m.session_id = $1 AND m.request_id = $2")
         rec = await self._run(lambda: self._conn.fetchrow(sql, session, request_id))
-        return None if rec is None else RecordedRequest(rec[0], rec[1], rec[2])
+        return None if rec is None else RecordedRequest(rec[0], rec[1], rec[2], rec[3])
 
-    async def snapshot_ts(self) -> int:
-        """The newest commit this transaction's snapshot includes (commits form a prefix)."""
-        sql = newest_commit_sql(self._n)
-        ts: int = await self._run(lambda: self._conn.fetchval(sql))
-        return ts
+    async def snapshot(self) -> Snapshot:
+        """What this transaction's snapshot holds of the commit log: the newest timestamp,
+        and the writes of commits it sees that have no timestamp yet."""
+        rec = await self._run(lambda: self._conn.fetchrow(snapshot_sql(self._n)))
+        return Snapshot(rec[0], tuple(rec[1]))
 
     async def commits_between(self, after: int, upto: int) -> list[tuple[int, str]]:
         """The logged writes of commits with after < ts <= upto, in ts order."""

@@ -1,0 +1,116 @@
+"""Commit timestamps, given after COMMIT: a process's commits share one `_sequence` call.
+
+A mutation commits with no timestamp; `_sequence` (storage/ddl.py), serialised by a lock held
+through its own COMMIT, gives every committed commit that has none the next timestamps and
+announces them. This class coalesces the calls of one process: while a call is in flight,
+new commits wait for the next one, so a burst of commits costs a few calls, not one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+SequenceCall = Callable[[list[int]], Awaitable[dict[int, int]]]
+RETRY_SECONDS = 5.0
+
+
+class SequencingFailed(Exception):
+    """The commit is durable, but its timestamp could not be read in time."""
+
+
+class Sequencer:
+    """Turns committed transaction ids into commit timestamps, a batch per call."""
+
+    def __init__(self, call: SequenceCall, *, in_flight: int = 2) -> None:
+        self._call = call
+        self._limit = in_flight
+        self._running = 0
+        self._waiting: dict[int, list[asyncio.Future[int]]] = {}
+        self._wanted: set[int] = set()
+        self._nudged = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def timestamp(self, xid: int) -> int:
+        """The commit timestamp of the committed transaction `xid` (sequencing it if needed)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(xid, []).append(future)
+        self._kick()
+        return await future
+
+    def announce(self, xid: int) -> None:
+        """Have `xid` sequenced soon; nobody waits for its timestamp."""
+        self._wanted.add(xid)
+        self._kick()
+
+    def nudge(self) -> None:
+        """Sequence whatever committed work is waiting (left by a process that died, or seen
+        by a query before its timestamp was given)."""
+        self._nudged = True
+        self._kick()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _fail(self._waiting, "the store was closed")
+        self._waiting.clear()
+
+    def _kick(self) -> None:
+        if self._running < self._limit:
+            self._running += 1
+            task = asyncio.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting or self._wanted or self._nudged:
+                waiting, self._waiting = self._waiting, {}
+                xids = sorted(set(waiting) | self._wanted)
+                self._wanted, self._nudged = set(), False
+                try:
+                    found = await self._call_retrying(xids)
+                except asyncio.CancelledError:
+                    _fail(waiting, "the store was closed")
+                    raise
+                except Exception as exc:
+                    _fail(waiting, str(exc))
+                    continue
+                for xid, futures in waiting.items():
+                    for future in futures:
+                        if future.done():
+                            continue
+                        if xid in found:
+                            future.set_result(found[xid])
+                        else:
+                            future.set_exception(SequencingFailed(f"commit {xid} not found"))
+        finally:
+            self._running -= 1
+
+    async def _call_retrying(self, xids: list[int]) -> dict[int, int]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RETRY_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                return await self._call(xids)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if loop.time() + delay > deadline:
+                    raise
+                log.warning("sequencing commits failed; retrying", exc_info=True)
+                await asyncio.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+
+def _fail(waiting: dict[int, list[asyncio.Future[int]]], why: str) -> None:
+    for futures in waiting.values():
+        for future in futures:
+            if not future.done():
+                future.set_exception(SequencingFailed(why))

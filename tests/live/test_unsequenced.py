@@ -1,0 +1,97 @@
+"""Commits that are visible but have no timestamp yet (storage/sequencer.py): a live query
+that read one holds its old result until the commit is sequenced, a query at a timestamp
+waits for it, and a commit whose process never sequenced it is sequenced by another."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from reactive_store.errors import QueryError
+from reactive_store.storage.sequencer import Sequencer
+from tests.live.test_precision import FUNCTIONS, SCHEMA, Live
+from tests.support import until
+
+
+@pytest.fixture
+async def live(make_app: Any, deploy: Any) -> Live:
+    engine = await deploy(make_app({"schema/__init__.py": SCHEMA,
+                                    "functions/ranked.py": FUNCTIONS}))
+    state = Live(engine)
+    for rank in (1.0, 2.0):
+        state.ids[rank] = await state.write("ranked:add", {"rank": rank, "group": "a"})
+    return state
+
+
+def gate_sequencer(live: Live) -> asyncio.Event:
+    """Hold every `_sequence` call of this process until the returned event is set."""
+    store = live.engine.store
+    gate = asyncio.Event()
+    sequence = store._sequence
+
+    async def gated(xids: list[int]) -> dict[int, int]:
+        await gate.wait()
+        return await sequence(xids)
+
+    store.sequencer = Sequencer(gated)
+    return gate
+
+
+async def test_a_result_that_read_an_unsequenced_commit_waits_for_its_timestamp(
+        live: Live) -> None:
+    top = await live.subscribe("ranked:top", {"n": 2.0})
+    other = await live.subscribe("ranked:group", {"group": "b"})
+    gate = gate_sequencer(live)
+    committed = await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"},
+                                               timestamp=False)
+    assert committed.ts is None
+    runs = (top.runs, other.runs)
+    live.manager.refresh(lambda q: True)  # both run again on a snapshot holding the commit
+    await until(_ran(top, runs[0] + 1))
+    await until(_ran(other, runs[1] + 1))
+    await asyncio.sleep(0.1)
+    assert top.value == [1.0, 2.0] and not top.usable_at(live.manager.processed_ts + 1)
+    assert other.value == [] and other.usable_at(live.manager.processed_ts)
+    gate.set()
+    await until(_settled(top, [0.5, 1.0]))
+    assert top.ts > 0 and top.usable_at(live.manager.processed_ts)
+
+
+async def test_a_query_at_a_timestamp_waits_then_gives_up_clearly(live: Live) -> None:
+    gate = gate_sequencer(live)
+    await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"}, timestamp=False)
+    ts = live.manager.processed_ts
+    with pytest.raises(QueryError, match="still have no timestamp"):
+        await live.engine.run_query("ranked:top", {"n": 2.0}, at_ts=ts)
+    # A query that read nothing the commit wrote is answered at once.
+    assert (await live.engine.run_query("ranked:group", {"group": "b"}, at_ts=ts)).value == []
+    gate.set()
+    outcome = await live.engine.run_mutation("ranked:add", {"rank": 9.0, "group": "c"})
+    assert outcome.ts is not None
+    at = await live.engine.run_query("ranked:top", {"n": 2.0}, at_ts=outcome.ts)
+    assert at.value == [0.5, 1.0] and at.ts == outcome.ts
+
+
+async def test_a_commit_left_without_a_timestamp_is_sequenced_by_a_nudge(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that dies between COMMIT and sequencing: its commit still gets a timestamp
+    (the commit stream nudges the sequencer every ORPHAN_SECONDS) and reaches subscribers."""
+    top = await live.subscribe("ranked:top", {"n": 2.0})
+    monkeypatch.setattr(live.engine.store.sequencer, "announce", lambda xid: None)
+    await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"}, timestamp=False)
+    monkeypatch.undo()
+    await until(_settled(top, [0.5, 1.0]), timeout=5.0)
+
+
+def _ran(live: Any, runs: int) -> Any:
+    async def check() -> bool:
+        return bool(live.runs >= runs)
+    return check
+
+
+def _settled(live: Any, value: Any) -> Any:
+    async def check() -> bool:
+        return bool(live.value == value)
+    return check

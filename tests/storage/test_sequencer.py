@@ -1,0 +1,95 @@
+"""The sequencer's coalescing: many commits, few `_sequence` calls; failures reach waiters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reactive_store.storage import sequencer as sequencer_module
+from reactive_store.storage.sequencer import Sequencer, SequencingFailed
+
+
+class Calls:
+    """A `_sequence` stand-in that records each batch and answers after a short delay."""
+
+    def __init__(self, fail: int = 0, missing: frozenset[int] = frozenset()) -> None:
+        self.batches: list[list[int]] = []
+        self.fail = fail
+        self.missing = missing
+        self.next_ts = 1000
+
+    async def __call__(self, xids: list[int]) -> dict[int, int]:
+        self.batches.append(xids)
+        await asyncio.sleep(0.01)
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("database went away")
+        out = {}
+        for xid in xids:
+            if xid not in self.missing:
+                self.next_ts += 1
+                out[xid] = self.next_ts
+        return out
+
+
+async def test_a_burst_of_commits_shares_a_few_calls() -> None:
+    calls = Calls()
+    sequencer = Sequencer(calls, in_flight=2)
+    got = await asyncio.gather(*[sequencer.timestamp(xid) for xid in range(1, 101)])
+    assert len(got) == 100 and len(set(got)) == 100
+    assert len(calls.batches) <= 3, calls.batches
+    assert sorted(x for batch in calls.batches for x in batch) == list(range(1, 101))
+
+
+async def test_announced_commits_are_sequenced_without_a_waiter() -> None:
+    calls = Calls()
+    sequencer = Sequencer(calls)
+    sequencer.announce(7)
+    sequencer.nudge()
+    for _ in range(50):
+        if calls.batches:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert [7] in calls.batches
+    sequencer.nudge()
+    await asyncio.sleep(0.05)
+    assert calls.batches[-1] == [], "a nudge alone sequences whatever is waiting"
+
+
+async def test_a_passing_failure_is_retried() -> None:
+    calls = Calls(fail=2)
+    sequencer = Sequencer(calls)
+    assert await sequencer.timestamp(5) > 1000
+    assert len(calls.batches) == 3
+
+
+async def test_lasting_failures_reach_the_waiters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sequencer_module, "RETRY_SECONDS", 0.1)
+    sequencer = Sequencer(Calls(fail=1000))
+    with pytest.raises(SequencingFailed, match="database went away"):
+        await sequencer.timestamp(5)
+
+
+async def test_an_unknown_commit_is_an_error_not_a_hang() -> None:
+    sequencer = Sequencer(Calls(missing=frozenset({9})))
+    ok, missing = await asyncio.gather(sequencer.timestamp(8), sequencer.timestamp(9),
+                                       return_exceptions=True)
+    assert isinstance(ok, int)
+    assert isinstance(missing, SequencingFailed) and "commit 9 not found" in str(missing)
+
+
+async def test_close_fails_whoever_still_waits() -> None:
+    gate = asyncio.Event()
+
+    async def stuck(xids: list[int]) -> dict[int, int]:
+        await gate.wait()
+        return {}
+
+    sequencer = Sequencer(stuck)
+    waiter = asyncio.create_task(sequencer.timestamp(1))
+    await asyncio.sleep(0.01)
+    await sequencer.close()
+    with pytest.raises(SequencingFailed, match="closed"):
+        await waiter
