@@ -25,9 +25,10 @@ async def live(make_app: Any, deploy: Any) -> Live:
     return state
 
 
-def gate_sequencer(live: Live) -> asyncio.Event:
+async def gate_sequencer(live: Live) -> asyncio.Event:
     """Hold every `_sequence` call of this process until the returned event is set."""
     store = live.engine.store
+    await store.sequencer.close()  # no call of the old one may still be on its way
     gate = asyncio.Event()
     sequence = store._sequence
 
@@ -43,7 +44,7 @@ async def test_a_result_that_read_an_unsequenced_commit_waits_for_its_timestamp(
         live: Live) -> None:
     top = await live.subscribe("ranked:top", {"n": 2.0})
     other = await live.subscribe("ranked:group", {"group": "b"})
-    gate = gate_sequencer(live)
+    gate = await gate_sequencer(live)
     committed = await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"},
                                                timestamp=False)
     assert committed.ts is None
@@ -60,7 +61,7 @@ async def test_a_result_that_read_an_unsequenced_commit_waits_for_its_timestamp(
 
 
 async def test_a_query_at_a_timestamp_waits_then_gives_up_clearly(live: Live) -> None:
-    gate = gate_sequencer(live)
+    gate = await gate_sequencer(live)
     await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"}, timestamp=False)
     ts = live.manager.processed_ts
     with pytest.raises(QueryError, match="still have no timestamp"):

@@ -93,3 +93,34 @@ async def test_close_fails_whoever_still_waits() -> None:
     await sequencer.close()
     with pytest.raises(SequencingFailed, match="closed"):
         await waiter
+
+
+async def test_a_flush_waits_for_a_call_that_started_after_it() -> None:
+    """A call already in flight may predate commits made visible since: a flush waits for
+    the next one (what `Store.latest_ts` relies on for read-your-writes over HTTP)."""
+    started: list[float] = []
+    gate = asyncio.Event()
+
+    async def slow(xids: list[int]) -> dict[int, int]:
+        started.append(asyncio.get_running_loop().time())
+        if len(started) == 1:
+            await gate.wait()
+        return {}
+
+    sequencer = Sequencer(slow, in_flight=1)
+    sequencer.nudge()
+    await asyncio.sleep(0.01)  # the first call is in flight, held
+    flushed = asyncio.create_task(sequencer.flush())
+    asked = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.01)
+    assert not flushed.done()
+    gate.set()
+    await flushed
+    assert len(started) == 2 and started[1] >= asked
+
+
+async def test_a_failed_flush_reports_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sequencer_module, "RETRY_SECONDS", 0.1)
+    sequencer = Sequencer(Calls(fail=1000))
+    with pytest.raises(SequencingFailed, match="database went away"):
+        await sequencer.flush()

@@ -107,10 +107,16 @@ def commit_log_ddl(n: Names) -> list[str]:
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text)",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text, text, bigint, text)",
         _record_commit_ddl(n),
-        # The commit step of servers not yet upgraded (a rolling upgrade): ordering by a lock
-        # held through COMMIT, which `_sequence` also takes, so both kinds of commit get
-        # timestamps in visibility order.
-        f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(
+        _legacy_commit_ddl(n),
+        _sequence_ddl(n),
+    ]
+
+
+def _legacy_commit_ddl(n: Names) -> str:
+    # The commit step of servers not yet upgraded (a rolling upgrade): ordering by a lock
+    # held through COMMIT, which `_sequence` also takes, so both kinds of commit get
+    # timestamps in visibility order.
+    return f"""CREATE OR REPLACE FUNCTION {n.system('commit')}(
             writes text, session_id text DEFAULT NULL, request_id bigint DEFAULT NULL,
             result text DEFAULT NULL, request_hash text DEFAULT NULL) RETURNS bigint
         LANGUAGE plpgsql AS $$
@@ -136,9 +142,7 @@ def commit_log_ddl(n: Names) -> list[str]:
                 PERFORM pg_notify('{n.channel}', t::text);
             END IF;
             RETURN t;
-        END $$""",
-        _sequence_ddl(n),
-    ]
+        END $$"""
 
 
 def _record_commit_ddl(n: Names) -> str:

@@ -32,6 +32,7 @@ class Sequencer:
         self._running = 0
         self._waiting: dict[int, list[asyncio.Future[int]]] = {}
         self._wanted: set[int] = set()
+        self._flushes: list[asyncio.Future[None]] = []
         self._nudged = False
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -41,6 +42,13 @@ class Sequencer:
         self._waiting.setdefault(xid, []).append(future)
         self._kick()
         return await future
+
+    async def flush(self) -> None:
+        """Return once every commit visible when this was called has its timestamp."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushes.append(future)
+        self._kick()
+        await future
 
     def announce(self, xid: int) -> None:
         """Have `xid` sequenced soon; nobody waits for its timestamp."""
@@ -57,8 +65,9 @@ class Sequencer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        _fail(self._waiting, "the store was closed")
+        _fail(self._waiting, "the store was closed", self._flushes)
         self._waiting.clear()
+        self._flushes.clear()
 
     def _kick(self) -> None:
         if self._running < self._limit:
@@ -69,18 +78,22 @@ class Sequencer:
 
     async def _drain(self) -> None:
         try:
-            while self._waiting or self._wanted or self._nudged:
+            while self._waiting or self._wanted or self._nudged or self._flushes:
                 waiting, self._waiting = self._waiting, {}
+                flushes, self._flushes = self._flushes, []
                 xids = sorted(set(waiting) | self._wanted)
                 self._wanted, self._nudged = set(), False
                 try:
                     found = await self._call_retrying(xids)
                 except asyncio.CancelledError:
-                    _fail(waiting, "the store was closed")
+                    _fail(waiting, "the store was closed", flushes)
                     raise
                 except Exception as exc:
-                    _fail(waiting, str(exc))
+                    _fail(waiting, str(exc), flushes)
                     continue
+                for flushed in flushes:
+                    if not flushed.done():
+                        flushed.set_result(None)
                 for xid, futures in waiting.items():
                     for future in futures:
                         if future.done():
@@ -109,7 +122,11 @@ class Sequencer:
                 delay = min(delay * 2, 0.5)
 
 
-def _fail(waiting: dict[int, list[asyncio.Future[int]]], why: str) -> None:
+def _fail(waiting: dict[int, list[asyncio.Future[int]]], why: str,
+          flushes: list[asyncio.Future[None]]) -> None:
+    for flushed in flushes:
+        if not flushed.done():
+            flushed.set_exception(SequencingFailed(why))
     for futures in waiting.values():
         for future in futures:
             if not future.done():

@@ -245,8 +245,12 @@ class Store:
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:
-        """The newest commit now, outside any transaction (`Transaction.snapshot_ts` is the
-        newest one a transaction's snapshot includes)."""
+        """The newest commit now, outside any transaction, once every commit visible now has
+        its timestamp (`Transaction.snapshot` is what a transaction's snapshot includes)."""
+        try:
+            await self.sequencer.flush()
+        except SequencingFailed as exc:
+            raise DatabaseUnavailable() from exc
         sql = newest_commit_sql(self.names)
         ts: int = await self._pooled(lambda conn: conn.fetchval(sql))
         return ts
