@@ -37,6 +37,7 @@ MUTATIONS = 20 if SMOKE else 200
 # A client waits for the server at: Sync and Query (until ReadyForQuery), and Flush, which
 # asyncpg sends after Parse + Describe to prepare a statement (until its row description).
 SYNC, QUERY, FLUSH = ord("S"), ord("Q"), ord("H")
+LITERAL = re.compile(r"E?'(?:[^']|'')*'|\b\d+\b")
 SET = re.compile(r"^\s*(SET|RESET)\b|set_config\(", re.IGNORECASE)
 
 
@@ -68,6 +69,7 @@ class WireLog:
 
     def label(self, sql: str) -> str:
         sql = " ".join(sql.replace(f'"{self.ns}"', "<ns>").replace(self.ns, "<ns>").split())
+        sql = LITERAL.sub("?", sql)  # statements sent without parameters: one label
         return sql if len(sql) <= 110 else sql[:107] + "..."
 
     def start(self) -> int:
@@ -168,6 +170,10 @@ class _Connection:
             tally.in_tx[label] += 1
         if self.tx is not None and SET.search(sql):
             self.tx_sets += 1
+        # The last statement of a message counts: the commit step travels with COMMIT.
+        last = re.match(r"\s*(\w+)", sql.rstrip().rstrip(";").rsplit(";", 1)[-1])
+        if last:
+            word = last.group(1).upper()
         if word in ("COMMIT", "ROLLBACK", "END", "ABORT") and self.tx is not None:
             if self.log.recording:
                 tally.transactions[self.tx] += 1

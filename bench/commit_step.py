@@ -13,6 +13,8 @@ import asyncpg
 import uvloop
 from common import DATABASE_URL, drop, namespace, quantile, seconds
 
+from reactive_store.storage.sequencer import Sequencer
+
 CONNECTIONS = 8
 Body = Callable[[asyncpg.Connection, str, str], Awaitable[None]]
 
@@ -54,6 +56,14 @@ def variants(ns: str) -> dict[str, tuple[str, Body]]:
                                                                                    notify)),
         "today": ("+ one call doing lock, nextval/setval, log row, pg_notify (_commit as of "
                   "2026-11)", lambda c, k, ns: tx(c, k, f"SELECT {ns}.commit_step('k')")),
+        "sequenced": ("+ log row by xid, then its timestamp from a batched _sequence call "
+                      "(the design in use; a socket mutation waits for it)",
+                      lambda c, k, ns: sequenced(c, k, ns, wait=True)),
+        "sequenced_nowait": ("  the same, not waiting for the timestamp (an HTTP mutation)",
+                             lambda c, k, ns: sequenced(c, k, ns, wait=False)),
+        "sequenced_async": ("  waiting, the sequencing transaction committed with "
+                            "synchronous_commit off", lambda c, k, ns: sequenced(
+                                c, k, ns, wait=True, async_sequence=True)),
         "one_trip": ("  plain, BEGIN + INSERT + COMMIT sent as one simple query (1 round trip)",
                      lambda c, k, ns: c.execute(
                          "BEGIN ISOLATION LEVEL SERIALIZABLE; "
@@ -64,6 +74,38 @@ def variants(ns: str) -> dict[str, tuple[str, Body]]:
 def lock_key(ns: str) -> int:
     """An advisory lock key of this run only (other users of the database take theirs)."""
     return int(ns.removeprefix("bench_"), 16) % 2**40
+
+
+SEQUENCERS: dict[str, Sequencer] = {}
+ASYNC_SEQUENCE = [False]  # set by the variants below: the sequencing commit not flushed
+
+
+async def sequenced(conn: asyncpg.Connection, key: str, ns: str, wait: bool,
+                    async_sequence: bool = False) -> None:
+    """The commit step as the store does it: the log row and COMMIT in one message, then
+    the process's Sequencer (shared by every connection here) gives the timestamp."""
+    await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+    xid = await conn.fetchval(f"INSERT INTO {ns}.m VALUES ($1, 'x') "
+                              "RETURNING pg_current_xact_id()::text::bigint", key)
+    await conn.execute(f"INSERT INTO {ns}.clog (xid, writes) VALUES ({xid}, 'k'); COMMIT")
+    sequencer = SEQUENCERS[ns]
+    ASYNC_SEQUENCE[0] = async_sequence
+    if wait:
+        await sequencer.timestamp(xid)
+    else:
+        sequencer.announce(xid)
+
+
+async def start_sequencer(ns: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(DATABASE_URL)
+
+    async def call(xids: list[int]) -> dict[int, int]:
+        rows = await conn.fetch(f"SELECT xid, ts FROM {ns}.sequence($1::bigint[], $2)", xids,
+                                ASYNC_SEQUENCE[0])
+        return {r[0]: r[1] for r in rows}
+
+    SEQUENCERS[ns] = Sequencer(call, in_flight=1)
+    return conn
 
 
 async def one_statement(conn: asyncpg.Connection, key: str, ns: str, after: str) -> None:
@@ -95,8 +137,43 @@ async def setup(ns: str) -> None:
                 PERFORM pg_notify('rs_bench', t::text || ' ' || writes);
                 RETURN t;
             END $$;""")
+        await conn.execute(sequence_ddl(ns))
     finally:
         await conn.close()
+
+
+def sequence_ddl(ns: str) -> str:
+    """A commit log keyed by xid and `_sequence` as storage/ddl.py has them (simplified)."""
+    return f"""
+        CREATE TABLE {ns}.clog (ts bigint UNIQUE, xid bigint UNIQUE, writes text NOT NULL);
+        CREATE INDEX ON {ns}.clog (xid) WHERE ts IS NULL;
+        CREATE SEQUENCE {ns}.s2;
+        CREATE FUNCTION {ns}.sequence(wanted bigint[], async boolean)
+        RETURNS TABLE (xid bigint, ts bigint)
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE t bigint; k bigint; r record;
+        BEGIN
+            IF EXISTS (SELECT 1 FROM {ns}.clog c WHERE c.ts IS NULL) THEN
+                IF async THEN
+                    PERFORM set_config('synchronous_commit', 'off', true);
+                END IF;
+                PERFORM pg_advisory_xact_lock({lock_key(ns) + 2});
+                t := greatest(nextval('{ns}.s2'),
+                              (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
+                UPDATE {ns}.clog c SET ts = t + p.i
+                FROM (SELECT u.xid, row_number() OVER (ORDER BY u.xid) - 1 AS i
+                      FROM {ns}.clog u WHERE u.ts IS NULL) p WHERE c.xid = p.xid;
+                GET DIAGNOSTICS k = ROW_COUNT;
+                PERFORM setval('{ns}.s2', t + greatest(k, 1) - 1);
+                FOR r IN SELECT c.ts, c.writes FROM {ns}.clog c WHERE c.ts >= t ORDER BY c.ts
+                LOOP
+                    PERFORM pg_notify('rs_bench', r.ts::text || ' ' || r.writes);
+                END LOOP;
+            END IF;
+            RETURN QUERY SELECT c.xid, c.ts FROM {ns}.clog c
+                WHERE c.xid = ANY(wanted) AND c.ts IS NOT NULL;
+        END $$;"""
 
 
 async def run(ns: str, body: Body, duration: float) -> tuple[float, float]:
@@ -130,6 +207,7 @@ async def main() -> None:
     ns = namespace()
     duration = seconds(4.0)
     await setup(ns)
+    sequencer_conn = await start_sequencer(ns)
     try:
         table = variants(ns)
         order = [*table, "plain"]  # plain again last: the drift over the run
@@ -137,6 +215,8 @@ async def main() -> None:
         for name in order:
             results.setdefault(name, []).append(await run(ns, table[name][1], duration))
     finally:
+        await SEQUENCERS.pop(ns).close()
+        await sequencer_conn.close()
         await drop(ns)
     plain = [rate for rate, _ in results["plain"]]
     base = sum(plain) / len(plain)

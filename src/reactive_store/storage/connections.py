@@ -121,6 +121,37 @@ def application_name(namespace: str, role: str = "pool") -> str:
     return f"reactive-store {role} {namespace}".encode()[:63].decode(errors="ignore")
 
 
+class PlainTransaction:
+    """BEGIN, COMMIT and ROLLBACK sent as plain SQL (asyncpg's Transaction sends the same
+    statements), so that the commit step can travel in COMMIT's own message."""
+
+    def __init__(self, conn: asyncpg.Connection, isolation: str, readonly: bool = False) -> None:
+        self._conn = conn
+        level = isolation.replace("_", " ").upper()
+        self._begin = f"BEGIN ISOLATION LEVEL {level}{' READ ONLY' if readonly else ''}"
+
+    async def start(self) -> None:
+        await self._conn.execute(self._begin)
+
+    async def commit(self, first: str = "") -> None:
+        """COMMIT, after the statements `first` (simple protocol: one round trip)."""
+        await self._conn.execute(f"{first}; COMMIT" if first else "COMMIT")
+
+    async def rollback(self) -> None:
+        await self._conn.execute("ROLLBACK")
+
+
+def sql_literal(value: str | int | None) -> str:
+    """`value` as an SQL literal, for statements sent without parameters."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(int(value))
+    if "\x00" in value:
+        raise ValueError("text values cannot hold NUL characters")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 async def rollback(conn: Any, tx: Any, broken: bool) -> None:
     """Roll back after the body failed; a connection that died or hangs is dropped instead.
 

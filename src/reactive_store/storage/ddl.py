@@ -179,6 +179,7 @@ def _sequence_ddl(n: Names) -> str:
         BEGIN
             IF EXISTS (SELECT 1 FROM {commits} c WHERE c.ts IS NULL) THEN
                 PERFORM set_config('lock_timeout', '0', true);
+                PERFORM set_config('synchronous_commit', 'off', true);
                 PERFORM pg_advisory_xact_lock({n.commit_lock});
                 t := greatest(nextval('{seq}'),
                               (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);

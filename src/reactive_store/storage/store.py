@@ -22,6 +22,7 @@ from reactive_store.storage.connections import (
     CONNECT_TIMEOUT,
     DRIVER,
     FAILURES,
+    PlainTransaction,
     Throttle,
     application_name,
     closed,
@@ -177,7 +178,7 @@ class Store:
         last: BaseException | None = None
         for _ in range(self._attempts):
             conn = await self._acquire()
-            tx = conn.transaction(**options)
+            tx = PlainTransaction(conn, **options)
             try:
                 await tx.start()
             except BaseException as exc:
@@ -346,12 +347,14 @@ async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Thrott
         discard(conn)  # COMMIT was never sent; the server rolled back
         raise DatabaseUnavailable()
     try:
-        await tx.commit()
+        await tx.commit(transaction.commit_step)
     except RETRYABLE as exc:
+        await rollback(conn, tx, False)  # the commit step failed before COMMIT ran
         raise TransientConflict(str(exc)) from exc
     except FAILURES as exc:
         if not lost(exc, conn):
             log.error("commit refused: %r", exc)  # the server said no: nothing committed
+            await rollback(conn, tx, False)
             raise StorageError() from exc
         discard(conn)
         if transaction.wrote:
