@@ -27,7 +27,7 @@ from reactive_store.observe.observer import source
 
 log = logging.getLogger(__name__)
 
-QueryKey = tuple[str, bytes, str | None, bool]
+QueryKey = tuple[str, bytes, str | None, bool, str | None]
 
 
 class LiveState(enum.Enum):
@@ -65,6 +65,10 @@ class LiveQuery:
     # Set by `refresh` while a run is in flight: the process state the run read (execution
     # records, metrics) changed under it, so its result is stale the moment it lands.
     stale: bool = False
+    # The journal the next run is given and that is sent with the result: it starts as the
+    # one the subscriber brought (part of `key`), then is the one the last run returned, so
+    # every re-run repeats the first run's page boundaries (see engine/pagination.py).
+    journal: str | None = None
 
     def usable_at(self, ts: int) -> bool:
         """True when the current result is the query's result at timestamp `ts`."""
@@ -74,9 +78,9 @@ class LiveQuery:
 
 
 def query_key(path: str, args: Any, identity: dict[str, Any] | None,
-              internal_ok: bool = False) -> QueryKey:
+              internal_ok: bool = False, journal: str | None = None) -> QueryKey:
     who = None if identity is None else orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
-    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who, internal_ok)
+    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who, internal_ok, journal)
 
 
 class SubscriptionManager:
@@ -118,11 +122,12 @@ class SubscriptionManager:
 
     # -- subscribing ----------------------------------------------------------------------
     def subscribe(self, path: str, args: Any, identity: dict[str, Any] | None,
-                  watcher: Callable[[], None], internal_ok: bool = False) -> LiveQuery:
-        key = query_key(path, args, identity, internal_ok)
+                  watcher: Callable[[], None], internal_ok: bool = False,
+                  journal: str | None = None) -> LiveQuery:
+        key = query_key(path, args, identity, internal_ok, journal)
         live = self.queries.get(key)
         if live is None:
-            live = LiveQuery(key, path, args, identity, internal_ok)
+            live = LiveQuery(key, path, args, identity, internal_ok, journal=journal)
             self.queries[key] = live
             self._mark_dirty(live)
         live.watchers.add(watcher)
@@ -247,7 +252,8 @@ class SubscriptionManager:
             live.stale = False
         try:
             _, results = await self.engine.run_query_batch(
-                [(live.path, live.args, live.identity, live.internal_ok) for live in batch])
+                [(live.path, live.args, live.identity, live.internal_ok, live.journal)
+                 for live in batch])
         finally:
             self._running -= 1
         self.runs += len(batch)
@@ -277,8 +283,10 @@ class SubscriptionManager:
             return  # unsubscribed while running
         if isinstance(result, QueryFailure):
             live.ok, live.value = False, error_body(result.error)
+            live.journal = result.journal or live.journal  # a failed run keeps the pages
         else:
             live.ok, live.value = True, result.encoded
+            live.journal = result.journal
         assert result.ts is not None
         live.ts = result.ts
         live.reads = result.reads
