@@ -220,6 +220,23 @@ class SubscriptionManager:
         for ref, interval in reads:
             self._indexes[ref].remove(live, interval.start, interval.end)
 
+    def _journal(self, live: LiveQuery, journal: str | None) -> None:
+        """Take the journal a run returned, and file the live query under it.
+
+        A subscriber that brings no journal must get a page of its own (`numItems` from its
+        cursor), not the one an earlier subscriber's first run fixed; a client that comes
+        back with this journal shares this query. If another live query already holds that
+        key, this one keeps its key, which only lets a new subscriber share a fixed page.
+        """
+        live.journal = journal
+        key = (*live.key[:4], journal)
+        if key == live.key or key in self.queries:
+            return
+        if self.queries.get(live.key) is live:
+            del self.queries[live.key]
+        live.key = key
+        self.queries[key] = live
+
     # -- re-runs ----------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
@@ -283,10 +300,10 @@ class SubscriptionManager:
             return  # unsubscribed while running
         if isinstance(result, QueryFailure):
             live.ok, live.value = False, error_body(result.error)
-            live.journal = result.journal or live.journal  # a failed run keeps the pages
+            self._journal(live, result.journal or live.journal)  # a failure keeps the pages
         else:
             live.ok, live.value = True, result.encoded
-            live.journal = result.journal
+            self._journal(live, result.journal)
         assert result.ts is not None
         live.ts = result.ts
         live.reads = result.reads
