@@ -9,6 +9,9 @@ and the server is killed and restarted once (the client re-adds its pages with t
 journals). After every change, the union of the pages must be exactly the table, in
 index order, without duplicates; and no update the client ever showed may be anything
 but the table before or after the change in flight.
+
+The PyPI client has no paginated-query helper and sends no journals back; a page it
+subscribes to still keeps its bounds while its socket lives (the server keeps the journal).
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.clients import RECONNECT_WAIT, NodeSync, http_call, is_event, node_client
+from tests.e2e.clients import (
+    RECONNECT_WAIT,
+    NodeSync,
+    http_call,
+    is_event,
+    node_client,
+    pypi_client,
+)
 from tests.e2e.servers import ServeApp
 from tests.support import write_app
 
@@ -49,6 +59,12 @@ PAGED_APP = {
         @query(args={"paginationOpts": PAGINATION})
         async def page(ctx, paginationOpts):
             return await ctx.db.query("items").with_index("by_rank").paginate(paginationOpts)
+
+        @query(args={"numItems": v.float64()})
+        async def ranks(ctx, numItems):
+            r = await ctx.db.query("items").with_index("by_rank").paginate(
+                {"numItems": numItems, "cursor": None})
+            return [d["rank"] for d in r["page"]]
 
         @mutation(args={"rank": v.float64()})
         async def add(ctx, rank):
@@ -242,3 +258,21 @@ async def test_three_pages_stay_contiguous_through_changes_and_a_restart(
         assert len(pages.sizes) > count, f"no page split: {pages.sizes}"
         assert all(size is not None and size <= 2 * PAGE for size in pages.sizes), pages.sizes
         await node.close()
+
+
+async def test_pypi_subscription_to_a_page_keeps_its_end(
+    serve_app: ServeApp, tmp_path: Path,
+) -> None:
+    url = await serve_app(write_app(tmp_path / "app", PAGED_APP))
+    for rank in (10.0, 20.0, 30.0):
+        await http_call(url, "mutation", "items:add", {"rank": rank})
+    plan = [{"op": "subscribe", "path": "items:ranks", "args": {"numItems": 2},
+             "until": [5.0, 10.0, 15.0, 20.0]}]
+    async with pypi_client(url, plan, tmp_path) as pypi:
+        await pypi.wait(is_event("update", value=[10.0, 20.0]))
+        await http_call(url, "mutation", "items:add", {"rank": 25.0})  # after the page's end
+        await http_call(url, "mutation", "items:add", {"rank": 15.0})
+        await pypi.wait(is_event("update", value=[10.0, 15.0, 20.0]))
+        await http_call(url, "mutation", "items:add", {"rank": 5.0})
+        await pypi.finish()
+    assert all(len(u) >= 2 and u[-1] == 20.0 for u in pypi.updates(0)), pypi.describe()
