@@ -61,6 +61,11 @@ async def page(ctx, spec, opts):
     r = await source(ctx, spec).paginate(opts)
     return {**r, "page": [d["rank"] for d in r["page"]]}
 
+@query(args={"spec": v.any(), "opts": v.any()})
+async def sliding(ctx, spec, opts):
+    r = await source(ctx, spec).paginate(opts, stable=False)
+    return {**r, "page": [d["rank"] for d in r["page"]]}
+
 @query(args={"spec": v.any()})
 async def twice(ctx, spec):
     await source(ctx, spec).paginate({"numItems": 1, "cursor": None})
@@ -119,6 +124,20 @@ async def test_rerun_with_journal_keeps_the_page_whatever_its_size(engine: Any) 
     assert shrunk["page"] == [0.5, 2.5] and shrunk["continueCursor"] == first["continueCursor"]
     rest, _ = await page(engine, opts(3, first["continueCursor"]))
     assert rest["page"] == [4.0, 5.0, 6.0]  # next page starts right after, no gap
+
+
+@pytest.mark.parametrize("spec", [{}, {"search": "word"}], ids=["index", "search"])
+async def test_an_unstable_page_ignores_and_leaves_no_journal(engine: Any,
+                                                              spec: dict[str, Any]) -> None:
+    _, journal = await page(engine, opts(3), **spec)
+    if not spec:  # (a write would move BM25 scores, and with them a search's positions)
+        await engine.run_mutation("items:seed", {"ranks": [0.5], "team": "red"})
+    outcome = await engine.run_query("items:sliding", {"spec": spec, "opts": opts(2)},
+                                     journal=journal)
+    assert len(outcome.value["page"]) == 2 and outcome.journal is None
+    bounded = await engine.run_query("items:sliding", {"spec": spec, "opts": opts(
+        1, endCursor=decode_journal(journal))})
+    assert len(bounded.value["page"]) == (3 if spec else 4)  # an endCursor still holds
 
 
 async def test_end_cursor_option_wins_over_the_journal(engine: Any) -> None:

@@ -127,6 +127,13 @@ class PageJournal:
                              "Only a single paginated query is supported in each function.")
         self._started = True
 
+    def end_cursor(self, explicit: str | None, stable: bool) -> str | None:
+        """Where the page ends: the caller's `endCursor`, else, for a stable page, the end
+        the previous run recorded (None: the page is `numItems` long)."""
+        if explicit is not None or not stable:
+            return explicit
+        return self.previous_end
+
     def record(self, end_cursor: str) -> None:
         self.recorded_end = end_cursor
 

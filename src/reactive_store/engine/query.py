@@ -276,16 +276,18 @@ class Query(DocumentStream):
         return fingerprint("index", self._table, self._index.name, lo,
                            b"-" if hi is None else b"+" + hi, "desc" if self._desc else "asc")
 
-    async def paginate(self, options: Any) -> dict[str, Any]:
+    async def paginate(self, options: Any, *, stable: bool = True) -> dict[str, Any]:
         """A page after `cursor`: `numItems` documents, or, with an end cursor (the
         `endCursor` option, else the one this subscription's journal recorded), every
-        document up to it whatever their number."""
+        document up to it whatever their number. `stable=False` neither reads nor records
+        the journal: every run of a subscription reads `numItems` again (for a view that
+        shows one page at a time, where the first page should always be the first n)."""
         pages = self._reader.pages
         pages.start()
         opts = PageOptions.parse(options, self._reader.usage.limits)
         query = self.fingerprint()
         start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
-        end_text = opts.end_cursor if opts.end_cursor is not None else pages.previous_end
+        end_text = pages.end_cursor(opts.end_cursor, stable)
         end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
         if opts.num_items < 1 and end is None:
             raise QueryError("paginate: numItems must be at least 1")
@@ -298,7 +300,8 @@ class Query(DocumentStream):
         else:
             next_cursor = Cursor(query, positions[-1])
         continue_cursor = next_cursor.encode()
-        pages.record(continue_cursor)
+        if stable:
+            pages.record(continue_cursor)
         split = split_position(positions)
         return {"page": page, "isDone": next_cursor.at_end, "continueCursor": continue_cursor,
                 "splitCursor": None if split is None else Cursor(query, split).encode(),

@@ -199,15 +199,16 @@ class SearchQuery(DocumentStream):
         values = b"".join(b"%d=" % i + v for i, v in sorted(self._values.items()))
         return fingerprint("search", self._table, self._index.name, self._text, values)
 
-    async def paginate(self, options: Any) -> dict[str, Any]:
+    async def paginate(self, options: Any, *, stable: bool = True) -> dict[str, Any]:
         """A page of results after `cursor`: `numItems` of them, or every one up to the end
-        cursor (`endCursor`, else the one this subscription's journal recorded)."""
+        cursor (`endCursor`, else, when `stable`, the one this subscription's journal
+        recorded); as `Query.paginate`."""
         pages = self._reader.pages
         pages.start()
         opts = PageOptions.parse(options, self._reader.usage.limits)
         query = self.fingerprint()
         start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
-        end_text = opts.end_cursor if opts.end_cursor is not None else pages.previous_end
+        end_text = pages.end_cursor(opts.end_cursor, stable)
         end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
         if opts.num_items < 1 and end is None:
             raise QueryError("paginate: numItems must be at least 1")
@@ -228,7 +229,8 @@ class SearchQuery(DocumentStream):
                 next_cursor = Cursor(query, positions[-1])
                 break
         continue_cursor = next_cursor.encode()
-        pages.record(continue_cursor)
+        if stable:
+            pages.record(continue_cursor)
         split = split_position(positions)
         return {"page": page, "isDone": next_cursor.at_end, "continueCursor": continue_cursor,
                 "splitCursor": None if split is None else Cursor(query, split).encode(),
