@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from reactive_store import ConvexError, require_owner, v
 
@@ -45,12 +45,17 @@ class PaginationOpts(TypedDict):
 OptionalPagination = Annotated[PaginationOpts | None, PAGINATION]
 
 
+PageStatus = Literal["SplitRecommended", "SplitRequired"] | None
+
+
 class SessionPage(TypedDict):
     """A page of chat sessions, as `paginate` returns it."""
 
     page: list[Session]
     isDone: bool
     continueCursor: str
+    splitCursor: NotRequired[str | None]
+    pageStatus: NotRequired[PageStatus]
 
 
 class MessagePage(TypedDict):
@@ -59,6 +64,8 @@ class MessagePage(TypedDict):
     page: list[Message]
     isDone: bool
     continueCursor: str
+    splitCursor: NotRequired[str | None]
+    pageStatus: NotRequired[PageStatus]
 
 
 def not_found(what: str, key: str) -> ConvexError:

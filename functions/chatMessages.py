@@ -121,8 +121,9 @@ async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = N
     Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of the newest 200 messages, oldest first;
-    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-    does not exist has no messages (an empty list). Each attachment carries a `url` to
+    with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+    ascending order, whose bounds stay put while it is subscribed. A session that does
+    not exist has no messages (an empty list). Each attachment carries a `url` to
     download or show it (null once its file is deleted).
 
     Errors: `forbidden` when auth is configured and the session is not the caller's.

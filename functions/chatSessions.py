@@ -47,7 +47,7 @@ async def list_sessions(ctx: Any, userId: Annotated[str | None, v.string()] = No
     to the caller and must be the caller), `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of at most 200 sessions; with it, a page
-    `{page, isDone, continueCursor}`.
+    `{page, isDone, continueCursor, splitCursor, pageStatus}`.
 
     Errors: `unauthenticated` / `forbidden` when auth is configured.
     """

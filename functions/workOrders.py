@@ -114,8 +114,8 @@ async def listBySession(ctx: Any, sessionId: str, paginationOpts: Doc | None = N
     Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of the newest 200 orders, oldest first;
-    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-    does not exist has no orders (an empty list).
+    with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+    ascending order. A session that does not exist has no orders (an empty list).
 
     Errors: `forbidden` when auth is configured and the session is not the caller's.
     """

@@ -55,8 +55,9 @@ export declare const api: {
      * Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
      *
      * Returns: without `paginationOpts`, a list of the newest 200 messages, oldest first;
-     * with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-     * does not exist has no messages (an empty list). Each attachment carries a `url` to
+     * with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+     * ascending order, whose bounds stay put while it is subscribed. A session that does
+     * not exist has no messages (an empty list). Each attachment carries a `url` to
      * download or show it (null once its file is deleted).
      *
      * Errors: `forbidden` when auth is configured and the session is not the caller's.
@@ -139,7 +140,7 @@ export declare const api: {
      * to the caller and must be the caller), `paginationOpts` (optional `{numItems, cursor}`).
      *
      * Returns: without `paginationOpts`, a list of at most 200 sessions; with it, a page
-     * `{page, isDone, continueCursor}`.
+     * `{page, isDone, continueCursor, splitCursor, pageStatus}`.
      *
      * Errors: `unauthenticated` / `forbidden` when auth is configured.
      */
@@ -147,7 +148,7 @@ export declare const api: {
       "query",
       "public",
       { userId?: string; paginationOpts?: { numItems: number; cursor: string | null; endCursor?: string | null; id?: number; maximumRowsRead?: number; maximumBytesRead?: number } },
-      Array<Doc<"chat_sessions">> | { page: Array<Doc<"chat_sessions">>; isDone: boolean; continueCursor: string }
+      Array<Doc<"chat_sessions">> | { page: Array<Doc<"chat_sessions">>; isDone: boolean; continueCursor: string; splitCursor?: string | null; pageStatus?: "SplitRecommended" | "SplitRequired" | null }
     >;
   };
   orchestrations: {
@@ -333,8 +334,8 @@ export declare const api: {
      * Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
      *
      * Returns: without `paginationOpts`, a list of the newest 200 orders, oldest first;
-     * with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-     * does not exist has no orders (an empty list).
+     * with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+     * ascending order. A session that does not exist has no orders (an empty list).
      *
      * Errors: `forbidden` when auth is configured and the session is not the caller's.
      */

@@ -242,6 +242,8 @@ class ChatSessionsListResult1(TypedDict):
     page: list[ChatSessionsDoc]
     isDone: bool
     continueCursor: str
+    splitCursor: NotRequired[str | None]
+    pageStatus: NotRequired[Literal["SplitRecommended", "SplitRequired"] | None]
 
 
 ChatSessionsListRef: TypeAlias = QueryReference[[ChatSessionsListArgs], list[ChatSessionsDoc] | ChatSessionsListResult1]
@@ -438,8 +440,9 @@ class _ApiChatMessages:
     Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of the newest 200 messages, oldest first;
-    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-    does not exist has no messages (an empty list). Each attachment carries a `url` to
+    with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+    ascending order, whose bounds stay put while it is subscribed. A session that does
+    not exist has no messages (an empty list). Each attachment carries a `url` to
     download or show it (null once its file is deleted).
 
     Errors: `forbidden` when auth is configured and the session is not the caller's."""
@@ -493,7 +496,7 @@ class _ApiChatSessions:
     to the caller and must be the caller), `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of at most 200 sessions; with it, a page
-    `{page, isDone, continueCursor}`.
+    `{page, isDone, continueCursor, splitCursor, pageStatus}`.
 
     Errors: `unauthenticated` / `forbidden` when auth is configured."""
 
@@ -624,8 +627,8 @@ class _ApiWorkOrders:
     Args: `sessionId`, `paginationOpts` (optional `{numItems, cursor}`).
 
     Returns: without `paginationOpts`, a list of the newest 200 orders, oldest first;
-    with it, a page `{page, isDone, continueCursor}` in ascending order. A session that
-    does not exist has no orders (an empty list).
+    with it, a page `{page, isDone, continueCursor, splitCursor, pageStatus}` in
+    ascending order. A session that does not exist has no orders (an empty list).
 
     Errors: `forbidden` when auth is configured and the session is not the caller's."""
     set_embedding: WorkOrdersSetEmbeddingRef = MutationReference("workOrders:setEmbedding")

@@ -130,6 +130,7 @@ class _Query:
     args: dict[str, Any]
     queues: list[asyncio.Queue[tuple[bool, Any]]] = field(default_factory=list)
     latest: tuple[bool, Any] | None = None
+    journal: str | None = None  # the server's, sent back when re-adding after a reconnect
 
 
 @dataclass
@@ -236,8 +237,11 @@ class Client:
 
     @staticmethod
     def _add_message(query: _Query) -> dict[str, Any]:
-        return {"type": "Add", "queryId": query.query_id, "udfPath": query.path,
-                "args": [values.encode(query.args)]}
+        message = {"type": "Add", "queryId": query.query_id, "udfPath": query.path,
+                   "args": [values.encode(query.args)]}
+        if query.journal is not None:
+            message["journal"] = query.journal  # a paginated query keeps its page bounds
+        return message
 
     async def _remove_query(self, query: _Query) -> None:
         self._queries.pop(query.query_id, None)
@@ -326,6 +330,8 @@ class Client:
                 if query is None:
                     continue
                 self._emit("Q", query.path, mod.get("logLines"))
+                if mod["type"] != "QueryRemoved":
+                    query.journal = mod.get("journal")
                 if mod["type"] == "QueryUpdated":
                     query.latest = (True, values.decode(mod["value"]))
                 elif mod["type"] == "QueryFailed":

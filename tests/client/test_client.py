@@ -20,6 +20,11 @@ async def double(ctx, x):
 @query(args={})
 async def refuse(ctx):
     raise ConvexError({"why": "no"})
+
+@query(args={"paginationOpts": v.any()})
+async def owners(ctx, paginationOpts):
+    r = await ctx.db.query("accounts").with_index("by_owner").paginate(paginationOpts)
+    return [d["owner"] for d in r["page"]]
 """
 
 
@@ -88,6 +93,30 @@ async def test_reconnects_after_a_server_restart(app: Any, serve: Any) -> None:
         while value != 5:
             value = await asyncio.wait_for(anext(updates), 10)
         await updates.aclose()
+
+
+async def test_a_page_keeps_its_bounds_across_a_server_restart(app: Any, serve: Any) -> None:
+    """The client keeps each query's journal and sends it back when it re-adds the query,
+    so a paginated query's page is the same range after a reconnect."""
+    namespace = new_namespace()
+    url, first = await serve(app, namespace=namespace)
+    port = int(url.rsplit(":", 1)[1])
+    async with connect(url) as client:
+        for owner in ("a", "c", "e"):
+            await client.mutation("accounts:open", {"owner": owner, "balance": 1})
+        pages = client.subscribe("extra:owners", {"paginationOpts": {"numItems": 2,
+                                                                     "cursor": None}})
+        assert await anext(pages) == ["a", "c"]
+        await client.mutation("accounts:open", {"owner": "b", "balance": 1})
+        assert await anext(pages) == ["a", "b", "c"]
+        await stop_server(first)
+        await serve(app, namespace=namespace, port=port)
+        await client.mutation("accounts:open", {"owner": "bb", "balance": 1})
+        value = await asyncio.wait_for(anext(pages), 10)
+        while value != ["a", "b", "bb", "c"]:
+            assert value == ["a", "b", "c"], "the page must keep its end after a reconnect"
+            value = await asyncio.wait_for(anext(pages), 10)
+        await pages.aclose()
 
 
 async def test_no_database_transactions_while_subscribers_idle(app: Any, serve: Any) -> None:

@@ -49,6 +49,19 @@ async def test_documents_newest_first_with_pages(dashboard: Any) -> None:
     assert [d["fields"]["body"] for d in oldest["page"]] == ["n0", "n1"]
 
 
+async def test_a_live_page_shows_the_newest_n_whatever_arrives(dashboard: Any) -> None:
+    """The Data page shows one page at a time: its first page keeps no journal, so it
+    stays the newest `numItems` (an app's paginated query would keep its bounds)."""
+    client, _, _ = dashboard
+    for rank in range(3):
+        await add(client, f"n{rank}", rank)
+    pages = client.subscribe("_system/data:documents", {"table": "notes", "numItems": 2})
+    assert [d["fields"]["body"] for d in (await anext(pages))["page"]] == ["n2", "n1"]
+    await add(client, "n3", 3)
+    assert [d["fields"]["body"] for d in (await anext(pages))["page"]] == ["n3", "n2"]
+    await pages.aclose()
+
+
 async def test_documents_by_index_range(dashboard: Any) -> None:
     client, _, _ = dashboard
     for body, rank in (("x", 1), ("x", 5), ("y", 3), ("x", 9)):

@@ -210,7 +210,7 @@ async def _run(coro: Any) -> tuple[Any, Any]:
     ("nosearch", "the function must call q.search(field, text)"),
     ("order", "order() cannot be used with with_search_index()"),
     ("twice", "search() may be called once"),
-    ("cursor", "is not a cursor of this search query"),
+    ("cursor", "malformed cursor 'bm9wZQ': not a cursor that paginate returned"),
     ("text", "search() takes a string, got 5"),
     ("eqtwice", "two eq() on 'session'"),
     ("late", "with_search_index() must come first, right after query()"),

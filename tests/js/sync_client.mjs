@@ -8,6 +8,11 @@
 // WebSocket implementation. Commands are read from stdin, one JSON object per line, and start
 // at once (a mutation does not hold up the commands after it):
 //   {"op": "subscribe", "id": "s1", "path": "notes:list", "args": {...}}   client.onUpdate
+//   {"op": "paginate", "id": "p1", "path": ..., "args": {...}, "initialNumItems": n}
+//                                     client.onPaginatedUpdate_experimental (the paginated
+//                                     query machinery usePaginatedQuery shares: pages,
+//                                     loadMore, page splits)
+//   {"op": "loadMore", "id": "p1", "numItems": n}      loadMore on its current result
 //   {"op": "unsubscribe", "id": "s1"}
 //   {"op": "mutation" | "action" | "query", "id": "m1", "path": ..., "args": {...}}
 //   {"op": "state", "id": "x"}                         print the connection state
@@ -18,6 +23,10 @@
 //   {"event": "ready"}
 //   {"event": "update", "id": "s1", "value": ...}            onUpdate callback
 //   {"event": "error", "id": "s1", "name", "message", "data"?} onUpdate error callback
+//   {"event": "pages", "id": "p1", "results": [...], "status", "pages": [[n, journal]...]}
+//       a paginated update: every page's items in order, the status, and for each active
+//       page its item count and the journal the server last sent for it
+//   {"event": "loadMore", "id": "p1", "started": bool}
 //   {"event": "result", "id": "m1", "ok": true, "value": ..., "current": {"s1": ...}}
 //   {"event": "result", "id": "m1", "ok": false, "name", "message", "data"?, "current": {...}}
 //       "current" holds every live subscription's getCurrentValue() when the promise settled
@@ -64,6 +73,7 @@ console.log = console.info = console.debug = (...parts) => console.error(...part
 
 const client = new ConvexClient(url);
 const subscriptions = new Map(); // id -> Unsubscribe
+const paginated = new Set(); // ids of paginated subscriptions
 let closing = null;
 
 function connectionFields() {
@@ -100,11 +110,33 @@ function u64(long) {
   return ((BigInt(long.high >>> 0) << 32n) | BigInt(long.low >>> 0)).toString();
 }
 
+// Each active page of every paginated query: its item count and journal. Read from the
+// client's own bookkeeping (PaginatedQueryClient and its local query set), for diagnostics.
+function pageInfo() {
+  const paginated = client.paginatedClient.paginatedQuerySet;
+  const base = client.client;
+  const out = [];
+  for (const query of paginated?.values() ?? []) {
+    for (const key of query.pageKeys) {
+      const token = query.pageKeyToQuery.get(key).queryToken;
+      const result = base.localQueryResultByToken(token);
+      const journal = base.state.queryJournal(token) ?? null;
+      out.push([result === undefined ? null : result.page.length, journal]);
+    }
+  }
+  return out;
+}
+
+function paginatedValue(result) {
+  return { results: encode(result.results), status: result.status };
+}
+
 function currentValues() {
   const current = {};
   for (const [id, sub] of subscriptions) {
     try {
-      current[id] = encode(sub.getCurrentValue());
+      const value = sub.getCurrentValue();
+      current[id] = paginated.has(id) ? paginatedValue(value) : encode(value);
     } catch (err) {
       current[id] = { error: describeError(err) }; // the query's result is an error
     }
@@ -156,6 +188,26 @@ function handle(command) {
         (err) => emit({ event: "error", id, ...describeError(err) }),
       );
       subscriptions.set(id, unsubscribe);
+      return;
+    }
+    case "paginate": {
+      const { id } = command;
+      const unsubscribe = client.onPaginatedUpdate_experimental(
+        command.path,
+        jsonToConvex(command.args ?? {}),
+        { initialNumItems: command.initialNumItems },
+        (result) =>
+          emit({ event: "pages", id, ...paginatedValue(result), pages: pageInfo() }),
+        (err) => emit({ event: "error", id, ...describeError(err) }),
+      );
+      subscriptions.set(id, unsubscribe);
+      paginated.add(id);
+      return;
+    }
+    case "loadMore": {
+      const current = subscriptions.get(command.id)?.getCurrentValue();
+      const started = current ? current.loadMore(command.numItems) : false;
+      emit({ event: "loadMore", id: command.id, started });
       return;
     }
     case "unsubscribe":

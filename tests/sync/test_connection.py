@@ -29,6 +29,12 @@ async def explode(ctx, owner):
 @action(args={"x": v.float64()})
 async def double(ctx, x):
     return x * 2
+
+@query(args={"opts": v.any(), "desc": v.optional(v.boolean())})
+async def owners(ctx, opts, desc=False):
+    q = ctx.db.query("accounts").with_index("by_owner").order("desc" if desc else "asc")
+    r = await q.paginate(opts)
+    return [d["owner"] for d in r["page"]]
 """
 
 
@@ -387,3 +393,52 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_keep_going(
             assert asyncio.get_running_loop().time() < deadline, "the stalled socket lives on"
             await asyncio.sleep(0.1)
     writer.close()
+
+
+def page_of(query_id: int, journal: str | None = None, desc: bool = False) -> dict[str, Any]:
+    args = {"opts": {"numItems": 2.0, "cursor": None}, "desc": desc}
+    return {**add(query_id, "extra:owners", args), "journal": journal}
+
+
+async def open_accounts(client: Client, *owners: str) -> dict[str, Any]:
+    """Open accounts one by one; the Transition that followed the last one."""
+    transition: dict[str, Any] = {}
+    for n, owner in enumerate(owners):
+        await client.send(type="Mutation", requestId=100 + n, udfPath="accounts:open",
+                          args=[{"owner": owner, "balance": integer(1)}])
+        while (transition := await client.recv())["type"] != "Transition":
+            pass
+    return transition
+
+
+async def test_journals_keep_a_page_across_reconnects(client: Client, url: str) -> None:
+    await open_accounts(client, "a", "c", "e")
+    await client.modify(page_of(1))
+    first = (await client.recv())["modifications"][0]
+    assert first["value"] == ["a", "c"]
+    journal = first["journal"]
+    assert isinstance(journal, str) and journal.startswith("page1:")
+    pushed = (await open_accounts(client, "b"))["modifications"][0]
+    assert pushed["value"] == ["a", "b", "c"] and pushed["journal"] == journal
+    async with websockets.connect(url.replace("http", "ws") + "/api/1.48.0/sync") as ws:
+        again = Client(ws)
+        await again.connect("s1", count=1)
+        await again.modify(page_of(1, journal), page_of(2))
+        got = {m["queryId"]: m for m in (await again.recv())["modifications"]}
+        assert got[1]["value"] == ["a", "b", "c"] and got[1]["journal"] == journal
+        assert got[2]["value"] == ["a", "b"] and got[2]["journal"] != journal
+
+
+async def test_bad_journals_fail_only_their_query(client: Client) -> None:
+    await open_accounts(client, "a", "c")
+    await client.modify(page_of(1, desc=True))
+    desc_journal = (await client.recv())["modifications"][0]["journal"]
+    await client.modify(page_of(2, "garbage"), page_of(3, desc_journal), page_of(4))
+    got = {m["queryId"]: m for m in (await client.recv())["modifications"]}
+    assert got[2]["type"] == "QueryFailed"
+    assert "malformed query journal 'garbage'" in got[2]["errorMessage"]
+    assert got[3]["type"] == "QueryFailed"
+    assert got[3]["errorMessage"].startswith("InvalidCursor: ")
+    assert got[3]["errorData"] == {"isConvexSystemError": True,
+                                   "paginationError": "InvalidCursor"}
+    assert got[4]["type"] == "QueryUpdated" and got[4]["value"] == ["a", "c"]

@@ -414,3 +414,20 @@ def test_auth_error_and_ping() -> None:
                                                 "baseVersion": 2, "authUpdateAttempted": True}
     assert auth_error("expired", 0, False)["authUpdateAttempted"] is False
     assert PING == {"type": "Ping"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(st.none(), st.text()), st.booleans())
+def test_spliced_journal_equals_encoding_the_message(journal: str | None, ok: bool) -> None:
+    result = [True, {"v": 1}] if ok else [False, {"errorMessage": "m"}]
+    spliced = json.loads(query_result_json(7, orjson.dumps(result), b"[]", journal))
+    assert spliced["journal"] == journal
+    if not ok:
+        assert spliced == query_failed(7, {"errorMessage": "m"}, journal)
+
+
+def test_add_carries_the_clients_journal() -> None:
+    msg = parse_client_message(modify(add(1, journal="page1:abc")))
+    assert isinstance(msg, ModifyQuerySet)
+    first = msg.modifications[0]
+    assert isinstance(first, AddQuery) and first.journal == "page1:abc"

@@ -215,6 +215,34 @@ def test_first_transition_with_a_result() -> None:
                                      "logLines": [], "journal": None}]
 
 
+def test_journals_come_in_with_add_and_go_out_with_results() -> None:
+    session = SyncSession()
+    added, _ = session.modify_query_set(ModifyQuerySet(0, 1, [
+        AddQuery(1, "q:list", {}, "page1:old"), AddQuery(2, "q:list", {}, None)]))
+    assert [q.journal for q in added] == ["page1:old", None]
+    live = result(5, {"n": 1})
+    live.journal = "page1:new"
+    added[0].live = live
+    added[1].failure = {"errorMessage": "cannot start"}
+    msg = transition_of(session.next_transition(5))
+    assert [(m["queryId"], m["journal"]) for m in msg["modifications"]] == [
+        (1, "page1:new"), (2, None)]
+    assert session.next_transition(5) is None
+    live.journal = "page1:newer"  # same value, new journal: sent again
+    msg = transition_of(session.next_transition(5))
+    assert msg["modifications"] == [{"type": "QueryUpdated", "queryId": 1, "value": {"n": 1},
+                                     "logLines": [], "journal": "page1:newer"}]
+
+
+def test_a_query_that_cannot_start_keeps_its_journal() -> None:
+    session = SyncSession()
+    added, _ = session.modify_query_set(ModifyQuerySet(0, 1, [
+        AddQuery(1, "q:list", {}, "page1:kept")]))
+    added[0].failure = {"errorMessage": "bad args"}
+    msg = transition_of(session.next_transition(0))
+    assert msg["modifications"][0]["journal"] == "page1:kept"
+
+
 def test_query_without_result_waits() -> None:
     session = SyncSession()
     live = new_live()  # subscribed, not run yet

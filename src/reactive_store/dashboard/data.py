@@ -78,8 +78,9 @@ def _range(index: Any, eq: list[str], lower: dict[str, str] | None,
 
 
 async def page_of(query: Any, items: float, cursor: str | None) -> dict[str, Any]:
+    # One page at a time: the first page is always the newest n, so no journal.
     result = await query.paginate({"numItems": max(1, min(int(items), MAX_PAGE)),
-                                   "cursor": cursor})
+                                   "cursor": cursor}, stable=False)
     return {"page": [document_row(doc) for doc in result["page"]],
             "isDone": result["isDone"], "continueCursor": result["continueCursor"]}
 

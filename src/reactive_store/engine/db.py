@@ -14,6 +14,7 @@ import orjson
 from reactive_store import values
 from reactive_store.annotations.markers import to_plain
 from reactive_store.engine.intervals import Interval
+from reactive_store.engine.pagination import PageJournal
 from reactive_store.engine.query import Query, ScanRecord
 from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.search_index import IndexWrites
@@ -42,8 +43,9 @@ class TransactionReads:
     """
 
     def __init__(self, tx: Transaction, schema: Schema, table_names: dict[int, str],
-                 limits: Limits) -> None:
+                 limits: Limits, journal: str | None = None) -> None:
         self.tx = tx
+        self.pages = PageJournal(journal)  # the one paginated query a function may run
         self.schema = schema
         self.usage = Usage(limits)
         self._names = table_names
@@ -124,14 +126,15 @@ class TransactionReads:
         self._points.append((table, id_key(doc_id)))
 
     async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
-                   limit: int) -> list[tuple[bytes, Document]]:
+                   limit: int) -> list[tuple[bytes, Document, int]]:
         self.usage.range_read()
         rows = await self.tx.scan(table, index, lo, hi, desc, limit)
         self.usage.documents_read(len(rows), sum(len(r.doc) for r in rows))
-        out: list[tuple[bytes, Document]] = []
+        out: list[tuple[bytes, Document, int]] = []
         for row in rows:
             assert row.key is not None
-            out.append((row.key, document_from_row(row.id, row.creation_time, row.doc)))
+            out.append((row.key, document_from_row(row.id, row.creation_time, row.doc),
+                        len(row.doc)))
         return out
 
     async def get(self, doc_id: str, table: str) -> Document | None:
@@ -159,8 +162,8 @@ class DatabaseReader:
     """`ctx.db` of a query: read access inside one transaction, recording what is read."""
 
     def __init__(self, tx: Transaction, schema: Schema, table_names: dict[int, str],
-                 limits: Limits) -> None:
-        self.reads = TransactionReads(tx, schema, table_names, limits)
+                 limits: Limits, journal: str | None = None) -> None:
+        self.reads = TransactionReads(tx, schema, table_names, limits, journal)
 
     def read_set(self) -> ReadSet:
         """Everything read so far, as index intervals."""

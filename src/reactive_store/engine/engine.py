@@ -74,6 +74,7 @@ class Outcome:
     ts: int | None = None
     retries: int = 0
     log_lines: list[str] = field(default_factory=list)  # as sent to the caller
+    journal: str | None = None  # a query's journal: what its next run must repeat
     # A query whose snapshot held a commit without a timestamp yet that wrote inside what it
     # read: the result is not the state at `ts`, and must be computed again.
     ahead: bool = False
@@ -87,6 +88,7 @@ class QueryFailure:
     reads: ReadSet
     ts: int
     log_lines: list[str] = field(default_factory=list)
+    journal: str | None = None
     ahead: bool = False  # as Outcome.ahead
 
 
@@ -232,17 +234,18 @@ class Engine:
         if isinstance(ctx, QueryCtx | MutationCtx) and (ctx.env.seen or ctx.env.seen_all):
             await ctx.env.verify(SystemReader(ctx.db.reads, internal=True))
 
-    def _reader(self, tx: Transaction) -> DatabaseReader:
-        return DatabaseReader(tx, self.schema, self.store.table_names, self.config.limits)
+    def _reader(self, tx: Transaction, journal: str | None = None) -> DatabaseReader:
+        return DatabaseReader(tx, self.schema, self.store.table_names, self.config.limits,
+                              journal)
 
     async def _query_call(self, tx: Transaction, spec: FunctionSpec, args: dict[str, Any],
-                          identity: Identity | None
+                          identity: Identity | None, journal: str | None = None
                           ) -> tuple[DatabaseReader, tuple[Any, Any] | Exception]:
         """Call a query in `tx`: its reader and (value, encoded), or the exception it raised.
         When the cached variables were stale it runs again with the transaction's values."""
         overrides: dict[str, str | None] = {}
         for _ in range(ENV_ATTEMPTS):
-            db = self._reader(tx)
+            db = self._reader(tx, journal)
             try:
                 ctx = QueryCtx(db, identity, self.env.view(overrides),
                                QueryStorage(self.files, db))
@@ -257,24 +260,25 @@ class Engine:
     # -- queries ----------------------------------------------------------------------------
     async def run_query(
         self, ref: Any, args: Any, identity: Identity | None = None, *,
-        internal_ok: bool = False, at_ts: int | None = None,
+        internal_ok: bool = False, at_ts: int | None = None, journal: str | None = None,
     ) -> Outcome:
         """Run a query in one REPEATABLE READ snapshot.
 
         With `at_ts`, the result must be the one the query had at that earlier commit.
         Postgres keeps no old versions, so the query runs on the current snapshot and the
         commit log proves that no commit since `at_ts` wrote inside what it read.
+        `journal` is one an earlier run returned (`Outcome.journal`), to repeat its page.
         """
         with self.observer.execution(label(ref), "query", identity) as run:
-            outcome = await self._query(ref, args, identity, internal_ok, at_ts)
+            outcome = await self._query(ref, args, identity, internal_ok, at_ts, journal)
         outcome.log_lines = run.lines
         return outcome
 
     async def _query(self, ref: Any, args: Any, identity: Identity | None, internal_ok: bool,
-                     at_ts: int | None) -> Outcome:
+                     at_ts: int | None, journal: str | None) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.QUERY, internal_ok)
         for attempt in range(AHEAD_ATTEMPTS):
-            outcome = await self._query_in_snapshot(spec, checked, identity, at_ts)
+            outcome = await self._query_in_snapshot(spec, checked, identity, at_ts, journal)
             if not outcome.ahead:
                 return outcome
             # Its snapshot held commits that have no timestamp yet: once they have one,
@@ -285,13 +289,14 @@ class Engine:
                          "query again shortly")
 
     async def _query_in_snapshot(self, spec: FunctionSpec, checked: dict[str, Any],
-                                 identity: Identity | None, at_ts: int | None) -> Outcome:
+                                 identity: Identity | None, at_ts: int | None,
+                                 journal: str | None) -> Outcome:
         async with self.store.read() as tx:
             snapshot = await tx.snapshot() if at_ts is not None else None
             ts = None if snapshot is None else snapshot.ts
             if at_ts is not None and ts is not None and at_ts > ts:
                 raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
-            db, result = await self._query_call(tx, spec, checked, identity)
+            db, result = await self._query_call(tx, spec, checked, identity, journal)
             if isinstance(result, Exception):
                 raise result
             value, encoded = result
@@ -306,13 +311,13 @@ class Engine:
                             f"requested timestamp {at_ts}; query again at a newer timestamp"
                         )
                 ts = at_ts
-        return Outcome(value, encoded, reads=reads, ts=ts)
+        return Outcome(value, encoded, reads=reads, ts=ts, journal=db.reads.pages.journal())
 
     async def run_query_batch(
-        self, calls: list[tuple[Any, Any, Identity | None, bool]]
+        self, calls: list[tuple[Any, Any, Identity | None, bool, str | None]]
     ) -> tuple[int, list[Outcome | QueryFailure]]:
-        """Run several queries `(ref, args, identity, internal_ok)` in one snapshot; return
-        its timestamp and each result.
+        """Run several queries `(ref, args, identity, internal_ok, journal)` in one snapshot;
+        return its timestamp and each result.
 
         A query that fails leaves the others untouched, unless it broke the transaction
         (time limit, database error): then the rest run again in a fresh snapshot.
@@ -325,8 +330,8 @@ class Engine:
                 async with self.store.read() as tx:
                     snapshot = await tx.snapshot()
                     ts, pending = snapshot.ts, unsequenced(snapshot)
-                    for ref, args, identity, internal in calls[len(results):]:
-                        result = await self._batch_query(tx, ts, ref, args, identity, internal)
+                    for call in calls[len(results):]:
+                        result = await self._batch_query(tx, ts, *call)
                         result.ahead = ahead_of(result.reads, pending)
                         results.append(result)
             except _BrokenSnapshot as broken:
@@ -341,12 +346,13 @@ class Engine:
         return ts, results
 
     async def _batch_query(self, tx: Transaction, ts: int, ref: Any, args: Any,
-                           identity: Identity | None, internal: bool) -> Outcome | QueryFailure:
+                           identity: Identity | None, internal: bool, journal: str | None
+                           ) -> Outcome | QueryFailure:
         db: DatabaseReader | None = None
         try:
             with self.observer.execution(label(ref), "query", identity) as run:
                 spec, checked = self.prepare(ref, args, Kind.QUERY, internal)
-                db, result = await self._query_call(tx, spec, checked, identity)
+                db, result = await self._query_call(tx, spec, checked, identity, journal)
                 if isinstance(result, Exception):
                     raise result  # recorded as this execution's failure
         except (FunctionTimeout, InternalError) as exc:
@@ -355,14 +361,16 @@ class Engine:
             # The transaction is broken: the rest of the batch needs a fresh snapshot. A lost
             # connection is no answer for this query (it runs again); anything else is.
             failure = None if getattr(exc, "retryable", False) else QueryFailure(
-                exc, db.read_set(), ts, lines_of(exc))
+                exc, db.read_set(), ts, lines_of(exc), db.reads.pages.journal())
             raise _BrokenSnapshot(exc, failure) from exc
         except Exception as exc:
-            reads = ReadSet() if db is None else db.read_set()
-            return QueryFailure(exc, reads, ts, lines_of(exc))
+            if db is None:
+                return QueryFailure(exc, ReadSet(), ts, lines_of(exc))
+            return QueryFailure(exc, db.read_set(), ts, lines_of(exc), db.reads.pages.journal())
         assert db is not None and not isinstance(result, Exception)
         value, encoded = result
-        return Outcome(value, encoded, reads=db.read_set(), ts=ts, log_lines=run.lines)
+        return Outcome(value, encoded, reads=db.read_set(), ts=ts, log_lines=run.lines,
+                       journal=db.reads.pages.journal())
 
     # -- mutations --------------------------------------------------------------------------
     async def run_mutation(

@@ -7,12 +7,19 @@ read set that ends at the last key returned.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reactive_store.engine.intervals import Interval
+from reactive_store.engine.pagination import (
+    Cursor,
+    PageBudget,
+    PageOptions,
+    decode_cursor,
+    fingerprint,
+    split_position,
+)
 from reactive_store.engine.search import SearchFilter, SearchQuery, SearchReader
 from reactive_store.engine.stream import DocumentStream, count_argument
 from reactive_store.errors import QueryError
@@ -63,7 +70,9 @@ class IndexReader(SearchReader, Protocol):
     def record_scan(self, record: ScanRecord) -> None: ...
 
     async def scan(self, table: str, index: str, lo: bytes, hi: bytes | None, desc: bool,
-                   limit: int) -> list[tuple[bytes, Document]]: ...
+                   limit: int) -> list[tuple[bytes, Document, int]]:
+        """Up to `limit` rows of [lo, hi) in order: (key, document, stored size)."""
+        ...
 
 
 class IndexRange:
@@ -148,19 +157,6 @@ class IndexRange:
         return lo, hi
 
 
-def encode_cursor(key: bytes) -> str:
-    return base64.urlsafe_b64encode(key).decode()
-
-
-def decode_cursor(cursor: Any) -> bytes:
-    if not isinstance(cursor, str):
-        raise QueryError(f"paginate: cursor must be a string or None, got {cursor!r}")
-    try:
-        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True)
-    except ValueError:
-        raise QueryError(f"paginate: malformed cursor {cursor!r}") from None
-
-
 class Query(DocumentStream):
     """A lazy query over one table; nothing is read until it is consumed."""
 
@@ -212,21 +208,31 @@ class Query(DocumentStream):
     def _bounds(self) -> tuple[bytes, bytes | None]:
         return (b"", None) if self._range is None else self._range.interval()
 
-    async def _iterate(
-        self, lo: bytes, hi: bytes | None, limit: int | None = None
-    ) -> AsyncIterator[tuple[bytes, Document]]:
+    async def _rows(self, lo: bytes, hi: bytes | None, batch: int,
+                    budget: PageBudget | None = None) -> AsyncIterator[tuple[bytes, Document]]:
+        """Every row of [lo, hi) in order, filters not applied, fetched in growing batches.
+
+        The read set grows only as rows are handed out; a page's `budget` may end the scan
+        early (before the row that would pass a hard limit), leaving it unread.
+        """
         record = ScanRecord(self._table, self._index.name, lo, hi, self._desc)
         self._reader.record_scan(record)
-        batch = limit if limit is not None and not self._filters else _FIRST_BATCH
         batch = max(1, min(batch, _MAX_BATCH))
         while True:
+            left = None if budget is None else budget.rows_left()
+            size = batch if left is None else max(1, min(batch, left))
+            if budget is not None and budget.exhausted():
+                return
             rows = await self._reader.scan(self._table, self._index.name, lo, hi, self._desc,
-                                           batch)
-            for key, doc in rows:
+                                           size)
+            for key, doc, nbytes in rows:
+                if budget is not None:
+                    if budget.exhausted():
+                        return
+                    budget.read(nbytes)
                 record.last_key = key
-                if await self._matches(doc):
-                    yield key, doc
-            if len(rows) < batch:
+                yield key, doc
+            if len(rows) < size:
                 record.exhausted = True
                 return
             last = rows[-1][0]
@@ -235,6 +241,14 @@ class Query(DocumentStream):
             else:
                 lo = successor(last)
             batch = min(batch * 4, _MAX_BATCH)
+
+    async def _iterate(
+        self, lo: bytes, hi: bytes | None, limit: int | None = None
+    ) -> AsyncIterator[tuple[bytes, Document]]:
+        batch = limit if limit is not None and not self._filters else _FIRST_BATCH
+        async for key, doc in self._rows(lo, hi, batch):
+            if await self._matches(doc):
+                yield key, doc
 
     def __aiter__(self) -> AsyncIterator[Document]:
         return self._documents()
@@ -256,39 +270,75 @@ class Query(DocumentStream):
                 break
         return out
 
-    async def paginate(self, options: Any) -> dict[str, Any]:
-        if not isinstance(options, dict) or "numItems" not in options:
-            raise QueryError("paginate() takes {'numItems': n, 'cursor': str | None}")
-        n = count_argument(options["numItems"], "paginate numItems")
+    def fingerprint(self) -> bytes:
+        """What makes this query's order of results: a cursor is valid only for it."""
         lo, hi = self._bounds()
-        cursor = options.get("cursor")
-        if cursor is not None:
-            key = decode_cursor(cursor)
-            if self._desc:
-                hi = key if hi is None else min(hi, key)
-            else:
-                lo = max(lo, successor(key))
-        end_cursor = options.get("endCursor")
-        if end_cursor is not None:
-            key = decode_cursor(end_cursor)
-            if self._desc:
-                lo = max(lo, key)
-            else:
-                hi = successor(key) if hi is None else min(hi, successor(key))
-        page: list[Document] = []
-        last_key: bytes | None = None
-        done = True
-        if n > 0 and (hi is None or lo < hi):
-            async for key, doc in self._iterate(lo, hi, n):
-                page.append(doc)
-                last_key = key
-                if len(page) >= n:
-                    done = False
-                    break
-        elif n == 0:
-            done = False
-        if last_key is None:
-            continue_cursor = cursor if isinstance(cursor, str) else encode_cursor(lo)
+        return fingerprint("index", self._table, self._index.name, lo,
+                           b"-" if hi is None else b"+" + hi, "desc" if self._desc else "asc")
+
+    async def paginate(self, options: Any, *, stable: bool = True) -> dict[str, Any]:
+        """A page after `cursor`: `numItems` documents, or, with an end cursor (the
+        `endCursor` option, else the one this subscription's journal recorded), every
+        document up to it whatever their number. `stable=False` neither reads nor records
+        the journal: every run of a subscription reads `numItems` again (for a view that
+        shows one page at a time, where the first page should always be the first n)."""
+        pages = self._reader.pages
+        pages.start()
+        opts = PageOptions.parse(options, self._reader.usage.limits)
+        query = self.fingerprint()
+        start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
+        end_text = pages.end_cursor(opts.end_cursor, stable)
+        end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
+        if opts.num_items < 1 and end is None:
+            raise QueryError("paginate: numItems must be at least 1")
+        budget = PageBudget(opts, self._reader.usage.limits, bounded=end is not None)
+        page, positions, exhausted = await self._read_page(start, end, opts.num_items, budget)
+        if end is not None:
+            next_cursor = end
+        elif exhausted or not positions:
+            next_cursor = Cursor(query, None)
         else:
-            continue_cursor = encode_cursor(last_key)
-        return {"page": page, "isDone": done, "continueCursor": continue_cursor}
+            next_cursor = Cursor(query, positions[-1])
+        continue_cursor = next_cursor.encode()
+        if stable:
+            pages.record(continue_cursor)
+        split = split_position(positions)
+        return {"page": page, "isDone": next_cursor.at_end, "continueCursor": continue_cursor,
+                "splitCursor": None if split is None else Cursor(query, split).encode(),
+                "pageStatus": budget.status(len(page))}
+
+    def _page_range(self, start: Cursor | None, end: Cursor | None
+                    ) -> tuple[bytes, bytes | None]:
+        """The query's range narrowed to (start, end]; after a key means below it in desc."""
+        lo, hi = self._bounds()
+        if start is not None and start.key is not None:
+            if self._desc:
+                hi = start.key if hi is None else min(hi, start.key)
+            else:
+                lo = max(lo, successor(start.key))
+        if end is not None and end.key is not None:
+            if self._desc:
+                lo = max(lo, end.key)
+            else:
+                hi = successor(end.key) if hi is None else min(hi, successor(end.key))
+        return lo, hi
+
+    async def _read_page(self, start: Cursor | None, end: Cursor | None, n: int,
+                         budget: PageBudget) -> tuple[list[Document], list[bytes], bool]:
+        """The page's documents, the key of every row read (filtered out or not), and
+        whether the range was read to its end."""
+        page: list[Document] = []
+        positions: list[bytes] = []
+        if start is not None and start.at_end:
+            return page, positions, True
+        lo, hi = self._page_range(start, end)
+        if hi is not None and hi <= lo:
+            return page, positions, True
+        batch = n if end is None and not self._filters else _FIRST_BATCH
+        async for key, doc in self._rows(lo, hi, batch, budget):
+            positions.append(key)
+            if await self._matches(doc):
+                page.append(doc)
+                if end is None and len(page) >= n:
+                    return page, positions, False
+        return page, positions, not budget.hit_limit

@@ -10,13 +10,21 @@ document it examined, so a write to a returned document's other fields re-runs i
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import orjson
 
 from reactive_store.engine.intervals import Interval
+from reactive_store.engine.pagination import (
+    SOFT_MAX_PAGE_LEN,
+    Cursor,
+    PageJournal,
+    PageOptions,
+    decode_cursor,
+    fingerprint,
+    split_position,
+)
 from reactive_store.engine.search_index import (
     read_mask,
     search_keyspace,
@@ -42,6 +50,7 @@ class SearchReader(Protocol):
 
     tx: Transaction
     usage: Usage
+    pages: PageJournal
 
     def coerce(self, table: str, field: str, value: Value) -> Value: ...
 
@@ -88,25 +97,20 @@ class SearchFilter:
         return self
 
 
-def encode_search_cursor(hit: Ranked | None) -> str:
-    raw = orjson.dumps([] if hit is None else [hit.score, hit.doc_id])
-    return base64.urlsafe_b64encode(raw).decode()
+def _hit_key(hit: Ranked) -> bytes:
+    """A hit's position in result order, as a cursor carries it."""
+    return orjson.dumps([hit.score, hit.doc_id])
 
 
-def decode_search_cursor(cursor: Any) -> tuple[float, str] | None:
-    """The (score, id) a cursor points after; None for the start of the results."""
-    if not isinstance(cursor, str):
-        raise QueryError(f"paginate: cursor must be a string or None, got {cursor!r}")
+def _position(cursor: Cursor) -> tuple[float, str]:
+    """The (score, id) a cursor of this search points after."""
     try:
-        raw = orjson.loads(base64.b64decode(cursor.encode(), altchars=b"-_", validate=True))
-        if raw == []:
-            return None
-        score, doc_id = raw
+        score, doc_id = orjson.loads(cursor.key or b"")
         if isinstance(score, int | float) and isinstance(doc_id, str):
             return float(score), doc_id
     except (ValueError, TypeError):
         pass
-    raise QueryError(f"paginate: {cursor!r} is not a cursor of this search query")
+    raise QueryError("paginate: malformed cursor: not a position in search results")
 
 
 def _after(hit: Ranked, position: tuple[float, str]) -> bool:
@@ -129,6 +133,7 @@ class SearchQuery(DocumentStream):
         if not isinstance(q, SearchFilter) or q.text is None:
             raise QueryError(f"with_search_index({name!r}): the function must call "
                              "q.search(field, text) and return its q")
+        self._text = q.text
         self._terms = QueryTerms.of(q.text)
         self._values = q.values
 
@@ -189,32 +194,44 @@ class SearchQuery(DocumentStream):
                 break
         return out
 
-    async def paginate(self, options: Any) -> dict[str, Any]:
-        """A page of results after `cursor` (and up to `endCursor`, when given)."""
-        if not isinstance(options, dict) or "numItems" not in options:
-            raise QueryError("paginate() takes {'numItems': n, 'cursor': str | None}")
-        n = count_argument(options["numItems"], "paginate numItems")
-        cursor = options.get("cursor")
-        start = None if cursor is None else decode_search_cursor(cursor)
-        end_cursor = options.get("endCursor")
-        end = None if end_cursor is None else decode_search_cursor(end_cursor)
-        hits = [h for h in await self._ranked(MAX_RESULTS) if start is None or _after(h, start)]
-        if end_cursor is not None:
-            hits = [h for h in hits if end is not None and not _after(h, end)]
+    def fingerprint(self) -> bytes:
+        """What makes this search's order of results: a cursor is valid only for it."""
+        values = b"".join(b"%d=" % i + v for i, v in sorted(self._values.items()))
+        return fingerprint("search", self._table, self._index.name, self._text, values)
+
+    async def paginate(self, options: Any, *, stable: bool = True) -> dict[str, Any]:
+        """A page of results after `cursor`: `numItems` of them, or every one up to the end
+        cursor (`endCursor`, else, when `stable`, the one this subscription's journal
+        recorded); as `Query.paginate`."""
+        pages = self._reader.pages
+        pages.start()
+        opts = PageOptions.parse(options, self._reader.usage.limits)
+        query = self.fingerprint()
+        start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
+        end_text = pages.end_cursor(opts.end_cursor, stable)
+        end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
+        if opts.num_items < 1 and end is None:
+            raise QueryError("paginate: numItems must be at least 1")
+        hits = [] if start is not None and start.at_end else await self._ranked(MAX_RESULTS)
+        if start is not None and start.key is not None:
+            after = _position(start)
+            hits = [h for h in hits if _after(h, after)]
+        if end is not None and end.key is not None:
+            until = _position(end)
+            hits = [h for h in hits if not _after(h, until)]
         page: list[Document] = []
-        last: Ranked | None = None
-        done = True
-        if n > 0:
-            async for hit, doc in self._iterate(hits):
-                page.append(doc)
-                last = hit
-                if len(page) >= n:
-                    done = hit is hits[-1]
-                    break
-        else:
-            done = not hits
-        if last is None:
-            next_cursor = cursor if isinstance(cursor, str) else encode_search_cursor(None)
-        else:
-            next_cursor = encode_search_cursor(last)
-        return {"page": page, "isDone": done, "continueCursor": next_cursor}
+        positions: list[bytes] = []
+        next_cursor = end or Cursor(query, None)
+        async for hit, doc in self._iterate(hits):
+            page.append(doc)
+            positions.append(_hit_key(hit))
+            if end is None and len(page) >= opts.num_items:
+                next_cursor = Cursor(query, positions[-1])
+                break
+        continue_cursor = next_cursor.encode()
+        if stable:
+            pages.record(continue_cursor)
+        split = split_position(positions)
+        return {"page": page, "isDone": next_cursor.at_end, "continueCursor": continue_cursor,
+                "splitCursor": None if split is None else Cursor(query, split).encode(),
+                "pageStatus": "SplitRecommended" if len(page) > SOFT_MAX_PAGE_LEN else None}

@@ -27,7 +27,7 @@ from reactive_store.observe.observer import source
 
 log = logging.getLogger(__name__)
 
-QueryKey = tuple[str, bytes, str | None, bool]
+QueryKey = tuple[str, bytes, str | None, bool, str | None]
 # A result computed from commits that had no timestamp yet is dropped, and the query runs
 # again after the next commit this process takes in, or after this long.
 AHEAD_RETRY_SECONDS = 0.02
@@ -68,6 +68,10 @@ class LiveQuery:
     # Set by `refresh` while a run is in flight: the process state the run read (execution
     # records, metrics) changed under it, so its result is stale the moment it lands.
     stale: bool = False
+    # The journal the next run is given and that is sent with the result: it starts as the
+    # one the subscriber brought (part of `key`), then is the one the last run returned, so
+    # every re-run repeats the first run's page boundaries (see engine/pagination.py).
+    journal: str | None = None
 
     def usable_at(self, ts: int) -> bool:
         """True when the current result is the query's result at timestamp `ts`."""
@@ -77,9 +81,9 @@ class LiveQuery:
 
 
 def query_key(path: str, args: Any, identity: dict[str, Any] | None,
-              internal_ok: bool = False) -> QueryKey:
+              internal_ok: bool = False, journal: str | None = None) -> QueryKey:
     who = None if identity is None else orjson.dumps(identity, option=orjson.OPT_SORT_KEYS).decode()
-    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who, internal_ok)
+    return (path, orjson.dumps(args, option=orjson.OPT_SORT_KEYS), who, internal_ok, journal)
 
 
 class SubscriptionManager:
@@ -127,11 +131,12 @@ class SubscriptionManager:
 
     # -- subscribing ----------------------------------------------------------------------
     def subscribe(self, path: str, args: Any, identity: dict[str, Any] | None,
-                  watcher: Callable[[], None], internal_ok: bool = False) -> LiveQuery:
-        key = query_key(path, args, identity, internal_ok)
+                  watcher: Callable[[], None], internal_ok: bool = False,
+                  journal: str | None = None) -> LiveQuery:
+        key = query_key(path, args, identity, internal_ok, journal)
         live = self.queries.get(key)
         if live is None:
-            live = LiveQuery(key, path, args, identity, internal_ok)
+            live = LiveQuery(key, path, args, identity, internal_ok, journal=journal)
             self.queries[key] = live
             self._mark_dirty(live)
         live.watchers.add(watcher)
@@ -227,6 +232,23 @@ class SubscriptionManager:
         for ref, interval in reads:
             self._indexes[ref].remove(live, interval.start, interval.end)
 
+    def _journal(self, live: LiveQuery, journal: str | None) -> None:
+        """Take the journal a run returned, and file the live query under it.
+
+        A subscriber that brings no journal must get a page of its own (`numItems` from its
+        cursor), not the one an earlier subscriber's first run fixed; a client that comes
+        back with this journal shares this query. If another live query already holds that
+        key, this one keeps its key, which only lets a new subscriber share a fixed page.
+        """
+        live.journal = journal
+        key = (*live.key[:4], journal)
+        if key == live.key or key in self.queries:
+            return
+        if self.queries.get(live.key) is live:
+            del self.queries[live.key]
+        live.key = key
+        self.queries[key] = live
+
     # -- re-runs ----------------------------------------------------------------------------
     async def _worker(self) -> None:
         while True:
@@ -259,7 +281,8 @@ class SubscriptionManager:
             live.stale = False
         try:
             _, results = await self.engine.run_query_batch(
-                [(live.path, live.args, live.identity, live.internal_ok) for live in batch])
+                [(live.path, live.args, live.identity, live.internal_ok, live.journal)
+                 for live in batch])
         finally:
             self._running -= 1
         self.runs += len(batch)
@@ -315,8 +338,10 @@ class SubscriptionManager:
             return
         if isinstance(result, QueryFailure):
             live.ok, live.value = False, error_body(result.error)
+            self._journal(live, result.journal or live.journal)  # a failure keeps the pages
         else:
             live.ok, live.value = True, result.encoded
+            self._journal(live, result.journal)
         assert result.ts is not None
         live.ts = result.ts
         live.reads = result.reads

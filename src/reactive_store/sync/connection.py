@@ -164,7 +164,7 @@ class SyncConnection:
             query.failure = error_body(exc)
             return
         query.live = self.manager.subscribe(path, args, self.identity, self._poke,
-                                            internal_ok=self.admin)
+                                            internal_ok=self.admin, journal=query.journal)
 
     async def _authenticate(self, message: Authenticate) -> None:
         """Switch identity: verify, then move every query to the new identity's results.
@@ -190,6 +190,7 @@ class SyncConnection:
         self.identity, self.admin = caller.identity, caller.admin
         for query in self.session.queries.values():
             if query.live is not None:
+                query.journal = query.live.journal  # the new identity keeps the pages
                 self.manager.unsubscribe(query.live, self._poke)
                 query.live = None
                 self._subscribe(query)

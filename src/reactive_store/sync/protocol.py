@@ -221,20 +221,22 @@ def query_removed(query_id: int) -> dict[str, Any]:
     return {"type": "QueryRemoved", "queryId": query_id}
 
 
-def query_result_json(query_id: int, result_json: bytes, lines_json: bytes = b"[]") -> bytes:
+def query_result_json(query_id: int, result_json: bytes, lines_json: bytes = b"[]",
+                      journal: str | None = None) -> bytes:
     """QueryUpdated or QueryFailed for a result given as `orjson.dumps([ok, value])`, with
-    the run's log lines given as `orjson.dumps(log_lines)`.
+    the run's log lines given as `orjson.dumps(log_lines)` and the query's journal (an
+    opaque string the client hands back when it subscribes again, or None).
 
     The value (or error body) and the lines are spliced in as the bytes they were encoded to
     once, so a result shared by many sockets is never encoded again per socket: orjson
     writes `[true,` and `[false,{` with no spaces, which is what the slices below rely on.
     """
+    tail = b',"logLines":' + lines_json + b',"journal":' + orjson.dumps(journal) + b"}"
     if result_json.startswith(b"[true,"):
         return (b'{"type":"QueryUpdated","queryId":%d,"value":' % query_id + result_json[6:-1]
-                + b',"logLines":' + lines_json + b',"journal":null}')
+                + tail)
     assert result_json.startswith(b"[false,{") and result_json.endswith(b"}]"), result_json
-    return (b'{"type":"QueryFailed","queryId":%d,' % query_id + result_json[8:-2]
-            + b',"logLines":' + lines_json + b',"journal":null}')
+    return b'{"type":"QueryFailed","queryId":%d,' % query_id + result_json[8:-2] + tail
 
 
 def transition_json(start: StateVersion, end: StateVersion, modifications: list[bytes],

@@ -42,6 +42,8 @@ class QueryResult(Protocol):
     result is the query's result at every timestamp for which `usable_at` is true.
     `lines_json` is `orjson.dumps(log_lines)` of the run that produced it: the lines go out
     with the result, and a result whose lines changed is sent again (as Convex does).
+    `journal` goes out with the result too, for the client to bring back when it
+    subscribes again (after a reconnect), so the query repeats its page boundaries.
     """
 
     ts: int
@@ -49,6 +51,7 @@ class QueryResult(Protocol):
     value: Any
     lines_json: bytes
     result_json: bytes
+    journal: str | None
 
     def usable_at(self, ts: int) -> bool: ...
 
@@ -58,16 +61,19 @@ R = TypeVar("R", bound=QueryResult)
 
 @dataclass
 class SessionQuery(Generic[R]):
-    """One query of the client. `sent_json` is the result last sent (b"" = never) and
-    `sent_lines` the log lines sent with it."""
+    """One query of the client. `sent_json` is the result last sent (b"" = never), and
+    `sent_lines` and `sent_journal` the log lines and journal sent with it. `journal` is
+    the one the query is subscribed with: the client's, from its Add."""
 
     query_id: int
     path: str
     args: Any
+    journal: str | None = None
     live: R | None = None
     failure: dict[str, Any] | None = None  # set when the query cannot even start
     sent_json: bytes = b""
     sent_lines: bytes = b""
+    sent_journal: str | None = None
 
 
 @dataclass
@@ -136,7 +142,8 @@ class SyncSession(Generic[R]):
             if isinstance(mod, AddQuery):
                 if mod.query_id in self.queries:
                     raise ProtocolError(f"ModifyQuerySet: query {mod.query_id} added twice")
-                query: SessionQuery[R] = SessionQuery(mod.query_id, mod.udf_path, mod.args)
+                query: SessionQuery[R] = SessionQuery(mod.query_id, mod.udf_path, mod.args,
+                                                      mod.journal)
                 self.queries[mod.query_id] = query
                 added.append(query)
             else:
@@ -177,15 +184,17 @@ class SyncSession(Generic[R]):
             live = query.live
             if live is None:
                 if query.failure is not None and not query.sent_json:
-                    modifications.append(orjson.dumps(query_failed(query.query_id,
-                                                                   query.failure)))
+                    modifications.append(orjson.dumps(query_failed(
+                        query.query_id, query.failure, query.journal)))
                     query.sent_json = b"failed"
                 continue
-            if live.result_json == query.sent_json and live.lines_json == query.sent_lines:
+            if (live.result_json == query.sent_json and live.lines_json == query.sent_lines
+                    and live.journal == query.sent_journal):
                 continue
             modifications.append(query_result_json(query.query_id, live.result_json,
-                                                   live.lines_json))
+                                                   live.lines_json, live.journal))
             query.sent_json, query.sent_lines = live.result_json, live.lines_json
+            query.sent_journal = live.journal
         end = StateVersion(self.received_query_set, self.received_identity, target)
         if not modifications and end == self.sent and not self.force:
             return None
