@@ -2,7 +2,9 @@
 
 Set AUTH_ISSUER (and AUTH_JWKS, AUTH_AUDIENCE when the issuer's OpenID discovery does not
 apply) to require signed-in users: then only a session's owner (its userId is the token's
-subject) may read it or write to it.
+subject) may read it or write to it. AUTH_LOGIN_URL is where the chat UI sends people to
+sign in: the provider redirects back to the page with `#id_token=<JWT>` (without it, the UI
+asks for a token to paste).
 """
 
 import os
@@ -12,3 +14,4 @@ providers = (
       "audience": os.environ.get("AUTH_AUDIENCE")}]
     if os.environ.get("AUTH_ISSUER") else []
 )
+login_url = os.environ.get("AUTH_LOGIN_URL") or None

@@ -1,6 +1,10 @@
 // The chat app: sessions, live messages, connection state and routing (#/s/<id>[/board]).
+// It runs on the official Convex client (convex.js): `onUpdate` for every live query,
+// `mutation` for every change; signing in (auth.js) when the app has an auth provider.
 
-import { SyncClient } from "./sync.js";
+import { ConvexClient } from "./convex.js";
+import { SignIn } from "./auth.js";
+import { watchConnection } from "./connection.js";
 import { $, clockTime, errorText, h, items, showError, timeAgo } from "./dom.js";
 import { Board } from "./board.js";
 import { MessageSearch, highlight } from "./search.js";
@@ -11,7 +15,7 @@ const LIST_LIMIT = 200;  // chatMessages:listBySession returns at most the newes
 const MAX_FILE_BYTES = 25 * 1024 * 1024;  // chatMessages:generateUploadUrl's limit
 const MAX_FILES = 10;
 
-const client = new SyncClient();
+const client = new ConvexClient(location.origin);
 const board = new Board(client, $("#board-panel"), {
   userId: () => state.userId,
   onCount: (n) => { $("#count-board").textContent = n ? String(n) : ""; },
@@ -38,9 +42,7 @@ const state = {
 
 // ---- connection status -----------------------------------------------------------------------
 
-let everOpen = false;
-client.onStatus((status) => {
-  if (status === "open") everOpen = true;
+watchConnection(client, (status, everOpen) => {
   const conn = $("#conn");
   conn.dataset.status = status;
   $(".conn-label", conn).textContent =
@@ -52,10 +54,9 @@ client.onStatus((status) => {
   document.body.classList.toggle("offline", status === "reconnecting");
 });
 
-// ---- the user id -----------------------------------------------------------------------------
+// ---- who the user is: a demo name, or the identity of a token ----------------------------------
 
 const userInput = $("#user-id");
-userInput.value = state.userId;
 function commitUser() {
   const value = userInput.value.trim() || DEFAULT_USER;
   userInput.value = value;
@@ -73,7 +74,7 @@ function subscribeSessions() {
   state.stopSessions?.();
   state.sessions = null;
   renderSessions();
-  state.stopSessions = client.subscribe("chatSessions:list", { userId: state.userId },
+  state.stopSessions = client.onUpdate("chatSessions:list", { userId: state.userId },
     (result) => { state.sessions = items(result); renderSessions(); },
     (error) => showError($("#session-error"), `Could not load sessions: ${errorText(error)}`));
 }
@@ -156,10 +157,10 @@ function openSession(sessionId) {
   renderSessionHead();
   renderMessages();
   state.stopSession.push(
-    client.subscribe("chatSessions:get", { sessionId },
+    client.onUpdate("chatSessions:get", { sessionId },
       (session) => { state.session = session; showMissing(null); renderSessionHead(); },
       (error) => showMissing(errorText(error))),
-    client.subscribe("chatMessages:listBySession", { sessionId },
+    client.onUpdate("chatMessages:listBySession", { sessionId },
       (result) => { state.messages = items(result); renderMessages(); },
       (error) => {
         if (!state.missing) showError($("#chat-error"), `Could not load messages: ${errorText(error)}`);
@@ -405,7 +406,67 @@ composer.addEventListener("submit", async (event) => {
 
 // ---- start -----------------------------------------------------------------------------------
 
-subscribeSessions();
-window.addEventListener("hashchange", route);
-route();
+/** Show the app for `userId` (subscribing to its sessions), or hide it (null: signed out). */
+function start(userId) {
+  state.stopSessions?.();
+  state.stopSessions = null;
+  openSession(null);
+  $("#layout").hidden = userId === null;
+  $("#signin").hidden = userId !== null;
+  if (userId === null) return;
+  state.userId = userId;
+  subscribeSessions();
+  route();
+}
+
+function signedOut(signIn, message) {
+  start(null);
+  $("#signed-in").hidden = true;
+  $("#signin-issuer").textContent = signIn.config.issuer;
+  const href = signIn.loginHref();
+  $("#signin-provider").hidden = !href;
+  if (href) $("#signin-provider").href = href;
+  $("#signin-token-label").textContent = href ? "Or paste a token from the provider"
+    : "Paste a token from the provider";
+  showError($("#signin-error"), message);
+}
+
+function signedIn(identity) {
+  $("#signin-token").value = "";
+  $("#signed-in").hidden = false;
+  $("#signed-in-name").textContent = identity.name ?? identity.subject;
+  $("#signed-in-name").title = identity.tokenIdentifier;
+  start(identity.subject);
+}
+
+async function startSignIn(config) {
+  const signIn = new SignIn(client, config, {
+    onSignedIn: signedIn, onSignedOut: (message) => signedOut(signIn, message) });
+  window.workbench.signIn = signIn;
+  $("#signin-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = $("#signin-token").value.trim();
+    if (!token) return;
+    $("#signin-submit").disabled = true;
+    try {
+      await signIn.use(token);
+    } finally {
+      $("#signin-submit").disabled = false;
+    }
+  });
+  $("#sign-out").addEventListener("click", () => signIn.signOut());
+  await signIn.start();
+}
+
+window.addEventListener("hashchange", () => { if (!$("#layout").hidden) route(); });
 setInterval(() => { renderSessions(); renderSessionHead(); }, 60_000);
+$("#layout").hidden = true;
+client.query("auth:config", {}).then((config) => {
+  if (config.required) return startSignIn(config);
+  $("#user-field").hidden = false;
+  userInput.value = state.userId;
+  return start(state.userId);
+}, (error) => {
+  $("#layout").hidden = false;
+  showError($("#session-error"), `Could not load the app: ${errorText(error)}`);
+});

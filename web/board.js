@@ -78,7 +78,7 @@ export class Board {
     this.onCount(0);
     this.render();
     if (sessionId === null) return;
-    this.stop = this.client.subscribe("workOrders:listBySession", { sessionId },
+    this.stop = this.client.onUpdate("workOrders:listBySession", { sessionId },
       (result) => { this.orders = items(result); this.render(); },
       (error) => showError(this.error, `Could not load work orders: ${errorText(error)}`));
   }
@@ -238,7 +238,7 @@ export class Board {
   openDetail(id) {
     this.closeDetail();
     this.detail = { id, order: null, error: "", stop: null };
-    this.detail.stop = this.client.subscribe("workOrders:get", { workOrderId: id },
+    this.detail.stop = this.client.onUpdate("workOrders:get", { workOrderId: id },
       (order) => { if (this.detail?.id === id) { this.detail.order = order; this.renderDetail(); } },
       (error) => {
         if (this.detail?.id !== id) return;

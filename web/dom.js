@@ -46,7 +46,11 @@ export function errorText(error) {
     return data.message ?? data.error ?? Object.entries(data)
       .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
   }
-  return String(error?.message ?? error).replace(/^Uncaught \w+: /, "");
+  return String(error?.message ?? error)
+    .replace(/^\[CONVEX [^\]]*\] /, "")      // the official client's "[CONVEX M(path)] "
+    .replace(/^\[Request ID: [^\]]*\] /, "")
+    .replace(/\s*Called by client$/, "")
+    .replace(/^Uncaught \w+: /, "");
 }
 
 /** Show `text` in an inline error element (or hide it when text is empty). */

@@ -69,7 +69,7 @@ export class MessageSearch {
     this.onActive(active);
     if (!active) return;
     this.draw();
-    this.stop = this.client.subscribe("chatMessages:search", { sessionId: this.sessionId, text },
+    this.stop = this.client.onUpdate("chatMessages:search", { sessionId: this.sessionId, text },
       (messages) => { this.results = messages; this.draw(); },
       (error) => { $("#search-summary").textContent = `Search failed: ${errorText(error)}`; });
   }

@@ -10,6 +10,36 @@ import type { FunctionReference } from "convex/server";
 import type { Doc, Id } from "./dataModel.js";
 
 export declare const api: {
+  auth: {
+    /**
+     * Whether the app requires signed-in users, and how to sign in.
+     *
+     * Returns: `required` (a provider is configured: every chat function acts as the token's
+     * subject), `issuer` (the provider's issuer URL or null) and `loginUrl` (where to send a
+     * person to sign in, or null: then a token from the provider is pasted).
+     */
+    config: FunctionReference<
+      "query",
+      "public",
+      Record<string, never>,
+      { required: boolean; issuer: string | null; loginUrl: string | null }
+    >;
+    /**
+     * The caller's identity as the server verified it, or null when anonymous.
+     *
+     * Returns: `subject`, `issuer`, `tokenIdentifier`, and `name` / `email` when the token
+     * carries them.
+     *
+     * Errors: a refused token fails the request itself (HTTP 401 `Unauthenticated` with the
+     * reason), before this function runs.
+     */
+    whoami: FunctionReference<
+      "query",
+      "public",
+      Record<string, never>,
+      { subject: string; issuer: string; tokenIdentifier: string; name?: string; email?: string } | null
+    >;
+  };
   chatMessages: {
     /**
      * Append a message to a session and move the session's updatedAt.

@@ -166,6 +166,30 @@ class StorageDoc(TypedDict):
     contentType: NotRequired[str]
 
 
+class NoArgs(TypedDict):
+    pass
+
+
+class AuthConfigResult(TypedDict):
+    required: bool
+    issuer: str | None
+    loginUrl: str | None
+
+
+AuthConfigRef: TypeAlias = QueryReference[[NoArgs], AuthConfigResult]
+
+
+class AuthWhoamiResult0(TypedDict):
+    subject: str
+    issuer: str
+    tokenIdentifier: str
+    name: NotRequired[str]
+    email: NotRequired[str]
+
+
+AuthWhoamiRef: TypeAlias = QueryReference[[NoArgs], AuthWhoamiResult0 | None]
+
+
 class ChatMessagesAppendArgsAttachmentsItem(TypedDict):
     storageId: Id[Literal["_storage"]]
     name: str
@@ -392,10 +416,6 @@ WorkOrdersUpdateStatusRef: TypeAlias = MutationReference[[WorkOrdersUpdateStatus
 WebhooksProcessRef: TypeAlias = MutationReference[[WebhooksRetryNowArgs], Any]
 
 
-class NoArgs(TypedDict):
-    pass
-
-
 WebhooksRetryFailedRef: TypeAlias = MutationReference[[NoArgs], Any]
 
 
@@ -407,6 +427,23 @@ class WebhooksStoreArgs(TypedDict):
 
 
 WebhooksStoreRef: TypeAlias = MutationReference[[WebhooksStoreArgs], Any]
+
+
+class _ApiAuth:
+    config: AuthConfigRef = QueryReference("auth:config")
+    """Whether the app requires signed-in users, and how to sign in.
+
+    Returns: `required` (a provider is configured: every chat function acts as the token's
+    subject), `issuer` (the provider's issuer URL or null) and `loginUrl` (where to send a
+    person to sign in, or null: then a token from the provider is pasted)."""
+    whoami: AuthWhoamiRef = QueryReference("auth:whoami")
+    """The caller's identity as the server verified it, or null when anonymous.
+
+    Returns: `subject`, `issuer`, `tokenIdentifier`, and `name` / `email` when the token
+    carries them.
+
+    Errors: a refused token fails the request itself (HTTP 401 `Unauthenticated` with the
+    reason), before this function runs."""
 
 
 class _ApiChatMessages:
@@ -667,6 +704,7 @@ class _ApiWorkOrders:
 
 
 class _Api:
+    auth = _ApiAuth()
     chatMessages = _ApiChatMessages()
     chatSessions = _ApiChatSessions()
     orchestrations = _ApiOrchestrations()

@@ -31,7 +31,8 @@ TIMEOUT = 10_000  # ms, for every wait on the UI
 
 
 class SocketControl:
-    """Sits between a page and the server's /api/sync (Playwright's WebSocket routing).
+    """Sits between a page and the server's sync socket, /api/<client version>/sync
+    (Playwright's WebSocket routing).
 
     `hold` buffers what the server sends (the page goes stale while its own messages still
     reach the server); `release` delivers the buffer. `refuse` closes new sockets at once;
@@ -127,7 +128,7 @@ async def test_chat_ui_two_windows_and_phone(app_url: str, browser: Any,
     watch_errors(a, "A", errors)
     watch_errors(b, "B", errors)
     control = SocketControl()
-    await a.route_web_socket(re.compile(r".*/api/sync$"), control.route)
+    await a.route_web_socket(re.compile(r".*/api/(?:[^/]+/)?sync$"), control.route)
 
     for page in (a, b):
         await page.goto(app_url)
@@ -268,7 +269,11 @@ async def test_chat_ui_two_windows_and_phone(app_url: str, browser: Any,
 
     for context in (context_a, context_b, phone_context):
         await context.close()
-    assert not errors, "\n".join(errors)
+    # The official client logs every failed mutation to the console: the refused move is the
+    # one failure this walk causes on purpose.
+    refused = "A: console.error: [CONVEX M(workOrders:updateStatus)] cannot move a work order"
+    unexpected = [e for e in errors if not e.startswith(refused)]
+    assert not unexpected, "\n".join(unexpected)
 
 
 async def test_reconnects_after_server_restart(app_server: Any, browser: Any,

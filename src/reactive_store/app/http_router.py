@@ -13,7 +13,7 @@ from typing import Any
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
-RESERVED = ("/api/", "/version", "/_dashboard", "/metrics")
+RESERVED = ("/api/", "/version", "/_dashboard", "/_convex/", "/metrics")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
+from reactive_store.server.client_bundle import PATH as BUNDLE_PATH
+from reactive_store.server.client_bundle import ClientBundle
 from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
@@ -39,11 +41,12 @@ async def _error_response(request: Request, exc: Exception) -> Response:
 
 
 def observability_routes(deployment: Deployment) -> list[BaseRoute]:
-    """The admin-only log stream and metrics, and the dashboard's page."""
+    """The admin-only log stream and metrics, the dashboard's page and the official client."""
     observe = ObserveApi(deployment)
     return [
         Route("/api/stream_function_logs", observe.stream_function_logs, methods=["GET"]),
         Route("/metrics", observe.metrics, methods=["GET"]),
+        Route(BUNDLE_PATH, ClientBundle().serve, methods=["GET", "HEAD"]),
         Route("/_dashboard", to_dashboard, methods=["GET"]),
         Mount("/_dashboard", DashboardFiles()),
     ]

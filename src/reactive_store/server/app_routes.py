@@ -16,6 +16,9 @@ from reactive_store.observe.observer import source
 
 log = logging.getLogger(__name__)
 
+# web/ may hold an npm install tree (the bundled app's pins the official client): not content.
+NOT_CONTENT = ("/node_modules/", "/package.json", "/package-lock.json")
+
 
 async def run_http_route(engine: Engine, route: HttpRoute, request: Request) -> Response:
     """Call a user's HTTP handler with the action ctx; a crash is a 500 with no details.
@@ -65,7 +68,7 @@ class AppRoutes:
                 await PlainTextResponse("Method Not Allowed", 405)(scope, receive, send)
                 return
         files = self._files()
-        if files is not None:
+        if files is not None and not scope["path"].startswith(NOT_CONTENT):
             await files(scope, receive, send)
             return
         await PlainTextResponse("Not Found", 404)(scope, receive, send)
