@@ -1,0 +1,230 @@
+"""The chat UI runs on the official Convex client, and signs in through the app's provider.
+
+Without a provider the page keeps its demo user name; with one (AUTH_ISSUER, AUTH_JWKS,
+AUTH_AUDIENCE, AUTH_LOGIN_URL, as functions/auth_config.py reads them) it shows a sign-in
+page: "Sign in with the provider" goes to the provider's login page (here a real HTTP server
+the test runs, which issues tokens signed by the test's keys) and comes back with
+`#id_token=...&state=...`, or a token is pasted. The signed-in user acts as the token's
+subject and nobody else; a bad token is refused with the server's reason.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import httpx
+import pytest
+
+from tests.browser.conftest import REPO
+from tests.e2e.servers import server_pool
+from tests.support import AUDIENCE, ISSUER, Keys
+
+try:
+    from playwright.async_api import Page, expect
+except ImportError:  # fail, never skip: CI must not silently lose the browser test
+    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
+                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
+                pytrace=False)
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 10_000
+BUNDLE = REPO / "web" / "node_modules" / "convex" / "dist" / "browser.bundle.js"
+NAMES = {"ada": "Ada Lovelace", "bob": "Bob Kahn"}
+
+
+def provider(keys: Keys) -> ThreadingHTTPServer:
+    """A minimal login page: GET /login shows a form, GET /issue redirects back with a token
+    for the chosen user (`#id_token=<JWT>&state=<the page's state>`)."""
+
+    class Login(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path == "/login":
+                hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
+                                 for k, v in query.items())
+                self.answer(200, f'<form action="/issue">{hidden}<input name="user">'
+                                 '<button type="submit">Sign in</button></form>')
+            elif url.path == "/issue":
+                user = query["user"]
+                token = keys.token(sub=user, name=NAMES.get(user, user))
+                back = urlencode({"id_token": token, "state": query["state"]})
+                self.answer(302, "", location=f"{query['redirect_uri']}#{back}")
+            else:
+                self.answer(204 if url.path == "/favicon.ico" else 404, "")
+
+        def answer(self, status: int, body: str, location: str | None = None) -> None:
+            self.send_response(status)
+            if location:
+                self.send_header("Location", location)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Login)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    return Keys(tmp_path)
+
+
+@pytest.fixture
+def login_url(keys: Keys) -> Iterator[str]:
+    server = provider(keys)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/login"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+async def auth_app_url(database_url: str, keys: Keys, login_url: str,
+                       monkeypatch: pytest.MonkeyPatch,
+                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The repo's app served with the test's provider configured."""
+    monkeypatch.setenv("AUTH_ISSUER", ISSUER)
+    monkeypatch.setenv("AUTH_JWKS", f"file://{keys.path}")
+    monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
+    monkeypatch.setenv("AUTH_LOGIN_URL", login_url)
+    async with server_pool(database_url, tmp_path_factory.mktemp("server-logs")) as pool:
+        yield await pool(REPO)
+
+
+def watch_errors(page: Page, name: str, errors: list[str]) -> None:
+    page.on("pageerror", lambda exc: errors.append(f"{name}: uncaught {exc}"))
+    page.on("console", lambda msg: errors.append(f"{name}: {msg.text}")
+            if msg.type == "error" else None)
+
+
+async def test_the_page_runs_on_the_official_client(app_url: str, browser: Any) -> None:
+    expect.set_options(timeout=TIMEOUT)
+    page = await (await browser.new_context()).new_page()
+    requests: list[str] = []
+    sockets: list[str] = []
+    page.on("request", lambda request: requests.append(urlparse(request.url).path))
+    page.on("websocket", lambda ws: sockets.append(urlparse(ws.url).path))
+    await page.goto(app_url)
+    await expect(page.locator("#conn")).to_have_attribute("data-status", "open")
+    await expect(page.locator("#user-id")).to_have_value("demo-user")  # no provider: demo name
+
+    assert "/_convex/browser.bundle.js" in requests
+    assert not [p for p in requests if p.endswith("sync.js")], requests
+    assert sockets == ["/api/1.48.0/sync"]  # the official client names its version
+    assert await page.evaluate(
+        "window.workbench.client instanceof window.convex.ConvexClient") is True
+    async with httpx.AsyncClient(base_url=app_url) as http:
+        bundle = await http.get("/_convex/browser.bundle.js")
+        assert bundle.status_code == 200
+        assert bundle.headers["content-type"].startswith("text/javascript")
+        assert bundle.content == BUNDLE.read_bytes()  # the pinned npm package's own file
+        assert (await http.get("/sync.js")).status_code == 404
+        assert (await http.get("/node_modules/convex/package.json")).status_code == 404
+        assert (await http.get("/package-lock.json")).status_code == 404
+
+
+async def sign_in_with_provider(page: Page, user: str) -> None:
+    await page.click("#signin-provider")
+    await page.fill("input[name=user]", user)
+    await page.click("button[type=submit]")
+    await expect(page.locator("#signed-in-name")).to_have_text(NAMES[user])
+
+
+async def refused(page: Page, token: str) -> Any:
+    await page.fill("#signin-token", token)
+    await page.click("#signin-submit")
+    return page.locator("#signin-error")
+
+
+async def test_sign_in_through_the_provider(auth_app_url: str, browser: Any, keys: Keys,
+                                            login_url: str) -> None:
+    expect.set_options(timeout=TIMEOUT)
+    errors: list[str] = []
+    ada = await (await browser.new_context()).new_page()
+    watch_errors(ada, "ada", errors)
+    await ada.goto(auth_app_url)
+    await expect(ada.locator("#signin")).to_be_visible()
+    await expect(ada.locator("#signin-issuer")).to_have_text(ISSUER)
+    await expect(ada.locator("#layout")).to_be_hidden()
+    await expect(ada.locator("#user-field")).to_be_hidden()  # no free-text name to forge
+    href = await ada.locator("#signin-provider").get_attribute("href") or ""
+    assert href.startswith(login_url + "?redirect_uri=")
+
+    # Ada signs in at the provider, comes back signed in, and acts as herself.
+    await sign_in_with_provider(ada, "ada")
+    assert "id_token" not in ada.url  # the token is taken off the address bar
+    await ada.fill("#new-session-title", "Ada's plans")
+    await ada.click("#new-session button")
+    await expect(ada.locator("#session-title")).to_have_text("Ada's plans")
+    await expect(ada.locator("#session-meta")).to_contain_text("ada ·")
+    ada_session = ada.url.split("#/s/")[1]
+
+    # A forged name gets nowhere: the server checks it against the token's subject.
+    forged = await ada.evaluate("""window.workbench.client
+        .mutation("chatSessions:create", {userId: "bob", title: "forged"})
+        .then(() => "created", (error) => error.data?.code)""")
+    assert forged == "forbidden"
+
+    # Bob pastes a token: he sees none of Ada's sessions and cannot open hers.
+    bob = await (await browser.new_context()).new_page()
+    watch_errors(bob, "bob", errors)
+    await bob.goto(auth_app_url)
+    await bob.fill("#signin-token", keys.token(sub="bob", name=NAMES["bob"]))
+    await bob.click("#signin-submit")
+    await expect(bob.locator("#signed-in-name")).to_have_text("Bob Kahn")
+    await expect(bob.locator("#sessions-empty")).to_be_visible()
+    await bob.goto(f"{auth_app_url}/#/s/{ada_session}")
+    await expect(bob.locator("#session-missing")).to_contain_text("be opened")
+
+    # Ada's sign-in survives a reload; signing out forgets it.
+    await ada.reload()
+    await expect(ada.locator(".session-item", has_text="Ada's plans")).to_be_visible()
+    await ada.click("#sign-out")
+    await expect(ada.locator("#signin")).to_be_visible()
+    await ada.reload()
+    await expect(ada.locator("#signin")).to_be_visible()
+    await expect(ada.locator("#signin-error")).to_be_hidden()
+
+    expected = ("ada: [CONVEX M(chatSessions:create)] ",)  # the forged call, logged by the client
+    unexpected = [e for e in errors if not e.startswith(expected)]
+    assert not unexpected, "\n".join(unexpected)
+
+
+async def test_bad_tokens_are_refused_with_the_reason(auth_app_url: str, browser: Any,
+                                                      keys: Keys, tmp_path: Path) -> None:
+    expect.set_options(timeout=TIMEOUT)
+    page = await (await browser.new_context()).new_page()
+    await page.goto(auth_app_url)
+    await expect(page.locator("#signin")).to_be_visible()
+
+    error = await refused(page, "not-a-token")
+    await expect(error).to_contain_text("That token was refused: malformed token")
+    error = await refused(page, keys.token(sub="ada", exp=1_000, iat=500))
+    await expect(error).to_contain_text("That token was refused: token has expired")
+    (tmp_path / "other").mkdir()
+    other = Keys(tmp_path / "other")
+    error = await refused(page, other.token(sub="ada"))  # same key id, another key
+    await expect(error).to_contain_text("That token was refused: token refused")
+    await expect(page.locator("#layout")).to_be_hidden()
+
+    # A redirect that this page did not start (no matching state) is refused too.
+    back = urlencode({"id_token": keys.token(sub="ada"), "state": "not-ours"})
+    await page.goto("about:blank")  # arrive from elsewhere, as from the provider
+    await page.goto(f"{auth_app_url}/#{back}")
+    await expect(page.locator("#signin-error")).to_contain_text("did not start on this page")
+    await expect(page.locator("#layout")).to_be_hidden()
+    assert "id_token" not in page.url
