@@ -2,10 +2,12 @@
 //
 // Routes: #/data[/<table>], #/functions[/<path>], #/logs[/<execution id>], #/schedules[/crons],
 // #/health. Each page module exports mount(container, ctx) and returns its unmount function;
-// ctx = {client, route, navigate, toast}. Pages subscribe to `_system/...` queries over the
-// sync protocol, so everything they show changes the moment data commits.
+// ctx = {client, route, navigate, toast}. The client is the official ConvexClient signed in
+// with the admin key (`setAdminAuth`); pages subscribe to `_system/...` queries with
+// `onUpdate`, so everything they show changes the moment data commits.
 
-import { SyncClient } from "./sync.js";
+import { ConvexClient, ConvexHttpClient } from "./convex.js";
+import { watchConnection } from "./connection.js";
 import { $, $$, errorText, fill, h, problem } from "./dom.js";
 import * as data from "./data.js";
 import * as functions from "./functions.js";
@@ -59,21 +61,28 @@ function showSignin(message = "") {
   $("#admin-key").focus();
 }
 
-/** Connect with `key`; resolve once the server accepted it, reject with why it did not. */
-function connectWith(key) {
-  return new Promise((resolve, reject) => {
-    const client = new SyncClient({
-      adminKey: key,
-      onAuthError: (message) => {
-        if (state.client === client) showSignin(`That admin key was refused: ${message}.`);
-        reject(new Error(message));
-      },
-    });
-    client.query("_system/health:figures", {}).then(() => resolve(client), (error) => {
-      client.close();
-      reject(error);
-    });
-  });
+/** The reason in a refused HTTP call's body (`{"code", "message"}`), else the error's text. */
+function refusal(error) {
+  try {
+    return JSON.parse(error.message).message ?? errorText(error);
+  } catch {
+    return errorText(error);
+  }
+}
+
+/** A client signed in with `key`, once the server accepted the key; rejects with why not.
+ * The key is checked over HTTP first, where a refusal comes back with its reason. */
+async function connectWith(key) {
+  const http = new ConvexHttpClient(location.origin);
+  http.setAdminAuth(key);
+  try {
+    await http.query("_system/health:figures", {});
+  } catch (error) {
+    throw new Error(refusal(error));
+  }
+  const client = new ConvexClient(location.origin);
+  client.setAdminAuth(key);
+  return client;
 }
 
 async function signIn(key, remember) {
@@ -108,14 +117,13 @@ $("#signout").addEventListener("click", () => {
 
 // ---- the shell ------------------------------------------------------------------------------
 
-const STATUS_LABEL = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…",
-  refused: "Signed out" };
+const STATUS_LABEL = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…" };
 
 function startShell(client) {
   state.client = client;
   $("#signin").hidden = true;
   $("#shell").hidden = false;
-  client.onStatus((status) => {
+  watchConnection(client, (status) => {
     $("#conn").dataset.status = status;
     $(".conn-label", $("#conn")).textContent = STATUS_LABEL[status] ?? status;
   });

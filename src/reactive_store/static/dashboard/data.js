@@ -47,7 +47,7 @@ class DataPage {
     this.drawerMode = null;
     this.stopDocs = null;
     this.build(container);
-    this.stopTables = this.client.subscribe("_system/data:tables", {},
+    this.stopTables = this.client.onUpdate("_system/data:tables", {},
       (tables) => this.onTables(tables),
       (error) => fill(this.list, problem(errorText(error))));
     this.show(ctx.route.rest);
@@ -235,7 +235,7 @@ class DataPage {
     if (lower) args.lower = lower;
     if (upper) args.upper = upper;
     fill(this.grid, h("div", { class: "loading" }, "Loading documents…"));
-    this.stopDocs = this.client.subscribe("_system/data:documents", args,
+    this.stopDocs = this.client.onUpdate("_system/data:documents", args,
       (result) => this.onDocs(result),
       (error) => {
         this.showFilterError(errorText(error));

@@ -97,7 +97,10 @@ export function bytes(n) {
 /** The message of an error from the server or the client, for people. */
 export function errorText(error) {
   if (error === null || error === undefined) return "Something went wrong";
-  const message = String(error.message ?? error);
+  const message = String(error.message ?? error)
+    .replace(/^\[CONVEX [^\]]*\] /, "")      // the official client's "[CONVEX M(path)] "
+    .replace(/^\[Request ID: [^\]]*\] /, "")
+    .replace(/\s*Called by client$/, "");
   return message || "Something went wrong";
 }
 

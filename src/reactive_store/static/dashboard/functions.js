@@ -36,9 +36,9 @@ class FunctionsPage {
       h("div", { class: "subnav" }, h("div", { class: "subnav-head" }, "Functions"), searchBox, this.list),
       this.detail));
     this.stops = [
-      this.client.subscribe("_system/functions:catalog", {}, (c) => this.onCatalog(c),
+      this.client.onUpdate("_system/functions:catalog", {}, (c) => this.onCatalog(c),
         (error) => fill(this.list, problem(errorText(error)))),
-      this.client.subscribe("_system/functions:figures", {}, (rows) => {
+      this.client.onUpdate("_system/functions:figures", {}, (rows) => {
         this.figures = new Map(rows.map((r) => [r.path, r]));
         this.renderFigures();
       }, () => {}),

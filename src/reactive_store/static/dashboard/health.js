@@ -14,11 +14,11 @@ export function mount(container, ctx) {
     h("div", { class: "actions" }, h("span", { class: "live-dot", title: "live" }))),
     cards, h("h2", {}, "Functions"), fnBox, h("h2", {}, "Server"), info));
   const stops = [
-    ctx.client.subscribe("_system/health:figures", {}, (figures) => {
+    ctx.client.onUpdate("_system/health:figures", {}, (figures) => {
       renderCards(cards, figures);
       renderInfo(info, figures);
     }, (error) => fill(cards, problem(errorText(error), "Health figures are unavailable"))),
-    ctx.client.subscribe("_system/functions:figures", {}, (rows) => renderFunctions(fnBox, rows),
+    ctx.client.onUpdate("_system/functions:figures", {}, (rows) => renderFunctions(fnBox, rows),
       (error) => fill(fnBox, problem(errorText(error)))),
   ];
   return () => stops.forEach((stop) => stop());

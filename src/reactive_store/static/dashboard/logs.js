@@ -30,7 +30,7 @@ class LogsPage {
     this.stopTail = null;
     this.stopDetail = null;
     this.build(container);
-    this.stopCatalog = this.client.subscribe("_system/functions:catalog", {},
+    this.stopCatalog = this.client.onUpdate("_system/functions:catalog", {},
       (catalog) => this.onCatalog(catalog), () => {});
     this.route(ctx.route);
   }
@@ -103,7 +103,7 @@ class LogsPage {
     this.stopTail?.();
     const args = { limit: 200 };
     for (const [key, value] of Object.entries(this.filters)) if (value) args[key] = value;
-    this.stopTail = this.client.subscribe("_system/logs:recent", args,
+    this.stopTail = this.client.onUpdate("_system/logs:recent", args,
       (value) => {
         this.latest = value;
         if (!this.paused) this.render(value);
@@ -166,7 +166,7 @@ class LogsPage {
     this.stopDetail?.();
     this.drawer.hidden = false;
     fill(this.drawer, h("div", { class: "loading" }, "Loading…"));
-    this.stopDetail = this.client.subscribe("_system/logs:execution", { id },
+    this.stopDetail = this.client.onUpdate("_system/logs:execution", { id },
       (ex) => this.renderDetail(ex, id),
       (error) => fill(this.drawer, problem(errorText(error))));
   }

@@ -58,7 +58,7 @@ class SchedulesPage {
     fill(this.body, this.chips, this.jobs);
     this.stop?.();
     const args = this.state ? { state: this.state, limit: 200 } : { limit: 200 };
-    this.stop = this.client.subscribe("_system/schedules:jobs", args, (jobs) => this.renderJobs(jobs),
+    this.stop = this.client.onUpdate("_system/schedules:jobs", args, (jobs) => this.renderJobs(jobs),
       (error) => fill(this.jobs, problem(errorText(error))));
   }
 
@@ -106,7 +106,7 @@ class SchedulesPage {
   showCrons() {
     const box = h("div", { class: "grid-wrap" }, h("div", { class: "loading" }, "Loading…"));
     fill(this.body, box);
-    this.stop = this.client.subscribe("_system/schedules:crons", {}, (crons) => {
+    this.stop = this.client.onUpdate("_system/schedules:crons", {}, (crons) => {
       if (!crons.length) {
         fill(box, empty("No crons: declare them in functions/crons.py with Crons()."));
         return;
