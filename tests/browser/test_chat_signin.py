@@ -10,8 +10,11 @@ subject and nobody else; a bad token is refused with the server's reason.
 
 from __future__ import annotations
 
+import asyncio
 import html
+import re
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -228,3 +231,32 @@ async def test_bad_tokens_are_refused_with_the_reason(auth_app_url: str, browser
     await expect(page.locator("#signin-error")).to_contain_text("did not start on this page")
     await expect(page.locator("#layout")).to_be_hidden()
     assert "id_token" not in page.url
+
+
+async def test_a_sign_in_the_server_stops_accepting_returns_to_sign_in(
+        auth_app_url: str, browser: Any, keys: Keys) -> None:
+    """setAuth's refusal path: the token expires, the socket reconnects, the server refuses
+    the token (AuthError), the client asks fetchToken again, which has nothing newer: the
+    page says so and asks to sign in again."""
+    expect.set_options(timeout=TIMEOUT)
+    page = await (await browser.new_context()).new_page()
+    sockets: list[Any] = []
+
+    async def route(ws: Any) -> None:
+        server = ws.connect_to_server()
+        server.on_message(ws.send)
+        sockets.append(ws)
+
+    await page.route_web_socket(re.compile(r".*/api/(?:[^/]+/)?sync$"), route)
+    await page.goto(auth_app_url)
+    now = int(time.time())
+    await page.fill("#signin-token", keys.token(sub="ada", iat=now, exp=now + 3))
+    await page.click("#signin-submit")
+    await expect(page.locator("#signed-in-name")).to_have_text("Ada")
+    await expect(page.locator("#sessions-empty")).to_be_visible()
+    await asyncio.sleep(now + 3 + 5 + 1 - time.time())  # past exp and the server's 5 s leeway
+    for ws in sockets:
+        await ws.close(code=1011, reason="InternalServerError: dropped")
+    await expect(page.locator("#signin")).to_be_visible(timeout=20_000)
+    await expect(page.locator("#signin-error")).to_contain_text("Sign in again")
+    assert await page.evaluate("localStorage.getItem('workbench.token')") is None
