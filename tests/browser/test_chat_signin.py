@@ -2,31 +2,31 @@
 
 Without a provider the page keeps its demo user name; with one (AUTH_ISSUER, AUTH_JWKS,
 AUTH_AUDIENCE, AUTH_LOGIN_URL, as functions/auth_config.py reads them) it shows a sign-in
-page: "Sign in with the provider" goes to the provider's login page (here a real HTTP server
-the test runs, which issues tokens signed by the test's keys) and comes back with
-`#id_token=...&state=...`, or a token is pasted. The signed-in user acts as the token's
-subject and nobody else; a bad token is refused with the server's reason.
+page. "Sign in with the provider" goes to the provider's login page and comes back with
+`#id_token=...&state=...`: the provider here is `scripts/dev_login.py` in a process of its
+own (found by OpenID discovery, as a real issuer is). Or a token is pasted (the tests'
+`Keys` provider signs those). The signed-in user acts as the token's subject and nobody
+else; a bad token is refused with the server's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 import re
-import threading
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlparse
+from urllib.parse import urlencode, urlparse
 
 import httpx
 import pytest
 
 from tests.browser.conftest import REPO
 from tests.e2e.servers import server_pool
-from tests.support import AUDIENCE, ISSUER, Keys
+from tests.support import AUDIENCE, ISSUER, Keys, free_port, until
 
 try:
     from playwright.async_api import Page, expect
@@ -39,42 +39,43 @@ pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10_000
 BUNDLE = REPO / "web" / "node_modules" / "convex" / "dist" / "browser.bundle.js"
-NAMES = {"ada": "Ada Lovelace", "bob": "Bob Kahn"}
+DEV_LOGIN = REPO / "scripts" / "dev_login.py"
 
 
-def provider(keys: Keys) -> ThreadingHTTPServer:
-    """A minimal login page: GET /login shows a form, GET /issue redirects back with a token
-    for the chosen user (`#id_token=<JWT>&state=<the page's state>`)."""
+class DevLogin:
+    """`scripts/dev_login.py` on a free port, its key in a temporary folder."""
 
-    class Login(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = urlparse(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path == "/login":
-                hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
-                                 for k, v in query.items())
-                self.answer(200, f'<form action="/issue">{hidden}<input name="user">'
-                                 '<button type="submit">Sign in</button></form>')
-            elif url.path == "/issue":
-                user = query["user"]
-                token = keys.token(sub=user, name=NAMES.get(user, user))
-                back = urlencode({"id_token": token, "state": query["state"]})
-                self.answer(302, "", location=f"{query['redirect_uri']}#{back}")
-            else:
-                self.answer(204 if url.path == "/favicon.ico" else 404, "")
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
 
-        def answer(self, status: int, body: str, location: str | None = None) -> None:
-            self.send_response(status)
-            if location:
-                self.send_header("Location", location)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(body.encode())
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, str(DEV_LOGIN), *args, "--port", str(self.port),
+                "--dir", str(self.folder)]
 
-        def log_message(self, *args: Any) -> None:
-            pass
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(self.command("serve"), stdout=subprocess.DEVNULL)
 
-    return ThreadingHTTPServer(("127.0.0.1", 0), Login)
+        async def up() -> bool:
+            async with httpx.AsyncClient() as http:
+                try:
+                    return (await http.get(f"{self.url}/jwks.json")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+        await until(up)
+
+    def token(self, name: str) -> str:
+        """A token from the provider's command line, as a person would paste it."""
+        return subprocess.run(self.command("token", name), check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 @pytest.fixture
@@ -83,29 +84,33 @@ def keys(tmp_path: Path) -> Keys:
 
 
 @pytest.fixture
-def login_url(keys: Keys) -> Iterator[str]:
-    server = provider(keys)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+async def dev_login(tmp_path: Path) -> AsyncIterator[DevLogin]:
+    provider = DevLogin(tmp_path / "dev-login")
+    await provider.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/login"
+        yield provider
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        provider.stop()
 
 
 @pytest.fixture
-async def auth_app_url(database_url: str, keys: Keys, login_url: str,
-                       monkeypatch: pytest.MonkeyPatch,
-                       tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The repo's app served with the test's provider configured."""
-    monkeypatch.setenv("AUTH_ISSUER", ISSUER)
-    monkeypatch.setenv("AUTH_JWKS", f"file://{keys.path}")
-    monkeypatch.setenv("AUTH_AUDIENCE", AUDIENCE)
-    monkeypatch.setenv("AUTH_LOGIN_URL", login_url)
+async def serve_with(database_url: str, monkeypatch: pytest.MonkeyPatch,
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    """`await serve_with(AUTH_ISSUER=..., ...)`: the repo's app served with that provider."""
     async with server_pool(database_url, tmp_path_factory.mktemp("server-logs")) as pool:
-        yield await pool(REPO)
+        async def start(**env: str) -> str:
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            return await pool(REPO)
+
+        yield start
+
+
+@pytest.fixture
+async def keys_app_url(serve_with: Any, keys: Keys) -> str:
+    """The repo's app with the tests' `Keys` provider, and no login URL: tokens are pasted."""
+    return str(await serve_with(AUTH_ISSUER=ISSUER, AUTH_JWKS=f"file://{keys.path}",
+                                AUTH_AUDIENCE=AUDIENCE))
 
 
 def watch_errors(page: Page, name: str, errors: list[str]) -> None:
@@ -144,7 +149,7 @@ async def sign_in_with_provider(page: Page, user: str) -> None:
     await page.click("#signin-provider")
     await page.fill("input[name=user]", user)
     await page.click("button[type=submit]")
-    await expect(page.locator("#signed-in-name")).to_have_text(NAMES[user])
+    await expect(page.locator("#signed-in-name")).to_have_text(user)
 
 
 async def refused(page: Page, token: str) -> Any:
@@ -153,15 +158,17 @@ async def refused(page: Page, token: str) -> Any:
     return page.locator("#signin-error")
 
 
-async def test_sign_in_through_the_provider(auth_app_url: str, browser: Any, keys: Keys,
-                                            login_url: str) -> None:
+async def test_sign_in_through_the_provider(serve_with: Any, dev_login: DevLogin,
+                                            browser: Any) -> None:
     expect.set_options(timeout=TIMEOUT)
+    login_url = f"{dev_login.url}/login"
+    auth_app_url = await serve_with(AUTH_ISSUER=dev_login.url, AUTH_LOGIN_URL=login_url)
     errors: list[str] = []
     ada = await (await browser.new_context()).new_page()
     watch_errors(ada, "ada", errors)
     await ada.goto(auth_app_url)
     await expect(ada.locator("#signin")).to_be_visible()
-    await expect(ada.locator("#signin-issuer")).to_have_text(ISSUER)
+    await expect(ada.locator("#signin-issuer")).to_have_text(dev_login.url)
     await expect(ada.locator("#layout")).to_be_hidden()
     await expect(ada.locator("#user-field")).to_be_hidden()  # no free-text name to forge
     href = await ada.locator("#signin-provider").get_attribute("href") or ""
@@ -186,9 +193,9 @@ async def test_sign_in_through_the_provider(auth_app_url: str, browser: Any, key
     bob = await (await browser.new_context()).new_page()
     watch_errors(bob, "bob", errors)
     await bob.goto(auth_app_url)
-    await bob.fill("#signin-token", keys.token(sub="bob", name=NAMES["bob"]))
+    await bob.fill("#signin-token", dev_login.token("bob"))
     await bob.click("#signin-submit")
-    await expect(bob.locator("#signed-in-name")).to_have_text("Bob Kahn")
+    await expect(bob.locator("#signed-in-name")).to_have_text("bob")
     await expect(bob.locator("#sessions-empty")).to_be_visible()
     await bob.goto(f"{auth_app_url}/#/s/{ada_session}")
     await expect(bob.locator("#session-missing")).to_contain_text("be opened")
@@ -207,9 +214,10 @@ async def test_sign_in_through_the_provider(auth_app_url: str, browser: Any, key
     assert not unexpected, "\n".join(unexpected)
 
 
-async def test_bad_tokens_are_refused_with_the_reason(auth_app_url: str, browser: Any,
+async def test_bad_tokens_are_refused_with_the_reason(keys_app_url: str, browser: Any,
                                                       keys: Keys, tmp_path: Path) -> None:
     expect.set_options(timeout=TIMEOUT)
+    auth_app_url = keys_app_url
     page = await (await browser.new_context()).new_page()
     await page.goto(auth_app_url)
     await expect(page.locator("#signin")).to_be_visible()
@@ -234,7 +242,7 @@ async def test_bad_tokens_are_refused_with_the_reason(auth_app_url: str, browser
 
 
 async def test_a_sign_in_the_server_stops_accepting_returns_to_sign_in(
-        auth_app_url: str, browser: Any, keys: Keys) -> None:
+        keys_app_url: str, browser: Any, keys: Keys) -> None:
     """setAuth's refusal path: the token expires, the socket reconnects, the server refuses
     the token (AuthError), the client asks fetchToken again, which has nothing newer: the
     page says so and asks to sign in again."""
@@ -248,7 +256,8 @@ async def test_a_sign_in_the_server_stops_accepting_returns_to_sign_in(
         sockets.append(ws)
 
     await page.route_web_socket(re.compile(r".*/api/(?:[^/]+/)?sync$"), route)
-    await page.goto(auth_app_url)
+    await page.goto(keys_app_url)
+    await expect(page.locator("#signin-provider")).to_be_hidden()  # no login URL: paste only
     now = int(time.time())
     await page.fill("#signin-token", keys.token(sub="ada", iat=now, exp=now + 3))
     await page.click("#signin-submit")
