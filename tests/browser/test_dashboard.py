@@ -295,3 +295,26 @@ async def test_health_shows_the_server_figures_live(url: str, browsers: Browser)
         "max")
     await page.wait_for_timeout(2500)  # a few samples for the charts
     await browsers.snap(page, "13-health")
+
+
+async def test_a_server_restarted_with_another_key_signs_the_page_out(
+        database_url: str, tmp_path_factory: pytest.TempPathFactory,
+        monkeypatch: pytest.MonkeyPatch, browsers: Browser) -> None:
+    """`dev` makes a new key per run: after a reconnect the page checks its key again, and
+    returns to sign-in, with the reason, when the server no longer takes it."""
+    monkeypatch.setenv("REACTIVE_STORE_ADMIN_KEY", KEY)
+    async with server_pool(database_url, tmp_path_factory.mktemp("server-logs")) as pool:
+        url = await pool(REPO)
+        page = await browsers.page("dashboard")
+        await sign_in(page, url)
+        await expect(page.locator("#conn")).to_have_attribute("data-status", "open")
+        monkeypatch.setenv("REACTIVE_STORE_ADMIN_KEY", "a-new-key-for-this-run")
+        browsers.expect_console_error("dashboard: Failed to load resource: the server "
+                                      "responded with a status of 401")
+        browsers.expect_console_error("dashboard: Failed to authenticate")  # the socket's own
+        browsers.expect_console_error("dashboard: WebSocket connection to")  # while it is down
+        await pool.server(url).restart()
+        await expect(page.locator("#signin")).to_be_visible(timeout=25_000)
+        await expect(page.locator("#signin-error")).to_have_text(
+            "That admin key was refused: the admin key is not valid.")
+        assert await page.evaluate("sessionStorage.length + localStorage.length") == 0

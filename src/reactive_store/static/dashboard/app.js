@@ -61,42 +61,45 @@ function showSignin(message = "") {
   $("#admin-key").focus();
 }
 
-/** The reason in a refused HTTP call's body (`{"code", "message"}`), else the error's text. */
-function refusal(error) {
-  try {
-    return JSON.parse(error.message).message ?? errorText(error);
-  } catch {
-    return errorText(error);
-  }
-}
-
-/** A client signed in with `key`, once the server accepted the key; rejects with why not.
- * The key is checked over HTTP first, where a refusal comes back with its reason. */
-async function connectWith(key) {
+/** Null when the server accepts `key`, else `{refused, message}`: `refused` when the server
+ * said no (HTTP 401 with its reason), not when it could not be asked. Checked over HTTP,
+ * where a refusal comes back with the server's reason (the socket only closes). */
+async function checkKey(key) {
   const http = new ConvexHttpClient(location.origin);
   http.setAdminAuth(key);
   try {
     await http.query("_system/health:figures", {});
+    return null;
   } catch (error) {
-    throw new Error(refusal(error));
+    try {
+      const body = JSON.parse(error.message);
+      if (body.code === "Unauthenticated") return { refused: true, message: body.message };
+    } catch {
+      // not a refusal: the server is unreachable or failed
+    }
+    return { refused: false, message: errorText(error) };
   }
-  const client = new ConvexClient(location.origin);
-  client.setAdminAuth(key);
-  return client;
+}
+
+function refusedText(problem) {
+  return problem.refused ? `That admin key was refused: ${problem.message}.`
+    : `Could not reach the server: ${problem.message}.`;
 }
 
 async function signIn(key, remember) {
   $("#signin-button").disabled = true;
   $("#signin-button").textContent = "Signing in…";
-  try {
-    const client = await connectWith(key);
-    forgetKey();
-    (remember ? localStorage : sessionStorage).setItem(KEY, key);
-    startShell(client);
-  } catch (error) {
-    forgetKey();
-    showSignin(`That admin key was refused: ${errorText(error)}.`);
+  const problem = await checkKey(key);
+  if (problem) {
+    if (problem.refused) forgetKey();
+    showSignin(refusedText(problem));
+    return;
   }
+  forgetKey();
+  (remember ? localStorage : sessionStorage).setItem(KEY, key);
+  const client = new ConvexClient(location.origin);
+  client.setAdminAuth(key);
+  startShell(client, key);
 }
 
 $("#signin-form").addEventListener("submit", (event) => {
@@ -119,13 +122,27 @@ $("#signout").addEventListener("click", () => {
 
 const STATUS_LABEL = { open: "Live", connecting: "Connecting…", reconnecting: "Reconnecting…" };
 
-function startShell(client) {
+/** The signed-in shell. After every reconnect the key is checked again: a server restarted
+ * with another key (`dev` makes one per run) refuses it, and the page returns to sign-in. */
+function startShell(client, key) {
   state.client = client;
   $("#signin").hidden = true;
   $("#shell").hidden = false;
-  watchConnection(client, (status) => {
+  let lost = false;
+  watchConnection(client, async (status) => {
     $("#conn").dataset.status = status;
     $(".conn-label", $("#conn")).textContent = STATUS_LABEL[status] ?? status;
+    if (status !== "open") {
+      lost = status === "reconnecting";
+      return;
+    }
+    if (!lost) return;
+    lost = false;
+    const problem = await checkKey(key);
+    if (problem?.refused && state.client === client) {
+      forgetKey();
+      showSignin(refusedText(problem));
+    }
   });
   route();
 }
