@@ -384,7 +384,6 @@ async function startSignIn(config) {
 
 window.addEventListener("hashchange", () => { if (!$("#layout").hidden) route(); });
 setInterval(() => { renderSessions(); renderSessionHead(); }, 60_000);
-$("#layout").hidden = true;
 client.query("auth:config", {}).then((config) => {
   if (config.required) return startSignIn(config);
   $("#user-field").hidden = false;
