@@ -46,7 +46,7 @@ def write_zip(path: Path, entries: dict[str, str | bytes]) -> Path:
 
 async def test_round_trip_keeps_ids_creation_times_and_references(
         library: Engine, fresh_library: Callable[[], Any], tmp_path: Path) -> None:
-    ada, book = await fill(library)
+    ada, _ = await fill(library)
     report = await export_snapshot(library, tmp_path / "a.zip")
     assert report.rows == {"authors": 1, "books": 1} and report.ts > 0
     target: Engine = await fresh_library()
@@ -65,7 +65,7 @@ def _documents(path: Path) -> dict[str, bytes]:
 
 async def test_a_schema_violation_names_table_id_and_message_and_writes_nothing(
         library: Engine, tmp_path: Path) -> None:
-    ada, _ = await fill(library)
+    await fill(library)
     await export_snapshot(library, tmp_path / "ok.zip")
     lines = _documents(tmp_path / "ok.zip")
     bad_book = lines["books/documents.jsonl"].replace(b'"copies":3', b'"copies":"three"')
@@ -83,7 +83,7 @@ async def test_default_mode_refuses_a_non_empty_table_as_convex_does(
         library: Engine, tmp_path: Path) -> None:
     await fill(library)
     await export_snapshot(library, tmp_path / "s.zip")
-    with pytest.raises(SnapshotError, match="Table authors already exists. Please choose a "
+    with pytest.raises(SnapshotError, match=r"Table authors already exists. Please choose a "
                                             "new table name or use replace/append modes"):
         await run_import(library, tmp_path / "s.zip")
 
@@ -106,7 +106,7 @@ async def test_append_of_an_existing_id_is_refused(library: Engine, tmp_path: Pa
     await fill(library)
     await export_snapshot(library, tmp_path / "s.zip")
     book_id = (await books(library))[0]["_id"]
-    with pytest.raises(SnapshotError, match=f"table 'authors': document .* already exists"):
+    with pytest.raises(SnapshotError, match=r"table 'authors': document .* already exists"):
         await run_import(library, tmp_path / "s.zip", Mode.APPEND)
     assert [b["_id"] for b in await books(library)] == [book_id]
 
@@ -139,7 +139,7 @@ async def test_foreign_ids_get_new_ids_and_references_follow(library: Engine,
 async def test_an_unknown_table_is_refused_before_anything(library: Engine,
                                                            tmp_path: Path) -> None:
     path = write_zip(tmp_path / "x.zip", {"ghosts/documents.jsonl": '{"boo": 1}\n'})
-    with pytest.raises(SnapshotError, match="table 'ghosts' is in x.zip but not in the app's "
+    with pytest.raises(SnapshotError, match=r"table 'ghosts' is in x.zip but not in the app's "
                                             "schema"):
         await run_import(library, path)
 
@@ -149,7 +149,7 @@ async def test_a_bad_jsonl_line_names_its_number_and_nothing_is_written(
     ada, _ = await fill(library)
     path = tmp_path / "b.jsonl"
     path.write_text(f'{{"title": "A", "author": "{ada}", "copies": 1}}\n\n{{"title": \n')
-    with pytest.raises(SnapshotError, match="b.jsonl: line 3 is not valid JSON"):
+    with pytest.raises(SnapshotError, match=r"b.jsonl: line 3 is not valid JSON"):
         await run_import(library, path, Mode.APPEND, table="books")
     assert len(await books(library)) == 1
 
@@ -159,7 +159,7 @@ async def test_csv_reads_cells_by_the_schema_and_names_a_bad_value(
     ada, _ = await fill(library)
     path = tmp_path / "books.csv"
     path.write_text(f"title,author,copies,price\nA,{ada},2,9.5\nB,{ada},x,1\n")
-    with pytest.raises(SnapshotError, match="books.csv: line 3, column 'copies': 'x' is not "
+    with pytest.raises(SnapshotError, match=r"books.csv: line 3, column 'copies': 'x' is not "
                                             r"an integer \(int64\)"):
         await run_import(library, path, Mode.APPEND, table="books")
     path.write_text(f"title,author,copies,price\n123,{ada},2,9.5\n")
@@ -171,10 +171,10 @@ async def test_csv_reads_cells_by_the_schema_and_names_a_bad_value(
 async def test_json_array_and_the_table_option(library: Engine, tmp_path: Path) -> None:
     path = tmp_path / "authors.json"
     path.write_text('[{"name": "Ada"}, {"name": "Grace"}]')
-    with pytest.raises(SnapshotError, match="--table is required"):
+    with pytest.raises(SnapshotError, match=r"--table is required"):
         await run_import(library, path)
     report = await run_import(library, path, table="authors")
     assert report.rows == {"authors": 2}
     path.write_text('{"name": "Ada"}')
-    with pytest.raises(SnapshotError, match="authors.json is not a JSON array"):
+    with pytest.raises(SnapshotError, match=r"authors.json is not a JSON array"):
         await run_import(library, path, Mode.APPEND, table="authors")

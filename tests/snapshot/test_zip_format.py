@@ -122,7 +122,7 @@ def test_legacy_generated_schema_is_not_uniform() -> None:
 
 
 def test_a_corrupt_zip_is_refused() -> None:
-    with pytest.raises(SnapshotError, match="broken.zip is not a valid ZIP file"):
+    with pytest.raises(SnapshotError, match=r"broken.zip is not a valid ZIP file"):
         SnapshotReader(io.BytesIO(b"PK\x03\x04 this is not a zip"), "broken.zip")
 
 
@@ -133,7 +133,7 @@ def test_a_damaged_entry_is_refused_when_read() -> None:
     data = bytearray(out.getvalue())
     data[60:70] = b"\x00" * 10  # inside the compressed bytes of the entry
     reader = SnapshotReader(io.BytesIO(bytes(data)), "damaged.zip")
-    with pytest.raises(SnapshotError, match="damaged.zip: entry books/documents.jsonl is "
+    with pytest.raises(SnapshotError, match=r"damaged.zip: entry books/documents.jsonl is "
                                             "damaged"):
         list(reader.lines("books"))
 
@@ -142,5 +142,5 @@ def test_a_zip_without_documents_is_not_a_snapshot() -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         z.writestr("notes.txt", "hello")
-    with pytest.raises(SnapshotError, match="holds no <table>/documents.jsonl entry"):
+    with pytest.raises(SnapshotError, match=r"holds no <table>/documents.jsonl entry"):
         SnapshotReader(io.BytesIO(out.getvalue()), "x.zip")
