@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from reactive_store.admin import snapshots
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
 from reactive_store.dashboard.system import LiveRefresh, install
@@ -28,7 +29,9 @@ from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.observe_api import ObserveApi
+from reactive_store.server.snapshot_api import SnapshotEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
+from reactive_store.snapshot.jobs import SnapshotJobs
 
 
 async def _error_response(request: Request, exc: Exception) -> Response:
@@ -66,6 +69,10 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     env = EnvironmentEndpoints(deployment)
     files = FileEndpoints(deployment)
     live = observe_sockets_and_install(deployment, sync)
+    jobs = SnapshotJobs(deployment.engine,
+                        snapshots.refresher(deployment.subscriptions.refresh))
+    snapshots.register(deployment.engine.system, jobs)
+    snapshot_api = SnapshotEndpoints(deployment, jobs)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,6 +83,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
             yield
         finally:
             await live.stop()
+            await jobs.close()
             if dev is not None and watcher is not None:
                 dev.stop()
                 watcher.cancel()
@@ -104,6 +112,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
+        *snapshot_api.routes(),
         *observability_routes(deployment),
         Mount("/", AppRoutes(deployment)),
     ]
