@@ -38,11 +38,10 @@ class SnapshotEndpoints:
 
     async def request_export(self, request: Request) -> Response:
         await self._require_admin(request)
-        include = request.path_params["format"] == "zip" and \
-            request.query_params.get("includeStorage", "false").lower() == "true"
         if request.path_params["format"] != "zip":
             raise BadRequest("only zip exports exist", "InvalidExportFormat")
-        self.jobs.request_export(include)
+        self.jobs.request_export(
+            request.query_params.get("includeStorage", "false").lower() == "true")
         return JSONResponse({})
 
     async def download_export(self, request: Request) -> Response:

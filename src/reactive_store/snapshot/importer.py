@@ -193,9 +193,10 @@ class _Writer:
             try:
                 await self.db.restore(table, doc_id, created, fields)
             except ReactiveStoreError as exc:
-                raise SnapshotError(f"table {table!r}, document {doc.get('_id', doc_id)} "
-                                    f"({self.source.where(table)} line {lineno}): "
-                                    f"{exc.message}") from None
+                named = doc.get("_id")
+                what = f"document {named}" if named else "a document without _id"
+                raise SnapshotError(f"table {table!r}, {what} ({self.source.where(table)} "
+                                    f"line {lineno}): {exc.message}") from None
         self.report.rows[table] += len(batch)
         self.done += len(batch)
         if self.progress is not None:

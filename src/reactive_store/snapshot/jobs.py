@@ -32,6 +32,7 @@ from reactive_store.snapshot.sources import open_source
 from reactive_store.snapshot.zip_format import STORAGE
 
 log = logging.getLogger(__name__)
+UPLOADED = "the uploaded file"
 FORMAT_SUFFIX = {"zip": ".zip", "jsonLines": ".jsonl", "jsonArray": ".json", "csv": ".csv"}
 
 
@@ -153,11 +154,11 @@ class SnapshotJobs:
         kind = args.get("format")
         if kind not in FORMAT_SUFFIX:
             raise BadRequest(f"unknown import format {kind!r}", "InvalidImportFormat")
-        mode = Mode(args.get("mode") or Mode.REQUIRE_EMPTY.value) \
-            if args.get("mode") in (None, *Mode) else None
-        if mode is None:
+        try:
+            mode = Mode(args.get("mode") or Mode.REQUIRE_EMPTY)
+        except ValueError:
             raise BadRequest(f"unsupported import mode {args.get('mode')!r}; use "
-                             "requireEmpty, append or replace", "InvalidImportMode")
+                             "requireEmpty, append or replace", "InvalidImportMode") from None
         job = ImportJob(secrets.token_hex(16), self._dir / f"import-{token}{FORMAT_SUFFIX[kind]}",
                         kind, args.get("tableName"), mode, time.time() * 1000.0)
         with job.path.open("wb") as out:
@@ -182,7 +183,7 @@ class SnapshotJobs:
         self.changed()
 
     async def _summary(self, job: ImportJob) -> tuple[str, bool]:
-        source = open_source(job.path, self.engine.schema, job.table, job.format)
+        source = open_source(job.path, self.engine.schema, job.table, job.format, UPLOADED)
         try:
             counts = await asyncio.to_thread(
                 lambda: {t: sum(1 for _ in source.rows(t)) for t in source.tables})
@@ -224,7 +225,7 @@ class SnapshotJobs:
 
         source = None
         try:
-            source = open_source(job.path, self.engine.schema, job.table, job.format)
+            source = open_source(job.path, self.engine.schema, job.table, job.format, UPLOADED)
             report = await import_source(self.engine, source, job.mode, progress)
         except Exception as exc:
             message = exc.message if isinstance(exc, ReactiveStoreError) else "Server Error"

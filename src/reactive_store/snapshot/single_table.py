@@ -38,54 +38,54 @@ def format_of(path: Path, given: str | None = None) -> str:
     return found
 
 
-def read_jsonl(path: Path) -> Lines:
+def read_jsonl(path: Path, label: str) -> Lines:
     with path.open("rb") as raw:
         for lineno, line in enumerate(raw, 1):
             if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
             if line.strip():
-                yield lineno, decode_line(line, path.name, lineno)
+                yield lineno, decode_line(line, label, lineno)
 
 
-def read_json_array(path: Path) -> Lines:
+def read_json_array(path: Path, label: str) -> Lines:
     if path.stat().st_size > MAX_JSON_ARRAY_BYTES:
-        raise SnapshotError(f"{path.name} is larger than {MAX_JSON_ARRAY_BYTES >> 20} MiB; "
+        raise SnapshotError(f"{label} is larger than {MAX_JSON_ARRAY_BYTES >> 20} MiB; "
                             "a JSON array is read whole, so convert it to JSONL")
     try:
         data = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
-        raise SnapshotError(f"{path.name} is not valid JSON: {exc}") from None
+        raise SnapshotError(f"{label} is not valid JSON: {exc}") from None
     if not isinstance(data, list):
-        raise SnapshotError(f"{path.name} is not a JSON array")
+        raise SnapshotError(f"{label} is not a JSON array")
     for index, item in enumerate(data, 1):
         if not isinstance(item, dict):
-            raise SnapshotError(f"{path.name}: element {index} is not a JSON object")
+            raise SnapshotError(f"{label}: element {index} is not a JSON object")
         try:
             decoded = from_export_json(item)
         except BadRequest as exc:
-            raise SnapshotError(f"{path.name}: element {index} is not a valid value: "
+            raise SnapshotError(f"{label}: element {index} is not a valid value: "
                                 f"{exc.message}") from None
         assert isinstance(decoded, dict)
         yield index, decoded
 
 
-def read_csv(path: Path, validator: Validator) -> Lines:
+def read_csv(path: Path, validator: Validator, label: str) -> Lines:
     """Rows as documents; line numbers count the header as line 1."""
     fields = validator.fields if isinstance(validator, ObjectValidator) else {}
     with path.open(newline="", encoding="utf-8-sig") as text:
         reader = csv.reader(text)
         header = next(reader, None)
         if header is None:
-            raise SnapshotError(f"{path.name}: the CSV file is empty (it needs a header row)")
+            raise SnapshotError(f"{label}: the CSV file is empty (it needs a header row)")
         names = [name.strip(" ") for name in header]
         for row in reader:
             lineno = reader.line_num
             if not row:
                 continue
             if len(row) != len(names):
-                raise SnapshotError(f"{path.name}: line {lineno} has {len(row)} values but "
+                raise SnapshotError(f"{label}: line {lineno} has {len(row)} values but "
                                     f"the header names {len(names)} columns")
-            yield lineno, {name: _cell(cell, fields.get(name), path.name, lineno, name)
+            yield lineno, {name: _cell(cell, fields.get(name), label, lineno, name)
                            for name, cell in zip(names, row, strict=True)}
 
 

@@ -30,22 +30,26 @@ class Source:
     numbers: dict[str, int] = field(default_factory=dict)  # table numbers in the source
     archive: SnapshotReader | None = None
     schema: Schema | None = None
+    label: str = ""  # how messages name the file (default: its name)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.path.name
 
     def where(self, table: str) -> str:
         if self.archive is not None:
-            return f"{self.path.name}:{self.archive.documents[table]}"
-        return self.path.name
+            return f"{self.label}:{self.archive.documents[table]}"
+        return self.label
 
     def rows(self, table: str) -> Rows:
         """The table's documents, in file order, each with its line number."""
         if self.archive is not None:
             return self._archive_rows(self.archive, table)
         if self.format == "jsonLines":
-            return read_jsonl(self.path)
+            return read_jsonl(self.path, self.label)
         if self.format == "jsonArray":
-            return read_json_array(self.path)
+            return read_json_array(self.path, self.label)
         assert self.schema is not None
-        return read_csv(self.path, self.schema.tables[table].validator)
+        return read_csv(self.path, self.schema.tables[table].validator, self.label)
 
     def _archive_rows(self, archive: SnapshotReader, table: str) -> Rows:
         where = self.where(table)
@@ -63,8 +67,10 @@ class Source:
 
 
 def open_source(path: Path, schema: Schema, table: str | None = None,
-                format: str | None = None) -> Source:
-    """The import source at `path`; SnapshotError when the file or a table does not fit."""
+                format: str | None = None, label: str | None = None) -> Source:
+    """The import source at `path` (`label` names it in messages); SnapshotError when the
+    file or a table does not fit."""
+    label = label or path.name
     if not path.is_file():
         raise SnapshotError(f"{path} does not exist or is not a file")
     kind = format_of(path, format)
@@ -72,19 +78,19 @@ def open_source(path: Path, schema: Schema, table: str | None = None,
         if table is not None:
             raise SnapshotError("--table is not allowed for a ZIP snapshot (it names its "
                                 "tables itself)")
-        archive = SnapshotReader(path, path.name)
+        archive = SnapshotReader(path, label)
         tables = archive.user_tables()
         if STORAGE in archive.documents:
             tables.insert(0, STORAGE)
-        source = Source(path, kind, tables, archive.table_numbers(), archive, schema)
+        source = Source(path, kind, tables, archive.table_numbers(), archive, schema, label)
     else:
         if table is None:
-            raise SnapshotError(f"--table is required to import {path.name} (format {kind})")
-        source = Source(path, kind, [table], schema=schema)
+            raise SnapshotError(f"--table is required to import {label} (format {kind})")
+        source = Source(path, kind, [table], schema=schema, label=label)
     for name in source.tables:
         if name not in schema.tables or (name.startswith("_") and name != STORAGE):
             source.close()
             raise SnapshotError(
-                f"table {name!r} is in {path.name} but not in the app's schema: add it to "
+                f"table {name!r} is in {label} but not in the app's schema: add it to "
                 "schema/ (or leave it out of the import)")
     return source
