@@ -80,11 +80,17 @@ class SnapshotJobs:
     def __init__(self, engine: Engine, on_change: Callable[[], None]) -> None:
         self.engine = engine
         self._on_change = on_change
-        self._dir = Path(tempfile.mkdtemp(prefix="reactive-store-snapshots-"))
+        self._made: Path | None = None  # the temporary folder, made on first use
         self.export: ExportJob | None = None
         self.imports: dict[str, ImportJob] = {}
         self._uploads: dict[str, list[Path]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def _dir(self) -> Path:
+        if self._made is None:
+            self._made = Path(tempfile.mkdtemp(prefix="reactive-store-snapshots-"))
+        return self._made
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
@@ -246,4 +252,5 @@ class SnapshotJobs:
         for task in list(self._tasks):
             with contextlib.suppress(BaseException):
                 await task
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
