@@ -134,3 +134,13 @@ def test_the_progress_bar_on_a_terminal_and_in_a_log() -> None:
     assert log.getvalue().splitlines() == [
         "Importing: 1/4 documents (25%)", "Importing: 4/4 documents (100%)",
         "Importing: 4/4 documents (100%)"]
+
+
+async def test_replace_with_its_own_snapshot_keeps_the_files(library: Engine,
+                                                              tmp_path: Path) -> None:
+    stored = (await library.run_action("library:store_text", {"text": "hello"})).value
+    await export_snapshot(library, tmp_path / "s.zip", include_storage=True)
+    source = open_source(tmp_path / "s.zip", library.schema)
+    report = await import_source(library, source, Mode.REPLACE)
+    assert report.deleted == {"_storage": 1} and report.files == 1
+    assert await file_bytes(library, stored) == b"hello"

@@ -67,7 +67,7 @@ async def import_source(engine: Engine, source: Source, mode: Mode,
                         progress: Progress | None = None) -> ImportReport:
     """Import everything `source` holds; SnapshotError (nothing written) when it cannot."""
     remap, total = await asyncio.to_thread(_plan_ids, engine, source)
-    blobs = await _store_files(engine, source, remap)
+    blobs, written = await _store_files(engine, source, remap)
     try:
         report = ImportReport()
 
@@ -84,7 +84,7 @@ async def import_source(engine: Engine, source: Source, mode: Mode,
         outcome = await engine.transact(f"import {source.path.name}", body,
                                         limits=IMPORT_LIMITS)
     except BaseException:
-        await asyncio.shield(_forget(engine, list(blobs)))
+        await asyncio.shield(_forget(engine, written))
         raise
     report.files = len(blobs)
     report.ts = outcome.ts
@@ -113,28 +113,35 @@ def _is_id_of(doc_id: str, number: int) -> bool:
 
 
 async def _store_files(engine: Engine, source: Source, remap: dict[str, str]
-                       ) -> dict[str, Blob]:
-    """Store the bytes of every file the snapshot's `_storage` table lists, by new id."""
+                       ) -> tuple[dict[str, Blob], list[str]]:
+    """Store the bytes of every file the snapshot's `_storage` table lists, by final id;
+    those already stored under that id (a --replace of the same deployment's snapshot)
+    are kept. The blobs by id, and the ids written now (to delete if the import fails)."""
     archive = source.archive
     if archive is None or STORAGE not in source.tables:
-        return {}
-    stored: dict[str, Blob] = {}
+        return {}, []
+    blobs: dict[str, Blob] = {}
+    written: list[str] = []
     try:
         for lineno, meta in source.rows(STORAGE):
             old = meta.get("_id")
             if not isinstance(old, str) or old not in archive.files:
                 raise SnapshotError(f"{source.where(STORAGE)}: line {lineno}: file {old!r} "
                                     "has no _storage/<id> entry holding its bytes")
-            content_type = meta.get("contentType")
-            blob = await engine.files.blobs.write(
-                remap.get(old, old), _chunks(archive.read_file(old)),
-                content_type=content_type if isinstance(content_type, str) else None,
-                max_bytes=UNBOUNDED)
-            stored[blob.storage_id] = blob
+            storage_id = remap.get(old, old)
+            blob = await engine.files.blobs.stat(storage_id)
+            if blob is None:
+                content_type = meta.get("contentType")
+                blob = await engine.files.blobs.write(
+                    storage_id, _chunks(archive.read_file(old)),
+                    content_type=content_type if isinstance(content_type, str) else None,
+                    max_bytes=UNBOUNDED)
+                written.append(storage_id)
+            blobs[storage_id] = blob
     except BaseException:
-        await asyncio.shield(_forget(engine, list(stored)))
+        await asyncio.shield(_forget(engine, written))
         raise
-    return stored
+    return blobs, written
 
 
 async def _chunks(pieces: Iterator[bytes]) -> Any:
