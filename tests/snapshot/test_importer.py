@@ -178,3 +178,39 @@ async def test_json_array_and_the_table_option(library: Engine, tmp_path: Path) 
     path.write_text('{"name": "Ada"}')
     with pytest.raises(SnapshotError, match=r"authors.json is not a JSON array"):
         await run_import(library, path, Mode.APPEND, table="authors")
+
+
+async def test_a_convex_snapshot_with_files_imports_and_references_follow(
+        library: Engine, tmp_path: Path) -> None:
+    """Convex's layout: `_storage/documents.jsonl` plus `_storage/<id>.<ext>` bytes; a
+    document's `v.id("_storage")` field follows its file to its new id."""
+    file_id = "kg2b3c4d5e6f7g8h9j0k1m2n3p4q5r6s"
+    author_id = "j57a1z2x3c4v5b6n7m8k9l0p1q2w3e4r"
+    path = write_zip(tmp_path / "convex.zip", {
+        "README.md": "# Welcome to your Convex snapshot export!\n",
+        "_tables/documents.jsonl": '{"name":"authors","id":10001}\n{"name":"books","id":10002}\n',
+        "authors/generated_schema.jsonl": '"uniform"\n',
+        "authors/documents.jsonl": f'{{"_id":"{author_id}","_creationTime":1.0,"name":"A"}}\n',
+        "books/generated_schema.jsonl": '"uniform"\n',
+        "books/documents.jsonl": f'{{"_id":"k1","_creationTime":2.0,"title":"T","author":'
+                                 f'"{author_id}","copies":1,"cover":"{file_id}"}}\n',
+        "_storage/documents.jsonl": f'{{"_id":"{file_id}","_creationTime":3.0,"sha256":"x",'
+                                    '"size":5,"contentType":"text/plain","internalId":"i"}\n',
+        f"_storage/{file_id}.txt": b"bytes",
+    })
+    report = await run_import(library, path)
+    assert report.rows == {"_storage": 1, "authors": 1, "books": 1} and report.files == 1
+    (book,) = await books(library)
+    blob = await library.files.open(book["cover"])
+    assert blob is not None and blob.content_type == "text/plain"
+    assert b"".join([c async for c in library.files.read(blob)]) == b"bytes"
+
+
+async def test_a_file_without_its_bytes_is_refused(library: Engine, tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "nobytes.zip", {
+        "_storage/documents.jsonl": '{"_id":"kg2b3c4d5e6f7g8h9j0k1m2n3p4q5r6s",'
+                                    '"_creationTime":3.0,"size":5}\n'})
+    with pytest.raises(SnapshotError, match=r"nobytes.zip:_storage/documents.jsonl: line 1: "
+                                            r"file 'kg2b3c4d5e6f7g8h9j0k1m2n3p4q5r6s' has no "
+                                            r"_storage/<id> entry"):
+        await run_import(library, path)
