@@ -46,7 +46,7 @@ async def export_snapshot(engine: Engine, target: Path | IO[bytes], *,
         numbers = {t: engine.store.table_numbers[t] for t in engine.app.schema.tables}
         await asyncio.to_thread(writer.write_tables, numbers)
         async with engine.store.read() as tx:
-            report.ts = await tx.snapshot_ts()
+            report.ts = await _snapshot_ts(engine, tx)
             tables = list(numbers) + ([STORAGE] if include_storage else [])
             total = sum([await tx.count(t, 1 << 62) for t in tables])
             counter = _Counter(total, progress)
@@ -60,6 +60,15 @@ async def export_snapshot(engine: Engine, target: Path | IO[bytes], *,
     finally:
         await asyncio.to_thread(writer.close)
     return report
+
+
+async def _snapshot_ts(engine: Engine, tx: Transaction) -> int:
+    """The timestamp the export is named by: its snapshot's newest commit, or, when it sees
+    commits not sequenced yet, the newest timestamp once they are (they get theirs above)."""
+    snapshot = await tx.snapshot()
+    if not snapshot.unsequenced:
+        return snapshot.ts
+    return await engine.store.latest_ts()
 
 
 class _Counter:

@@ -82,7 +82,7 @@ async def import_source(engine: Engine, source: Source, mode: Mode,
             return report, None
 
         outcome = await engine.transact(f"import {source.path.name}", body,
-                                        limits=IMPORT_LIMITS)
+                                        timestamp=True, limits=IMPORT_LIMITS)
     except BaseException:
         await asyncio.shield(_forget(engine, written))
         raise
