@@ -19,7 +19,7 @@ ORDER = [
     "types", "errors", "limits", "values", "ids", "keys", "validators", "annotations", "schema",
     "failures", "auth", "access", "observe",
     "storage", "app", "engine", "live", "jobs", "sync", "client",
-    "deployment", "dashboard", "dev", "server", "cli",
+    "deployment", "snapshot", "admin", "dashboard", "dev", "server", "cli",
 ]
 FACADES = {"reactive_store", "reactive_store.__main__"}  # the public API and `python -m`
 CORE = set(ORDER[: ORDER.index("storage")])

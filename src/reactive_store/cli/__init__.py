@@ -1,6 +1,7 @@
 """The `reactive-store` command line (`main`): `serve` runs the server, `dev` hot-reloads it, `run`
 calls one function, `env` reads and writes environment variables, `logs` tails a running
-server's function logs, `docs` and `codegen` describe the app."""
+server's function logs, `export` and `import` move snapshots, `docs` and `codegen` describe
+the app."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from reactive_store.cli.env import run_env
 from reactive_store.cli.logs import tail_logs
 from reactive_store.cli.parser import admin_key_from_env, build_parser
 from reactive_store.cli.serve import run_function, serve, settings_from, write_codegen, write_docs
+from reactive_store.cli.snapshot import run_export, run_import
 from reactive_store.errors import ReactiveStoreError
 
 __all__ = ["admin_key_from_env", "build_parser", "main", "settings_from"]
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             return write_codegen(ns)
         if ns.command == "logs":
             return tail_logs(ns)
+        if ns.command == "export":
+            return run_export(ns)
+        if ns.command == "import":
+            return run_import(ns)
         result = asyncio.run(run_function(ns))
     except KeyboardInterrupt:
         return 130

@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs="?", default="{}", help="arguments as a JSON object")
     add_env_parser(sub)
     add_logs_parser(sub)
+    add_snapshot_parsers(sub)
     docs = sub.add_parser("docs", help="write the function catalog as Markdown")
     docs.add_argument("--app", type=Path, default=Path.cwd())
     docs.add_argument("--output", type=Path, default=None,
@@ -158,3 +159,32 @@ def add_logs_parser(sub: Any) -> None:
     logs.add_argument("--history", type=int, default=0,
                       help="first print the last N executions the server still holds")
     logs.add_argument("--jsonl", action="store_true", help="one JSON object per execution")
+
+
+def add_snapshot_parsers(sub: Any) -> None:
+    export = sub.add_parser(
+        "export", help="export the deployment's data to a snapshot ZIP (Convex's format)",
+        description="Works on the database directly, like `run`: no server needed.")
+    add_common_options(export)
+    export.add_argument("--path", type=Path, required=True,
+                        help="the ZIP file to write (or a folder to write snapshot.zip in)")
+    export.add_argument("--include-file-storage", action="store_true",
+                        help="also export the stored files' bytes")
+    imp = sub.add_parser(
+        "import", help="import a snapshot ZIP, or one table from JSONL, JSON or CSV",
+        description="All or nothing: every document is validated against the schema and "
+                    "the import is one transaction. Without --replace or --append, a "
+                    "table that already holds documents is refused (as `npx convex "
+                    "import`).")
+    add_common_options(imp)
+    imp.add_argument("file", type=Path, help="a .zip snapshot, or a .jsonl, .json or .csv file")
+    mode = imp.add_mutually_exclusive_group()
+    mode.add_argument("--replace", action="store_true",
+                      help="delete the documents of the imported tables first")
+    mode.add_argument("--append", action="store_true",
+                      help="add to the documents already there")
+    imp.add_argument("--table", default=None, help="the table a single-table file goes to")
+    imp.add_argument("--format", default=None, choices=("zip", "jsonLines", "jsonArray", "csv"),
+                     help="the file's format (default: from its extension)")
+    imp.add_argument("-y", "--yes", action="store_true",
+                     help="do not ask before --replace deletes documents")

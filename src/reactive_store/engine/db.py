@@ -257,8 +257,15 @@ class DatabaseWriter(DatabaseReader):
         new `_id`."""
         return await self._insert(table, _plain(doc), system=False)
 
+    async def restore(self, table: str, doc_id: str, creation_time: float,
+                      fields: Document) -> None:
+        """Insert a document from a snapshot keeping its id and creation time (imports):
+        validated like any write; the id must be one of `table`."""
+        await self._insert(table, fields, system=is_system(table), doc_id=doc_id,
+                           creation_time=creation_time)
+
     async def _insert(self, table: str, doc: Document, system: bool,
-                      doc_id: str | None = None) -> str:
+                      doc_id: str | None = None, creation_time: float | None = None) -> str:
         definition = self.reads.table_definition(table, system)
         fields = validate_document(table, definition, doc)
         raw = self._encode(table, fields)
@@ -266,7 +273,9 @@ class DatabaseWriter(DatabaseReader):
             doc_id = new_id(self._numbers[table])
         else:
             self.reads.table_of_id(doc_id, table, system)  # raises unless an id of `table`
-        stored = {"_id": doc_id, "_creationTime": time.time() * 1000.0, **fields}
+        if creation_time is None:
+            creation_time = time.time() * 1000.0
+        stored = {"_id": doc_id, "_creationTime": creation_time, **fields}
         keys = index_keys(definition, stored)
         indexes = IndexWrites.plan(table, definition, None, stored)
         await self.reads.tx.insert(table, doc_id, stored["_creationTime"], raw, keys)

@@ -456,14 +456,15 @@ class Engine:
 
     async def transact(
         self, label: str, body: WriteBody, request: tuple[str, int] | None = None,
-        call: str | None = None, timestamp: bool = False,
+        call: str | None = None, timestamp: bool = False, limits: Limits | None = None,
     ) -> Outcome:
         """Run `body(db, tx)` in one SERIALIZABLE transaction, again on every conflict.
 
         The commit is logged inside the transaction and given its timestamp after COMMIT
         (storage/sequencer.py), which also announces it to every process; with `timestamp`
         the outcome carries it. `body` returns (value, encoded), or a finished Outcome to
-        end without writing.
+        end without writing. `limits` replaces the configured per-transaction limits (an
+        import writes more than a mutation may).
         """
         s = self.store
         give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
@@ -471,7 +472,7 @@ class Engine:
             try:
                 async with s.write() as tx:
                     db = DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
-                                        self.config.limits)
+                                        limits or self.config.limits)
                     result = await body(db, tx)
                     if isinstance(result, Outcome):
                         return result

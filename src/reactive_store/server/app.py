@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from reactive_store.admin import snapshots
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
 from reactive_store.dashboard.system import LiveRefresh, install
@@ -30,7 +31,9 @@ from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.observe_api import ObserveApi
+from reactive_store.server.snapshot_api import SnapshotEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
+from reactive_store.snapshot.jobs import SnapshotJobs
 
 
 async def _error_response(request: Request, exc: Exception) -> Response:
@@ -59,6 +62,24 @@ def observe_sockets_and_install(deployment: Deployment, sync: SyncEndpoint) -> L
     return install(deployment)
 
 
+def snapshot_jobs(deployment: Deployment) -> tuple[SnapshotJobs, list[BaseRoute]]:
+    """Export and import jobs for the official CLI: their `_system/cli/...` queries
+    (registered after the dashboard's) and their admin routes."""
+    jobs = SnapshotJobs(deployment.engine, snapshots.refresher(deployment.subscriptions.refresh))
+    snapshots.register(deployment.engine.system, jobs)
+    return jobs, SnapshotEndpoints(deployment, jobs).routes()
+
+
+def middleware(deployment: Deployment) -> list[Middleware]:
+    """Outermost first: the transport probe, the body limit, CORS."""
+    cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
+                      allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
+                      allow_headers=["*"])
+    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
+                       exempt=(UPLOAD_PATH,))
+    return [Middleware(TransportProbe), limit, cors]
+
+
 def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
                dev: DevReloader | None = None) -> Starlette:
     """The ASGI app. With `manage_lifespan`, the deployment starts and stops with the server;
@@ -69,6 +90,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
     env = EnvironmentEndpoints(deployment)
     files = FileEndpoints(deployment)
     live = observe_sockets_and_install(deployment, sync)
+    jobs, snapshot_routes = snapshot_jobs(deployment)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -79,6 +101,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
             yield
         finally:
             await live.stop()
+            await jobs.close()
             if dev is not None and watcher is not None:
                 dev.stop()
                 watcher.cancel()
@@ -107,15 +130,10 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route(UPLOAD_PATH, files.upload, methods=["POST"]),
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
+        *snapshot_routes,
         *observability_routes(deployment),
         Mount("/", AppRoutes(deployment)),
     ]
-    cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
-                      allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
-                      allow_headers=["*"])
-    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
-                       exempt=(UPLOAD_PATH,))
-    probe = Middleware(TransportProbe)
-    return Starlette(routes=routes, middleware=[probe, limit, cors], lifespan=lifespan,
+    return Starlette(routes=routes, middleware=middleware(deployment), lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,
                                          AuthError: _error_response})
