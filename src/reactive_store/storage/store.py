@@ -211,6 +211,9 @@ class Store:
                     raise StorageError() from exc
                 discard(conn)
                 last = exc
+            except asyncio.CancelledError:
+                discard(conn)  # cancelled mid-statement: the connection's state is unknown
+                raise
             finally:
                 await self._release(conn)
         self._unavailable.warn("database connections keep failing: %r", last)
