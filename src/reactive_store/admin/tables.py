@@ -14,7 +14,7 @@ from typing import Any
 from reactive_store.app.registry import FunctionSpec, internal_query
 from reactive_store.deployment import Deployment
 from reactive_store.engine.query import ScanRecord
-from reactive_store.engine.system_tables import readable_system_tables
+from reactive_store.engine.system_tables import is_system
 from reactive_store.errors import QueryError
 from reactive_store.schema import BY_ID
 from reactive_store.validators import v
@@ -37,9 +37,9 @@ def user_tables(deployment: Deployment) -> list[str]:
 
 
 def check_table(deployment: Deployment, table: str) -> None:
-    """Raise QueryError naming the known tables when `table` is neither the app's nor a
-    readable system table."""
-    if table in deployment.engine.app.schema.tables or table in readable_system_tables():
+    """Raise QueryError naming the app's tables when `table` is neither one of them nor a
+    system table (`ctx.db.system` refuses the internal ones with its own message)."""
+    if table in deployment.engine.app.schema.tables or is_system(table):
         return
     known = ", ".join(user_tables(deployment)) or "none"
     raise QueryError(f"there is no table {table!r} in this deployment (its tables: {known})")
