@@ -259,7 +259,7 @@ async def test_function_spec_lists_the_functions_with_their_args(cli: Cli, serve
     add_spec = by_id["notes.js:add"]
     assert add_spec["functionType"] == "Mutation" and add_spec["visibility"] == {
         "kind": "public"}
-    assert add_spec["args"]["value"]["rank"] == {"fieldType": {"type": "bigint"},
+    assert add_spec["args"]["value"]["rank"] == {"fieldType": {"type": "number"},
                                                  "optional": False}
 
 
