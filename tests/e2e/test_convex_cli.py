@@ -144,6 +144,32 @@ async def test_run_calls_a_function_prints_its_result_and_logs(cli: Cli) -> None
     assert listed.code == 0 and "from the cli" in json.loads(listed.out)
 
 
+async def read_until(stream: asyncio.StreamReader, text: str, timeout: float) -> str:
+    """What `stream` prints until a line holding `text` (failing after `timeout`)."""
+    seen = ""
+    async with asyncio.timeout(timeout):
+        while text not in seen:
+            line = (await stream.readline()).decode()
+            assert line, f"the CLI ended before printing {text!r}:\n{seen}"
+            seen += line
+    return seen
+
+
+async def test_run_watch_prints_the_query_again_after_a_change(cli: Cli, server: str
+                                                               ) -> None:
+    proc = await cli.spawn("run", "notes:bodies", "--watch")
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        await read_until(proc.stderr, "Watching query notes:bodies", 30)
+        await read_until(proc.stdout, "]", 30)  # the first result, printed whole
+        marker = uuid.uuid4().hex[:8]
+        await add(server, marker, 3)
+        await read_until(proc.stdout, marker, 30)
+    finally:
+        proc.kill()  # by its PID
+        await proc.wait()
+
+
 async def test_run_of_a_missing_function_lists_the_functions_there_are(cli: Cli) -> None:
     result = await cli("run", "notes:nope")
     assert result.code == 1
