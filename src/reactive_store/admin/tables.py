@@ -67,8 +67,9 @@ def functions(deployment: Deployment) -> dict[str, FunctionSpec]:
         check_table(deployment, table)
         source = ctx.db.system if table.startswith("_") else ctx.db
         items = max(1, min(int(paginationOpts["numItems"]), MAX_PAGE))
+        # Each page is its own one-off subscription: no journal to keep (stable=False).
         result: dict[str, Any] = await source.query(table).order(order).paginate(
-            {"numItems": items, "cursor": paginationOpts["cursor"]})
+            {"numItems": items, "cursor": paginationOpts["cursor"]}, stable=False)
         return result
 
     @internal_query(args={"tableName": v.string()})
