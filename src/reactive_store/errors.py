@@ -61,6 +61,12 @@ class FunctionNotFound(ReactiveStoreError):
     code = "FunctionNotFound"
 
 
+class PermissionDenied(ReactiveStoreError):
+    """A caller without the admin key asked for an admin-only (`_system/...`) function."""
+
+    code = "PermissionDenied"
+
+
 class WrongFunctionKind(ReactiveStoreError):
     """A function was called through the endpoint for another kind (query vs mutation ...)."""
 

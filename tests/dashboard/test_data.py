@@ -124,8 +124,8 @@ async def test_edits_are_validated_mutations_that_subscribers_see(dashboard: Any
 async def test_only_the_admin_reaches_system_functions(dashboard: Any) -> None:
     _, _, open_client = dashboard
     anonymous = await open_client()
-    with pytest.raises(ClientError, match="Could not find public function for "
-                                          "'_system/data:tables'"):
+    with pytest.raises(ClientError, match="You do not have permission to perform this "
+                                          "operation: '_system/data:tables' needs the admin"):
         await anonymous.query("_system/data:tables", {})
     wrong = await open_client(admin_key="not-the-key")
     with pytest.raises(TimeoutError):  # refused: the server closes, nothing is answered

@@ -54,7 +54,7 @@ async def test_run_as_an_identity(dashboard: Any) -> None:
     ({"path": "notes:crash", "args": "{}"},
      {"ok": False, "error": "Uncaught RuntimeError: the action broke"}),
     ({"path": "notes:missing", "args": "{}"},
-     {"ok": False, "error": "Could not find public function for 'notes:missing'."}),
+     {"ok": False, "error": "Could not find function for 'notes:missing'."}),
 ])
 async def test_run_explains_every_failure(dashboard: Any, call: dict[str, Any],
                                           expected: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reactive_store.errors import ConvexError, FunctionNotFound
+from reactive_store.errors import ConvexError, FunctionNotFound, PermissionDenied
 from reactive_store.observe.observer import Observer, ObserveSettings, lines_of, source
 from reactive_store.observe.records import Execution
 from reactive_store.server import create_app
@@ -194,8 +194,10 @@ async def test_missing_functions_and_system_functions_are_not_recorded(
     engine = await deploy(make_app(APP))
     with pytest.raises(FunctionNotFound):
         await engine.run_query("notes:nope", {})
-    with pytest.raises(FunctionNotFound):
+    with pytest.raises(PermissionDenied):  # `_system/` is for the admin only
         await engine.run_query("_system/x:y", {})
+    with pytest.raises(FunctionNotFound):
+        await engine.run_query("_system/x:y", {}, internal_ok=True)
     assert len(engine.observer.log) == 0
 
 

@@ -43,7 +43,7 @@ def test_cli_run_on_the_embedded_database(
     assert main(["run", "--app", str(app), "accounts:total"]) == 0
     assert capsys.readouterr().out.strip().endswith('"4"')
     assert main(["run", "--app", str(app), "nope:fn", "{}"]) == 1
-    assert "Could not find public function for 'nope:fn'" in capsys.readouterr().err
+    assert "Could not find function for 'nope:fn'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="ARGS must be a JSON object"):
         main(["run", "--app", str(app), "accounts:total", "[1]"])
     with pytest.raises(SystemExit, match="not valid JSON"):

@@ -250,7 +250,10 @@ class Registry:
             spec = self._by_path.get(path)
         if spec is None or (spec.visibility is Visibility.INTERNAL and not internal_ok):
             shown = ref if isinstance(ref, str) else path
-            raise FunctionNotFound(f"Could not find public function for '{shown}'.")
+            # The admin may call internal functions too, so "public" would be wrong there;
+            # the Convex CLI's `run` lists the functions on "Could not find function".
+            what = "function" if internal_ok else "public function"
+            raise FunctionNotFound(f"Could not find {what} for '{shown}'.")
         if kind is not None and spec.kind is not kind:
             raise WrongFunctionKind(
                 f"Trying to execute {path} as {kind.title}, but it is defined as "

@@ -1,11 +1,12 @@
 """The dashboard's system functions (`_system/<page>:<name>`) and what keeps them live.
 
-`install(deployment)` registers every page's functions in the engine's system registry
-(all internal: only the admin key reaches them; to anyone else they do not exist). Queries
-over stored data are live through their read sets like any other. Those over process state
-are re-run by `LiveRefresh`: the log and per-function queries when an execution is
-recorded (debounced, so a busy server costs one re-run per REFRESH_SECONDS, not one per
-call), the health query once a second with a new sample.
+`install(deployment)` registers every page's functions, and the Convex CLI's
+(`reactive_store.admin`), in the engine's system registry (all internal: only the admin
+key reaches them; anyone else is refused). Queries over stored data are live through their
+read sets like any other. Those over process state are re-run by `LiveRefresh`: the log
+and per-function queries when an execution is recorded (debounced, so a busy server costs
+one re-run per REFRESH_SECONDS, not one per call), the health query once a second with a
+new sample.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from reactive_store import admin
 from reactive_store.app.registry import Registry
 from reactive_store.dashboard import data, functions, health, logs, schedules
 from reactive_store.dashboard.readable import as_floats
@@ -100,5 +102,8 @@ def install(deployment: Deployment) -> LiveRefresh:
         for name, spec in specs.items():
             spec.handler = numbers_as_floats(spec.handler)
             registry.add(f"_system/{page}:{name}", spec)
+    # The Convex CLI's functions keep Convex's number types (int64 documents, float counts).
+    for path, spec in admin.functions(deployment).items():
+        registry.add(path, spec)
     deployment.engine.system = registry
     return refresh

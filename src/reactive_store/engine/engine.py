@@ -41,6 +41,7 @@ from reactive_store.errors import (
     ConflictError,
     FunctionTimeout,
     InternalError,
+    PermissionDenied,
     QueryError,
     ValidationError,
 )
@@ -60,6 +61,8 @@ ENV_ATTEMPTS = 8
 # A query at a timestamp waits this many times (1 ms, doubling) for commits its snapshot
 # read to get their timestamps (storage/sequencer.py) before giving up.
 AHEAD_ATTEMPTS = 10
+# The Convex CLI prints an error containing these words as a permission error and exits.
+PERMISSION_DENIED = "You do not have permission to perform this operation"
 WriteBody = Callable[[DatabaseWriter, Transaction], Awaitable["tuple[Any, Any] | Outcome"]]
 
 
@@ -179,7 +182,7 @@ class Engine:
     def prepare(self, ref: Any, args: Any, kind: Kind | None, internal_ok: bool
                 ) -> tuple[FunctionSpec, dict[str, Any]]:
         """Resolve the function (once per call) and validate its arguments."""
-        spec = self.functions_for(ref).resolve(ref, kind=kind, internal_ok=internal_ok)
+        spec = self.resolve(ref, kind, internal_ok)
         token = TABLE_NAMES.set(self.store.table_names)
         documents = DOCUMENTS.set(self.documents)
         try:
@@ -187,6 +190,16 @@ class Engine:
         finally:
             DOCUMENTS.reset(documents)
             TABLE_NAMES.reset(token)
+
+    def resolve(self, ref: Any, kind: Kind | None, internal_ok: bool) -> FunctionSpec:
+        """The function `ref` names. `_system/` functions serve the admin only; anyone else
+        is told so in the words the Convex CLI recognises as a permission error."""
+        registry = self.functions_for(ref)
+        if registry is self.system and not internal_ok:
+            shown = ref.path if isinstance(ref, FunctionSpec) else ref
+            raise PermissionDenied(f"{PERMISSION_DENIED}: {shown!r} needs the admin key "
+                                   "(the key was missing or not valid)")
+        return registry.resolve(ref, kind=kind, internal_ok=internal_ok)
 
     def functions_for(self, ref: Any) -> Registry:
         """The registry a reference resolves in: the system one for `_system/` paths."""
@@ -548,7 +561,7 @@ class Engine:
     async def run(self, ref: Any, args: Any, identity: Identity | None = None, *,
                   internal_ok: bool = False) -> Outcome:
         """Run a function of whatever kind it is (a mutation's outcome carries no timestamp)."""
-        spec = self.functions_for(ref).resolve(ref, internal_ok=internal_ok)
+        spec = self.resolve(ref, None, internal_ok)
         if spec.kind is Kind.QUERY:
             return await self.run_query(spec, args, identity, internal_ok=True)
         if spec.kind is Kind.MUTATION:

@@ -33,6 +33,7 @@ from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.observe_api import ObserveApi
 from reactive_store.server.snapshot_api import SnapshotEndpoints
 from reactive_store.server.sync_endpoint import SyncEndpoint, TransportProbe
+from reactive_store.server.unsupported import PUSH_PATHS, unsupported_routes
 from reactive_store.snapshot.jobs import SnapshotJobs
 
 
@@ -53,6 +54,13 @@ def observability_routes(deployment: Deployment) -> list[BaseRoute]:
         Route("/_dashboard", to_dashboard, methods=["GET"]),
         Mount("/_dashboard", DashboardFiles()),
     ]
+
+
+def convex_cli_routes(info: InfoEndpoints) -> list[BaseRoute]:
+    """What the Convex CLI asks for besides functions: the URLs (`init`, `dev`), and the
+    pushes and one-off queries that are refused with a message saying what to do."""
+    return [Route("/api/v1/get_canonical_urls", info.canonical_urls, methods=["GET"]),
+            *unsupported_routes()]
 
 
 def observe_sockets_and_install(deployment: Deployment, sync: SyncEndpoint) -> LiveRefresh:
@@ -76,7 +84,7 @@ def middleware(deployment: Deployment) -> list[Middleware]:
                       allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
                       allow_headers=["*"])
     limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
-                       exempt=(UPLOAD_PATH,))
+                       exempt=(UPLOAD_PATH, *PUSH_PATHS))  # a refused push is never read
     return [Middleware(TransportProbe), limit, cors]
 
 
@@ -131,7 +139,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         Route("/api/storage/{storage_id}/{signature}", files.download,
               methods=["GET", "HEAD"]),
         *snapshot_routes,
-        *observability_routes(deployment),
+        *observability_routes(deployment), *convex_cli_routes(info),
         Mount("/", AppRoutes(deployment)),
     ]
     return Starlette(routes=routes, middleware=middleware(deployment), lifespan=lifespan,

@@ -1,4 +1,5 @@
-"""Small read-only endpoints: `/version`, `/api/_stats`, `/api/functions`, `/api/dev/status`."""
+"""Small read-only endpoints: `/version`, `/api/_stats`, `/api/functions`, `/api/dev/status`,
+and `/api/v1/get_canonical_urls` (where the Convex CLI's `init` and `dev` learn the URLs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from reactive_store.app.catalog import catalog
 from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
 from reactive_store.server.function_api import JSONResponse
+from reactive_store.server.observe_api import admin_refusal
 
 
 class InfoEndpoints:
@@ -37,6 +39,15 @@ class InfoEndpoints:
     async def functions(self, request: Request) -> Response:
         app = self.deployment.engine.app
         return JSONResponse(catalog(app.functions, app.schema))
+
+    async def canonical_urls(self, request: Request) -> Response:
+        """The URL clients use, for functions and for HTTP routes alike (both are served on
+        one origin): `--public-url`, else the address this request came to. Admin only."""
+        refused = admin_refusal(self.deployment, request.headers.get("authorization"))
+        if refused is not None:
+            return refused
+        url = self.deployment.engine.config.public_url or str(request.base_url).rstrip("/")
+        return JSONResponse({"convexCloudUrl": url, "convexSiteUrl": url})
 
     async def dev_status(self, request: Request) -> Response:
         if self.dev is None:
