@@ -60,6 +60,9 @@ class Settings:
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
     progress: Callable[[str], None] | None = None  # hears about long index backfills
     observe: ObserveSettings = field(default_factory=ObserveSettings)  # logs and records
+    # Browser origins allowed to call the HTTP API and open the sync socket ("*": any;
+    # empty: same-origin pages only). `dev` defaults to any, `serve` to none.
+    cors_origins: tuple[str, ...] = ()
 
 
 def redact_url(url: str) -> str:

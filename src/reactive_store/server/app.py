@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -22,6 +21,7 @@ from reactive_store.dev import DevReloader
 from reactive_store.errors import BadRequest, ReactiveStoreError
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
+from reactive_store.server.cors import cors_middleware
 from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
@@ -107,9 +107,7 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         *observability_routes(deployment),
         Mount("/", AppRoutes(deployment)),
     ]
-    cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
-                      allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
-                      allow_headers=["*"])
+    cors = cors_middleware(deployment.settings.cors_origins)
     limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
                        exempt=(UPLOAD_PATH,))
     probe = Middleware(TransportProbe)
