@@ -9,13 +9,11 @@ import os
 import random
 import time
 from contextlib import ExitStack
-from typing import Any
 
 import orjson
 import uvloop
 from bench_engine import APP
 from common import (
-    DATABASE_URL,
     HttpConnection,
     call,
     cpu_seconds,
@@ -29,11 +27,6 @@ from common import (
     server_pid,
     write_app,
 )
-
-from reactive_store.engine.db import document_from_row
-from reactive_store.schema import Schema
-from reactive_store.storage import Store, Transaction
-from reactive_store.storage.history import BeforeImage, commit_writes
 
 CLIENTS = 8
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
@@ -107,40 +100,6 @@ async def past_query(target: Target) -> tuple[list[float], list[float]]:
     return now, past
 
 
-async def commit_step(duration: float) -> dict[str, float]:
-    """Transactions/s of the commit step alone (8 at once, in-process Store): `_commit`
-    as it is, with one before-image in its statement, and as a second statement."""
-    store = await Store.open(DATABASE_URL, namespace(), min_size=CLIENTS, max_size=CLIENTS)
-    await store.push_schema(Schema({}), document_from_row)
-    images = [BeforeImage("t", "id", 1.0, b'{"owner":"x","balance":{"$integer":"AQ=="}}')]
-    counter = iter(range(10**9))
-
-    async def plain(tx: Transaction) -> None:
-        await tx.commit_writes("{}")
-
-    async def joined(tx: Transaction) -> None:
-        await commit_writes(tx, "{}", [i._replace(id=str(next(counter))) for i in images])
-
-    async def second(tx: Transaction) -> None:
-        ts = await tx.commit_writes("{}")
-        await tx.execute(f"INSERT INTO {tx.names.system('history')} VALUES ($1, 't', $2, "
-                         "1.0, $3)", ts, str(next(counter)), images[0].doc)
-
-    totals = dict.fromkeys(("plain", "joined", "second"), 0.0)
-    try:
-        for _ in range(ROUNDS):
-            for name, body in (("plain", plain), ("joined", joined), ("second", second)):
-                async def one(worker: int, body: Any = body) -> None:
-                    async with store.write() as tx:
-                        await body(tx)
-
-                totals[name] += await run_workers(CLIENTS, duration, one) / ROUNDS
-    finally:
-        await store.drop()
-        await store.close()
-    return totals
-
-
 async def main() -> None:
     duration = seconds(2.0)
     app = write_app(APP)
@@ -175,11 +134,6 @@ async def main() -> None:
         print(f"{text}, HTTP, {CLIENTS} clients: history on {rate_on:,.0f}/s, off "
               f"{rate_off:,.0f}/s ({rate_on / rate_off:.2f}x); server CPU per mutation "
               f"{cpu_on:,.0f} vs {cpu_off:,.0f} us")
-    step = await commit_step(duration / 2)
-    print(f"commit step alone, {CLIENTS} at once: _commit {step['plain']:,.0f}/s; with a "
-          f"before-image in its statement {step['joined']:,.0f}/s "
-          f"({step['joined'] / step['plain']:.2f}x); as a second statement "
-          f"{step['second']:,.0f}/s ({step['second'] / step['plain']:.2f}x)")
     print(f"50-document query now (ms): {percentiles(now)}")
     print(f"the same at a ts 400 documents ago (ms): {percentiles(past)}")
 

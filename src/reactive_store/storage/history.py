@@ -112,10 +112,17 @@ async def horizon(tx: Transaction) -> int | None:
 async def versions_at(tx: Transaction, table: str, ts: int, limit: int) -> list[BeforeImage]:
     """The documents of `table` that commits after `ts` wrote (sequenced or not), as they
     were at `ts` (at most `limit` of them)."""
+    # The commits after `ts` come from the index on ts and the partial index on the
+    # unsequenced ones, and each finds its rows through the primary key (xid, tbl, id):
+    # the cost follows the commits after `ts`, never the size of the whole log. OFFSET 0
+    # keeps the planner from flattening the lateral probe into a hash join over the whole
+    # table (7 ms instead of 0.9 ms for 500 commits over a 50,000-row log).
+    commits = tx.names.system("commits")
     sql = (f"SELECT DISTINCT ON (h.id) h.id, h.creation_time, h.before FROM "
-           f"{tx.names.system('history')} h JOIN {tx.names.system('commits')} c "
-           "ON c.xid = h.xid WHERE h.tbl = $2 AND (c.ts > $1 OR c.ts IS NULL) "
-           "ORDER BY h.id, c.ts NULLS LAST, c.xid LIMIT $3")
+           f"(SELECT xid, ts FROM {commits} WHERE ts > $1 UNION ALL SELECT xid, NULL::bigint "
+           f"FROM {commits} WHERE ts IS NULL) c CROSS JOIN LATERAL (SELECT id, creation_time, "
+           f"before FROM {tx.names.system('history')} h WHERE h.xid = c.xid AND h.tbl = $2 "
+           "OFFSET 0) h ORDER BY h.id, c.ts NULLS LAST, c.xid LIMIT $3")
     rows = await tx.fetch(sql, ts, table, limit)
     return [BeforeImage(table, r[0], r[1], r[2]) for r in rows]
 
