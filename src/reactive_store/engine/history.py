@@ -25,6 +25,7 @@ from reactive_store.storage.history import (
     oldest_logged_commit,
     scan_except,
     versions_at,
+    without_jit,
 )
 from reactive_store.storage.transaction import Snapshot
 from reactive_store.types import Document
@@ -176,6 +177,7 @@ async def past_at(tx: Transaction, snapshot: Snapshot, at_ts: int, history_secon
             f"{HISTORY_VARIABLE})", "InvalidTimestamp")
     # Commits the snapshot holds without a timestamp yet will be numbered above its
     # newest one: to a read at `at_ts` they are later commits like any other.
+    await without_jit(tx)
     return PastVersions(tx, at_ts, limit)
 
 
