@@ -93,8 +93,8 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
 
     async def start(app_dir: Path, *, namespace: str | None = None,
                     config: EngineConfig | None = None, port: int | None = None,
-                    dev: bool = False, admin_key: str | None = None
-                    ) -> tuple[str, Deployment]:
+                    dev: bool = False, admin_key: str | None = None,
+                    cors_origins: tuple[str, ...] = ()) -> tuple[str, Deployment]:
         import dataclasses
 
         from reactive_store.dev import DevReloader
@@ -106,7 +106,7 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         deployment = Deployment(Settings(app_dir=app_dir, database_url=database_url,
                                          namespace=namespace or new_namespace(),
                                          engine=config, pool_size=12,
-                                         admin_key=admin_key))
+                                         admin_key=admin_key, cors_origins=cors_origins))
         reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
         deployment.dev = reloader  # type: ignore[attr-defined]
         app = create_app(deployment, dev=reloader)

@@ -8,6 +8,7 @@ broken app fails before any server starts); `start()` opens the database (embedd
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -60,6 +61,9 @@ class Settings:
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
     progress: Callable[[str], None] | None = None  # hears about long index backfills
     observe: ObserveSettings = field(default_factory=ObserveSettings)  # logs and records
+    # Browser origins allowed to call the HTTP API and open the sync socket ("*": any;
+    # empty: same-origin pages only). `dev` defaults to any, `serve` to none.
+    cors_origins: tuple[str, ...] = ()
 
 
 def redact_url(url: str) -> str:
@@ -87,7 +91,9 @@ class Deployment:
         self.store = Store(settings.namespace)
         self.metrics = Metrics()
         self.observer = Observer(settings.observe, record=self.metrics.record)
-        self.engine = Engine(self.store, self.app, settings.engine, self.observer)
+        config = dataclasses.replace(
+            settings.engine, history_seconds=settings.limits.query_history_retention_s)
+        self.engine = Engine(self.store, self.app, config, self.observer)
         self.subscriptions = SubscriptionManager(self.engine)
         self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency,
                               on_lag=self.metrics.observe_scheduler_lag)
@@ -162,6 +168,7 @@ class Deployment:
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
                 with_system_tables(self.app.schema), document_from_row, s.progress)
+            await self.store.start_history(self.engine.config.history_seconds > 0)
             await self.engine.files.start(s.file_pool_size)
         except BaseException:
             await self.engine.files.stop()
@@ -223,7 +230,8 @@ class Deployment:
             await asyncio.sleep(s.limits.prune_every_s)
             try:
                 await self.store.prune(s.limits.commit_log_retention_s,
-                                       s.limits.request_retention_s)
+                                       s.limits.request_retention_s,
+                                       s.limits.query_history_retention_s)
                 if s.run_jobs:
                     await self.job_retention.prune()
                 await self.store.compact_search_stats()

@@ -98,10 +98,12 @@ class ServerLimits:
     queued_bytes_per_socket: int = 16 * MIB  # output written to a socket but not yet sent
     stalled_socket_seconds: float = 30.0  # a socket whose output does not move is closed
     # Retention of internal rows (seconds): finished scheduled functions (Convex keeps them
-    # 7 days), the commit log (query_at_ts, catch-up) and recorded requests (replays).
+    # 7 days), the commit log (catch-up), recorded requests (replays) and the before-images
+    # that let /api/query_at_ts read any timestamp this recent (0: none are kept).
     finished_jobs_retention_s: float = 7 * DAY
     commit_log_retention_s: float = 900.0
     request_retention_s: float = 3_600.0
+    query_history_retention_s: float = 3_600.0
     prune_every_s: float = 60.0  # how often the retentions above are enforced
 
     ENV_PREFIX = "REACTIVE_STORE_LIMIT_"

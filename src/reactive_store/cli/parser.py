@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also serve GET /metrics without the admin key on this "
                                   "port (bind it to a private interface)")
         command.add_argument("--metrics-host", default="127.0.0.1")
+        command.add_argument(
+            "--cors-origin", action="append", default=None, metavar="ORIGIN",
+            help="a browser origin (https://app.example.com) allowed to call the HTTP API "
+                 "and open the sync socket; repeat it for more, '*' for any (default: "
+                 "$REACTIVE_STORE_CORS_ORIGINS, comma-separated, else "
+                 + ("same-origin pages only)" if name == "serve" else "any origin)"))
     run = sub.add_parser("run", help="call one function and print its JSON result")
     add_common_options(run)
     run.add_argument("path", help="function path, e.g. accounts:open")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,26 @@ def write_docs(ns: argparse.Namespace) -> int:
     return 0
 
 
+CORS_VARIABLE = "REACTIVE_STORE_CORS_ORIGINS"
+
+
+def cors_origins(ns: argparse.Namespace) -> tuple[str, ...]:
+    """`--cors-origin` options, else $REACTIVE_STORE_CORS_ORIGINS, else any origin for `dev`
+    and none (same-origin pages only) for `serve`."""
+    from reactive_store.server.cors import ANY_ORIGIN, parse_origins
+
+    given = getattr(ns, "cors_origin", None)
+    source = "--cors-origin"
+    if not given and os.environ.get(CORS_VARIABLE, "").strip():
+        given, source = [os.environ[CORS_VARIABLE]], f"${CORS_VARIABLE}"
+    if not given:
+        return (ANY_ORIGIN,) if getattr(ns, "command", None) == "dev" else ()
+    try:
+        return parse_origins(given)
+    except ValueError as exc:
+        raise SystemExit(f"error: {source}: {exc}") from None
+
+
 def settings_from(ns: argparse.Namespace) -> Settings:
     from reactive_store.engine.engine import EngineConfig
 
@@ -94,6 +115,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         admin_key=admin_key,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         observe=ObserveSettings(enabled=getattr(ns, "observe", "on") == "on"),
+        cors_origins=cors_origins(ns),
     )
 
 

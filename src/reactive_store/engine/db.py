@@ -31,6 +31,7 @@ from reactive_store.schema import (
     validate_document,
 )
 from reactive_store.storage import Transaction
+from reactive_store.storage.history import BeforeImage
 from reactive_store.types import Document, Value
 from reactive_store.validators import ObjectValidator, OptionalValidator
 from reactive_store.values import UNSET
@@ -162,8 +163,9 @@ class DatabaseReader:
     """`ctx.db` of a query: read access inside one transaction, recording what is read."""
 
     def __init__(self, tx: Transaction, schema: Schema, table_names: dict[int, str],
-                 limits: Limits, journal: str | None = None) -> None:
-        self.reads = TransactionReads(tx, schema, table_names, limits, journal)
+                 limits: Limits, journal: str | None = None,
+                 reads: TransactionReads | None = None) -> None:
+        self.reads = reads or TransactionReads(tx, schema, table_names, limits, journal)
 
     def read_set(self) -> ReadSet:
         """Everything read so far, as index intervals."""
@@ -225,11 +227,24 @@ class DatabaseWriter(DatabaseReader):
     """`ctx.db` of a mutation: read and write access inside its SERIALIZABLE transaction."""
 
     def __init__(self, tx: Transaction, schema: Schema, table_numbers: dict[str, int],
-                 table_names: dict[int, str], limits: Limits) -> None:
+                 table_names: dict[int, str], limits: Limits, history: bool = False) -> None:
         super().__init__(tx, schema, table_names, limits)
         self._numbers = table_numbers
         self._limits = limits
         self.writes = WriteSet()
+        # Only while query history is kept: each written document as it was before this
+        # transaction first wrote it (a later write of the same document keeps the first).
+        self.before: dict[tuple[str, str], BeforeImage] | None = {} if history else None
+
+    def _remember(self, table: str, doc_id: str, old: Document | None) -> None:
+        if self.before is None or (table, doc_id) in self.before:
+            return
+        if old is None:
+            self.before[(table, doc_id)] = BeforeImage(table, doc_id, None, None)
+            return
+        fields = {k: v for k, v in old.items() if not k.startswith("_")}
+        raw = orjson.dumps(values.encode(fields, table))
+        self.before[(table, doc_id)] = BeforeImage(table, doc_id, old["_creationTime"], raw)
 
     def _encode(self, table: str, fields: Document) -> bytes:
         values.check_document_shape(
@@ -279,6 +294,7 @@ class DatabaseWriter(DatabaseReader):
         keys = index_keys(definition, stored)
         indexes = IndexWrites.plan(table, definition, None, stored)
         await self.reads.tx.insert(table, doc_id, stored["_creationTime"], raw, keys)
+        self._remember(table, doc_id, None)
         await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, keys)
         self.writes.add(table, BY_ID, id_key(doc_id))
@@ -302,6 +318,7 @@ class DatabaseWriter(DatabaseReader):
         new_keys = index_keys(definition, new)
         indexes = IndexWrites.plan(table, definition, old, new)
         await self.reads.tx.update(table, old["_id"], raw, new_keys)
+        self._remember(table, old["_id"], old)
         await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, old_keys)
         self._record_keys(table, new_keys)
@@ -361,6 +378,7 @@ class DatabaseWriter(DatabaseReader):
     async def _delete(self, doc_id: str, system: bool) -> None:
         table, definition, old = await self._load(doc_id, "delete", system)
         await self.reads.tx.delete(table, doc_id)
+        self._remember(table, doc_id, old)
         await IndexWrites.plan(table, definition, old, None).apply(self.reads.tx, self.writes)
         self.reads.usage.document_written(0)
         self._record_keys(table, index_keys(definition, old))

@@ -31,6 +31,7 @@ from reactive_store.engine.db import (
 )
 from reactive_store.engine.environment import EnvironmentCache, StaleEnvironment
 from reactive_store.engine.files import FileService
+from reactive_store.engine.history import PastReads, PastVersions, past_at, prove_unchanged
 from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.scheduler import ActionScheduler, Scheduler
 from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
@@ -49,7 +50,7 @@ from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import FileLimits, Limits, Usage
 from reactive_store.observe.capture import route_app_logs
 from reactive_store.observe.observer import SYSTEM_PREFIX, Observer, lines_of
-from reactive_store.storage import Store, Transaction, TransientConflict
+from reactive_store.storage import Store, Transaction, TransientConflict, history
 from reactive_store.storage.store import DatabaseUnavailable, request_hash
 from reactive_store.storage.transaction import RecordedRequest, Snapshot
 from reactive_store.validators import DOCUMENTS
@@ -144,6 +145,9 @@ class EngineConfig:
     # The base URL clients reach this deployment at, for file and upload URLs (None: URLs
     # are relative, "/api/storage/...", which browsers on the same origin resolve).
     public_url: str | None = None
+    # How far back /api/query_at_ts reads (seconds): mutations log before-images while it
+    # is above 0 (the deployment sets it from ServerLimits.query_history_retention_s).
+    history_seconds: float = 0.0
     max_attempts: int = 16
     backoff_base: float = 0.002
     backoff_cap: float = 0.1
@@ -247,18 +251,24 @@ class Engine:
         if isinstance(ctx, QueryCtx | MutationCtx) and (ctx.env.seen or ctx.env.seen_all):
             await ctx.env.verify(SystemReader(ctx.db.reads, internal=True))
 
-    def _reader(self, tx: Transaction, journal: str | None = None) -> DatabaseReader:
-        return DatabaseReader(tx, self.schema, self.store.table_names, self.config.limits,
-                              journal)
+    def _reader(self, tx: Transaction, journal: str | None = None,
+                past: PastVersions | None = None) -> DatabaseReader:
+        limits, names = self.config.limits, self.store.table_names
+        if past is None:
+            return DatabaseReader(tx, self.schema, names, limits, journal)
+        reads = PastReads(tx, self.schema, names, limits, past, journal)
+        return DatabaseReader(tx, self.schema, names, limits, journal, reads)
 
     async def _query_call(self, tx: Transaction, spec: FunctionSpec, args: dict[str, Any],
-                          identity: Identity | None, journal: str | None = None
+                          identity: Identity | None, journal: str | None = None,
+                          past: PastVersions | None = None
                           ) -> tuple[DatabaseReader, tuple[Any, Any] | Exception]:
         """Call a query in `tx`: its reader and (value, encoded), or the exception it raised.
-        When the cached variables were stale it runs again with the transaction's values."""
+        When the cached variables were stale it runs again with the transaction's values
+        (with `past`, the values at that timestamp)."""
         overrides: dict[str, str | None] = {}
         for _ in range(ENV_ATTEMPTS):
-            db = self._reader(tx, journal)
+            db = self._reader(tx, journal, past)
             try:
                 ctx = QueryCtx(db, identity, self.env.view(overrides),
                                QueryStorage(self.files, db))
@@ -307,22 +317,22 @@ class Engine:
         async with self.store.read() as tx:
             snapshot = await tx.snapshot() if at_ts is not None else None
             ts = None if snapshot is None else snapshot.ts
-            if at_ts is not None and ts is not None and at_ts > ts:
-                raise BadRequest(f"timestamp {at_ts} is in the future", "InvalidTimestamp")
-            db, result = await self._query_call(tx, spec, checked, identity, journal)
+            past = None if snapshot is None or at_ts is None else await past_at(
+                tx, snapshot, at_ts, self.config.history_seconds,
+                self.config.limits.documents_scanned)
+            db, result = await self._query_call(tx, spec, checked, identity, journal, past)
             if isinstance(result, Exception):
                 raise result
             value, encoded = result
             reads = db.read_set()
+            if past is not None:  # exact at `at_ts`, whatever came after it
+                return Outcome(value, encoded, reads=reads, ts=at_ts,
+                               journal=db.reads.pages.journal())
             if snapshot is not None and ahead_of(reads, unsequenced(snapshot)):
                 return Outcome(value, encoded, reads=reads, ts=ts, ahead=True)
             if at_ts is not None and ts is not None and at_ts < ts:
-                for commit_ts, text in await tx.commits_between(at_ts, ts):
-                    if reads.overlaps(WriteSet.from_text(text)):
-                        raise QueryError(
-                            f"{spec.path}: what it reads changed at {commit_ts}, after the "
-                            f"requested timestamp {at_ts}; query again at a newer timestamp"
-                        )
+                await prove_unchanged(tx, spec.path or "query", reads, (at_ts, ts),
+                                      self.config.history_seconds)
                 ts = at_ts
         return Outcome(value, encoded, reads=reads, ts=ts, journal=db.reads.pages.journal())
 
@@ -485,7 +495,8 @@ class Engine:
             try:
                 async with s.write() as tx:
                     db = DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
-                                        limits or self.config.limits)
+                                        limits or self.config.limits,
+                                        self.config.history_seconds > 0)
                     result = await body(db, tx)
                     if isinstance(result, Outcome):
                         return result
@@ -495,6 +506,8 @@ class Engine:
                         recorded = orjson.dumps(encoded).decode() if request else None
                         xid = await tx.commit_writes(db.writes.to_text(), request, recorded,
                                                      request_hash=call)
+                        if db.before:
+                            await history.record(tx, list(db.before.values()))
             except TransientConflict:
                 await asyncio.sleep(self._backoff(attempt))
                 continue

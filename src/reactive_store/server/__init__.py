@@ -1,6 +1,7 @@
 """The HTTP and WebSocket server: Starlette endpoints over a `Deployment`.
 
-`app` assembles the ASGI app (routes, CORS, lifespan, error handlers); `function_api` is
+`app` assembles the ASGI app (routes, CORS, lifespan, error handlers); `cors` decides which
+browser origins may call it (HTTP and the sync socket); `function_api` is
 the Convex HTTP function API of protocol.md §1; `sync_endpoint` serves the sync protocol
 on a WebSocket; `app_routes` serves the app's own HTTP routes and its `web/` folder;
 `info` the small read-only endpoints (`/version`, `/api/_stats`, `/api/functions`,

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -25,6 +24,7 @@ from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.client_bundle import PATH as BUNDLE_PATH
 from reactive_store.server.client_bundle import ClientBundle
+from reactive_store.server.cors import cors_middleware
 from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
@@ -80,9 +80,7 @@ def snapshot_jobs(deployment: Deployment) -> tuple[SnapshotJobs, list[BaseRoute]
 
 def middleware(deployment: Deployment) -> list[Middleware]:
     """Outermost first: the transport probe, the body limit, CORS."""
-    cors = Middleware(CORSMiddleware, allow_origin_regex=".*", allow_credentials=True,
-                      allow_methods=["GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"],
-                      allow_headers=["*"])
+    cors = cors_middleware(deployment.settings.cors_origins)
     limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
                        exempt=(UPLOAD_PATH, *PUSH_PATHS))  # a refused push is never read
     return [Middleware(TransportProbe), limit, cors]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from typing import Any
 
@@ -13,8 +14,11 @@ from starlette.websockets import WebSocket
 from reactive_store.auth import Caller
 from reactive_store.deployment import Deployment
 from reactive_store.limits import ServerLimits
+from reactive_store.server.cors import websocket_origin_allowed
 from reactive_store.sync.connection import ConnectionClosed, SyncConnection
 from reactive_store.sync.protocol import Authenticate, ProtocolError
+
+log = logging.getLogger(__name__)
 
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
@@ -52,6 +56,13 @@ class SyncEndpoint:
         self.open_by_address: Counter[str] = Counter()
 
     async def serve(self, websocket: WebSocket) -> None:
+        origin = websocket.headers.get("origin")
+        if not websocket_origin_allowed(self.deployment.settings.cors_origins, origin,
+                                        websocket.headers.get("host")):
+            log.warning("refused a sync socket from origin %r (allowed: %s)", origin,
+                        ", ".join(self.deployment.settings.cors_origins) or "same origin only")
+            await websocket.close(1008)  # before accept: the handshake is answered 403
+            return
         await websocket.accept()
         limits = self.deployment.settings.limits
         address = websocket.client.host if websocket.client is not None else ""

@@ -33,6 +33,13 @@ from reactive_store.storage.connections import (
     rollback,
 )
 from reactive_store.storage.ddl import PushReport, RowDecoder, push_schema
+from reactive_store.storage.history import (
+    follow_pruned_commits_sql,
+    history_ddl,
+    prune_sql,
+    raise_horizon_sql,
+    start_sql,
+)
 from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
 from reactive_store.storage.search import compact_stats
@@ -139,12 +146,15 @@ class Store:
         """Push `schema` (tables, indexes, search and vector indexes) in one transaction;
         `progress` hears about long backfills."""
 
-        async def search_indexes(conn: asyncpg.Connection, report: PushReport) -> None:
+        async def history_and_search(conn: asyncpg.Connection, report: PushReport) -> None:
+            for statement in history_ddl(self.names):
+                await conn.execute(statement)
             await push_search_indexes(conn, self.names, schema, decode_row, report, progress)
 
         conn = await self._acquire()
         try:
-            report = await push_schema(conn, self.names, schema, decode_row, search_indexes)
+            report = await push_schema(conn, self.names, schema, decode_row,
+                                     history_and_search)
         finally:
             await self._release(conn)
         self.table_numbers = dict(report.table_numbers)
@@ -280,6 +290,12 @@ class Store:
         return Listener(self.url, self.names.channel, on_payload, on_connected,
                         application_name=application_name(self.names.namespace, "listener"))
 
+    async def start_history(self, keep: bool) -> None:
+        """Begin keeping before-images (the horizon is now, unless they were kept
+        already), or stop: then no past timestamp is readable (`storage/history.py`)."""
+        sql = start_sql(self.names, keep)
+        await self._pooled(lambda conn: conn.execute(sql))
+
     async def commits_after(self, ts: int, limit: int = 10_000) -> list[tuple[int, str]]:
         """Logged commits with a timestamp above `ts`, oldest first."""
         sql = (f"SELECT ts, writes FROM {self.names.system('commits')} WHERE ts > $1 "
@@ -292,32 +308,49 @@ class Store:
         writes: str | None = await self._pooled(lambda conn: conn.fetchval(sql, ts))
         return writes
 
-    async def prune(self, commits_older_than_s: float, mutations_older_than_s: float
-                    ) -> PruneReport:
-        """Forget old commit-log and request-dedupe rows (the newest commit always stays).
+    async def prune(self, commits_older_than_s: float, mutations_older_than_s: float,
+                    history_older_than_s: float = 0.0) -> PruneReport:
+        """Forget old commit-log, request-dedupe and before-image rows (the newest commit
+        always stays).
 
-        The commit log backs `query_at_ts` and listener catch-up; request records back the
-        replay of a client's mutations after it reconnects. Rows go in batches of
-        PRUNE_BATCH, oldest first, so a large backlog never makes one huge transaction.
+        The commit log backs listener catch-up (and `query_at_ts` while no history is
+        kept); request records back the replay of a client's mutations after it
+        reconnects; before-images back `query_at_ts` (kept `history_older_than_s`, all of
+        them dropped while history is off). Rows go in batches of PRUNE_BATCH, oldest
+        first, so a large backlog never makes one huge transaction.
         """
         n = self.names
         commits = n.system("commits")
         mutations = n.system("mutations")
         report = PruneReport()
-        # A request record whose commit goes keeps that commit's timestamp.
+        # A request record whose commit goes keeps that commit's timestamp; before-images
+        # need theirs, so the commit log is kept as long as they are, and the history's
+        # horizon rises past every commit that goes.
         report.commits = await self._delete_batches(
             f"WITH gone AS (DELETE FROM {commits} WHERE ts IN (SELECT ts FROM {commits} "
             f"WHERE committed_at < now() - make_interval(secs => $1) AND ts < (SELECT max(ts) "
             f"FROM {commits}) ORDER BY ts LIMIT {PRUNE_BATCH}) RETURNING xid, ts), "
             f"kept AS (UPDATE {mutations} m SET ts = gone.ts FROM gone "
-            "WHERE m.ts IS NULL AND m.xid = gone.xid) SELECT count(*) FROM gone",
-            commits_older_than_s)
+            "WHERE m.ts IS NULL AND m.xid = gone.xid), "
+            f"horizon AS ({follow_pruned_commits_sql(n, 'gone')}) SELECT count(*) FROM gone",
+            max(commits_older_than_s, history_older_than_s))
         report.mutations = await self._delete_batches(
             f"WITH gone AS (DELETE FROM {mutations} WHERE ctid = ANY(ARRAY(SELECT ctid FROM "
             f"{mutations} WHERE committed_at < now() - make_interval(secs => $1) "
             f"LIMIT {PRUNE_BATCH})) RETURNING 1) SELECT count(*) FROM gone",
             mutations_older_than_s)
+        report.history = await self._prune_history(history_older_than_s)
         return report
+
+    async def _prune_history(self, older_than_s: float) -> int:
+        # The horizon moves first, in its own statement: a query that reads it afterwards
+        # needs none of the rows deleted next, and one whose snapshot came before it still
+        # sees them (MVCC).
+        raise_sql = raise_horizon_sql(self.names)
+        horizon = await self._pooled(lambda conn: conn.fetchval(raise_sql, older_than_s))
+        if horizon is None:
+            return await self._delete_batches(prune_sql(self.names, PRUNE_BATCH, True))
+        return await self._delete_batches(prune_sql(self.names, PRUNE_BATCH, False), horizon)
 
     async def _delete_batches(self, sql: str, *args: Any) -> int:
         total = 0

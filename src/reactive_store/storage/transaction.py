@@ -130,6 +130,7 @@ class PruneReport:
 
     commits: int = 0
     mutations: int = 0
+    history: int = 0
 
 
 def newest_commit_sql(names: Names) -> str:
