@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also serve GET /metrics without the admin key on this "
                                   "port (bind it to a private interface)")
         command.add_argument("--metrics-host", default="127.0.0.1")
+        command.add_argument(
+            "--ws-compression", choices=("on", "off"), default="off",
+            help="permessage-deflate on sync sockets: less bandwidth on slow links, but one "
+                 "compression per socket per message, which dominates a push to many "
+                 "sockets (default: off)")
     run = sub.add_parser("run", help="call one function and print its JSON result")
     add_common_options(run)
     run.add_argument("path", help="function path, e.g. accounts:open")
