@@ -51,6 +51,7 @@ class ServerProcess:
     log_path: Path
     port: int = 0
     command: str = "serve"  # or "dev": the hot-reloading server
+    options: tuple[str, ...] = ()  # more command-line options
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -73,7 +74,7 @@ class ServerProcess:
             "--database-url", self.database_url,
             "--db-schema", self.namespace,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--log-level", "warning",
+            "--log-level", "warning", *self.options,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
@@ -177,11 +178,12 @@ class ServerPool:
 
     async def __call__(self, app_dir: Path, *, namespace: str | None = None,
                        port: int | None = None, timeout: float = STARTUP_TIMEOUT,
-                       command: str = "serve") -> str:
+                       command: str = "serve", options: tuple[str, ...] = ()) -> str:
         ns = namespace or new_namespace()
         server = ServerProcess(
             app_dir=Path(app_dir).resolve(), database_url=self.database_url, namespace=ns,
-            log_path=self.log_dir / f"server-{ns}-{len(self.servers)}.log", command=command)
+            log_path=self.log_dir / f"server-{ns}-{len(self.servers)}.log", command=command,
+            options=options)
         self.servers.append(server)
         return await server.start(timeout, port=port)
 

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "and open the sync socket; repeat it for more, '*' for any (default: "
                  "$REACTIVE_STORE_CORS_ORIGINS, comma-separated, else "
                  + ("same-origin pages only)" if name == "serve" else "any origin)"))
+        command.add_argument(
+            "--ws-compression", choices=("on", "off"), default="off",
+            help="permessage-deflate on sync sockets: less bandwidth on slow links, but one "
+                 "compression per socket per message, which dominates a push to many "
+                 "sockets (default: off)")
     run = sub.add_parser("run", help="call one function and print its JSON result")
     add_common_options(run)
     run.add_argument("path", help="function path, e.g. accounts:open")

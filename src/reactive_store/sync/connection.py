@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15.0
 STALL_CHECK_SECONDS = 1.0
 
+# Sends smaller than this, onto a transport holding less than it, go out unwatched: asyncio
+# transports pause (and a draining send waits) only above 64 KiB.
+UNWATCHED_SEND_BYTES = 8 * 1024  # characters: at most 4 bytes each, 40 KiB in all
+
 class ConnectionClosed(Exception):
     """Raised by `receive` when the client went away."""
 
@@ -242,6 +246,12 @@ class SyncConnection:
         `stalled_socket_seconds` closes the socket."""
         self._check_output()
         loop = asyncio.get_running_loop()
+        if self._sees_buffer and self._buffered() + len(text) < UNWATCHED_SEND_BYTES:
+            # Below the transport's high-water mark a send cannot wait for the client (a
+            # protocol that drains only waits on a paused transport): no watcher needed.
+            await self._send(text)
+            self._last_send = loop.time()
+            return
         started = loop.time()
         sending = asyncio.ensure_future(self._send(text))
         try:
