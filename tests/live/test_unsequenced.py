@@ -5,12 +5,13 @@ waits for it, and a commit whose process never sequenced it is sequenced by anot
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
 
 from reactive_store.errors import QueryError
-from reactive_store.storage.sequencer import Sequencer
 from tests.live.test_precision import FUNCTIONS, SCHEMA, Live
 from tests.support import until
 
@@ -36,26 +37,44 @@ async def _live(make_app: Any, deploy: Any) -> Live:
     return state
 
 
-async def gate_sequencer(live: Live) -> asyncio.Event:
-    """Hold every `_sequence` call of this process until the returned event is set."""
-    store = live.engine.store
-    await store.sequencer.close()  # no call of the old one may still be on its way
-    gate = asyncio.Event()
-    sequence = store._sequence
+class SequencingHold:
+    """The deployment's commit lock, held from a connection of its own: every `_sequence`
+    call, of any process, waits at the lock until `release`. (Swapping the process's
+    Sequencer is not enough: a call already sent may run on the server after the swap.)"""
 
-    async def gated(xids: list[int]) -> dict[int, int]:
-        await gate.wait()
-        return await sequence(xids)
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
 
-    store.sequencer = Sequencer(gated)
-    return gate
+    @classmethod
+    async def take(cls, live: Live) -> SequencingHold:
+        store = live.engine.store
+        conn = await asyncpg.connect(store.url)
+        await conn.execute("SELECT pg_advisory_lock($1)", store.names.commit_lock)
+        return cls(conn)
+
+    async def release(self) -> None:
+        if not self._conn.is_closed():
+            await self._conn.close()  # ends the session, and its lock
+
+
+@pytest.fixture
+async def hold() -> AsyncIterator[Callable[[Live], Awaitable[SequencingHold]]]:
+    taken: list[SequencingHold] = []
+
+    async def take(live: Live) -> SequencingHold:
+        taken.append(await SequencingHold.take(live))
+        return taken[-1]
+
+    yield take
+    for held in taken:
+        await held.release()
 
 
 async def test_a_result_that_read_an_unsequenced_commit_waits_for_its_timestamp(
-        live: Live) -> None:
+        live: Live, hold: Any) -> None:
     top = await live.subscribe("ranked:top", {"n": 2.0})
     other = await live.subscribe("ranked:group", {"group": "b"})
-    gate = await gate_sequencer(live)
+    gate = await hold(live)
     committed = await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"},
                                                timestamp=False)
     assert committed.ts is None
@@ -66,34 +85,34 @@ async def test_a_result_that_read_an_unsequenced_commit_waits_for_its_timestamp(
     await asyncio.sleep(0.1)
     assert top.value == [1.0, 2.0] and not top.usable_at(live.manager.processed_ts + 1)
     assert other.value == [] and other.usable_at(live.manager.processed_ts)
-    gate.set()
+    await gate.release()
     await until(_settled(top, [0.5, 1.0]))
     assert top.ts > 0 and top.usable_at(live.manager.processed_ts)
 
 
 async def test_a_query_at_a_timestamp_reads_the_state_before_an_unsequenced_commit(
-        live: Live) -> None:
+        live: Live, hold: Any) -> None:
     """With query history, a commit its snapshot holds without a timestamp is one more
     commit after the timestamp: its before-images give the state at it, with no waiting."""
-    gate = await gate_sequencer(live)
+    gate = await hold(live)
     await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"}, timestamp=False)
     ts = live.manager.processed_ts
     at = await live.engine.run_query("ranked:top", {"n": 2.0}, at_ts=ts)
     assert at.value == [1.0, 2.0] and at.ts == ts
-    gate.set()
+    await gate.release()
 
 
 async def test_a_query_at_a_timestamp_waits_then_gives_up_clearly(
-        live_without_history: Live) -> None:
+        live_without_history: Live, hold: Any) -> None:
     live = live_without_history
-    gate = await gate_sequencer(live)
+    gate = await hold(live)
     await live.engine.run_mutation("ranked:add", {"rank": 0.5, "group": "a"}, timestamp=False)
     ts = live.manager.processed_ts
     with pytest.raises(QueryError, match="still have no timestamp"):
         await live.engine.run_query("ranked:top", {"n": 2.0}, at_ts=ts)
     # A query that read nothing the commit wrote is answered at once.
     assert (await live.engine.run_query("ranked:group", {"group": "b"}, at_ts=ts)).value == []
-    gate.set()
+    await gate.release()
     outcome = await live.engine.run_mutation("ranked:add", {"rank": 9.0, "group": "c"})
     assert outcome.ts is not None
     at = await live.engine.run_query("ranked:top", {"n": 2.0}, at_ts=outcome.ts)
