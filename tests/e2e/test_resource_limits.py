@@ -119,7 +119,13 @@ async def test_bodies_within_the_limit_are_accepted(url: str) -> None:
 async def test_a_body_past_the_limit_is_a_413_before_it_is_all_sent(
     url: str, declared: int | None
 ) -> None:
-    assert await post_streaming(url, declared, send=2 * MIB, timeout=3.0) == 413
+    # The server answers 413 and closes with the rest of the body unread, so the kernel may
+    # reset the connection before the client reads that answer: a reset tries again.
+    for _ in range(5):
+        with contextlib.suppress(ConnectionResetError):
+            assert await post_streaming(url, declared, send=2 * MIB, timeout=3.0) == 413
+            return
+    raise AssertionError("every attempt was reset before the 413 could be read")
 
 
 # --- subscriptions per socket, sockets per address ------------------------------------------------
