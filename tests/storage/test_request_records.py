@@ -10,6 +10,7 @@ import pytest
 from reactive_store.engine.db import document_from_row
 from reactive_store.schema import Schema
 from reactive_store.storage import store as store_module
+from reactive_store.storage.ddl import system_ddl
 from reactive_store.storage.store import RecordedRequest, Store, request_hash
 from tests.support import new_namespace
 
@@ -115,3 +116,39 @@ async def test_a_request_keeps_its_timestamp_when_its_commit_is_pruned(store: St
     report = await store.prune(0, 3600)
     assert report.commits == 1 and report.mutations == 0
     assert await find(store, "s", 0) == RecordedRequest(*first, '"a"', None)
+
+
+async def test_a_push_takes_no_lock_on_the_commit_log(store: Store) -> None:
+    """Every process pushes its schema at start (and `dev` on every reload), in one
+    transaction: the commit log's migration must not lock out commits meanwhile."""
+    log_tables = (store.names.system("commits"), store.names.system("mutations"))
+    async with store.write() as tx:
+        for statement in system_ddl(store.names):
+            await tx.execute(statement)
+        held = await tx.fetch(
+            "SELECT mode FROM pg_locks WHERE pid = pg_backend_pid() AND relation = ANY("
+            "ARRAY[$1::regclass, $2::regclass]) AND mode <> 'AccessShareLock'", *log_tables)
+        assert held == []
+
+
+async def test_a_commit_log_keyed_by_timestamp_is_migrated(database_url: str) -> None:
+    """A deployment from before timestamps were given after COMMIT keeps its commits, and
+    its timestamps go on from the newest one."""
+    store = await Store.open(database_url, new_namespace(), min_size=1, max_size=1)
+    try:
+        async with store.write() as tx:
+            await tx.execute(f"CREATE SCHEMA {store.names.schema}")
+            await tx.execute(
+                f"CREATE TABLE {store.names.system('commits')} (ts bigint PRIMARY KEY, "
+                "writes text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())")
+            await tx.execute(f"INSERT INTO {store.names.system('commits')} (ts, writes) "
+                             f"VALUES ({2**62}, '{{}}')")
+            await tx.execute(f"CREATE SEQUENCE {store.names.system('ts_seq')}")
+            await tx.execute(f"SELECT setval('{store.names.system('ts_seq')}', {2**62})")
+        await store.push_schema(Schema({}), document_from_row)
+        assert await store.commits_after(0) == [(2**62, "{}")]
+        ts, _ = await record(store, "s", 0, '"r"', None)
+        assert ts > 2**62 and await store.latest_ts() == ts
+    finally:
+        await store.drop()
+        await store.close()

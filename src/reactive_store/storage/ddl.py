@@ -82,14 +82,6 @@ def commit_log_ddl(n: Names) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {commits} (
             ts bigint, xid bigint, writes text NOT NULL,
             committed_at timestamptz NOT NULL DEFAULT now())""",
-        # Deployments made before timestamps were given after COMMIT: ts was the key.
-        f"ALTER TABLE {commits} ADD COLUMN IF NOT EXISTS xid bigint",
-        f'ALTER TABLE {commits} DROP CONSTRAINT IF EXISTS "_commits_pkey"',
-        f"ALTER TABLE {commits} ALTER COLUMN ts DROP NOT NULL",
-        f'CREATE UNIQUE INDEX IF NOT EXISTS "_commits_ts" ON {commits} (ts)',
-        f'CREATE UNIQUE INDEX IF NOT EXISTS "_commits_xid" ON {commits} (xid)',
-        f'CREATE INDEX IF NOT EXISTS "_commits_unsequenced" ON {commits} (xid) '
-        "WHERE ts IS NULL",
         # One row per committed client request (session id, request id), so a replay after
         # a reconnect returns the recorded result; `request_hash` names the call (identity,
         # path, arguments) so that a replay of another call is refused, not answered. `ts`
@@ -99,10 +91,7 @@ def commit_log_ddl(n: Names) -> list[str]:
             session_id text NOT NULL, request_id bigint NOT NULL, ts bigint,
             result text NOT NULL, committed_at timestamptz NOT NULL DEFAULT now(),
             request_hash text, xid bigint, PRIMARY KEY (session_id, request_id))""",
-        f"ALTER TABLE {mutations} ADD COLUMN IF NOT EXISTS request_hash text",
-        f"ALTER TABLE {mutations} ADD COLUMN IF NOT EXISTS xid bigint",
-        f"ALTER TABLE {mutations} ALTER COLUMN ts DROP NOT NULL",
-        f'CREATE INDEX IF NOT EXISTS "_mutations_xid" ON {mutations} (xid) WHERE ts IS NULL',
+        _commit_log_migration(n),
         f"CREATE SEQUENCE IF NOT EXISTS {n.system('ts_seq')}",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text)",
         f"DROP FUNCTION IF EXISTS {n.system('commit')}(text, text, bigint, text)",
@@ -110,6 +99,45 @@ def commit_log_ddl(n: Names) -> list[str]:
         _legacy_commit_ddl(n),
         _sequence_ddl(n),
     ]
+
+
+def _commit_log_migration(n: Names) -> str:
+    """Bring older commit logs to this shape, one step at a time, each only when missing.
+
+    Every process runs this on each schema push, inside the push's transaction: an ALTER
+    TABLE or CREATE INDEX, even one that finds nothing to do, would lock the commit log
+    until the push ends and stall every commit and query meanwhile, so the catalog is read
+    first (which locks nothing).
+    """
+    commits, mutations = n.system("commits"), n.system("mutations")
+
+    def column(table: str, name: str, extra: str = "") -> str:
+        return (f"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{table}'::regclass "
+                f"AND attname = '{name}' AND NOT attisdropped{extra})")
+
+    def index(name: str) -> str:
+        return f"""to_regclass('{n.schema}."{name}"') IS NULL"""
+
+    steps = [  # deployments made before timestamps were given after COMMIT: ts was the key
+        (f"NOT {column(commits, 'xid')}", f"ALTER TABLE {commits} ADD COLUMN xid bigint"),
+        (f"EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{commits}'::regclass AND "
+         "conname = '_commits_pkey')", f'ALTER TABLE {commits} DROP CONSTRAINT "_commits_pkey"'),
+        (column(commits, "ts", " AND attnotnull"),
+         f"ALTER TABLE {commits} ALTER COLUMN ts DROP NOT NULL"),
+        (index("_commits_ts"), f'CREATE UNIQUE INDEX "_commits_ts" ON {commits} (ts)'),
+        (index("_commits_xid"), f'CREATE UNIQUE INDEX "_commits_xid" ON {commits} (xid)'),
+        (index("_commits_unsequenced"),
+         f'CREATE INDEX "_commits_unsequenced" ON {commits} (xid) WHERE ts IS NULL'),
+        (f"NOT {column(mutations, 'request_hash')}",
+         f"ALTER TABLE {mutations} ADD COLUMN request_hash text"),
+        (f"NOT {column(mutations, 'xid')}", f"ALTER TABLE {mutations} ADD COLUMN xid bigint"),
+        (column(mutations, "ts", " AND attnotnull"),
+         f"ALTER TABLE {mutations} ALTER COLUMN ts DROP NOT NULL"),
+        (index("_mutations_xid"),
+         f'CREATE INDEX "_mutations_xid" ON {mutations} (xid) WHERE ts IS NULL'),
+    ]
+    body = "\n".join(f"IF {check} THEN {action}; END IF;" for check, action in steps)
+    return f"DO $$ BEGIN\n{body}\nEND $$"
 
 
 def _legacy_commit_ddl(n: Names) -> str:
