@@ -127,6 +127,19 @@ class PageJournal:
                              "Only a single paginated query is supported in each function.")
         self._started = True
 
+    def open(self, options: Any, limits: Limits, query: bytes, stable: bool
+             ) -> tuple[PageOptions, Cursor | None, Cursor | None]:
+        """Begin this run's page of `query`: its checked options, and where it starts and
+        ends (cursors from another query refused)."""
+        self.start()
+        opts = PageOptions.parse(options, limits)
+        start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
+        end_text = self.end_cursor(opts.end_cursor, stable)
+        end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
+        if opts.num_items < 1 and end is None:
+            raise QueryError("paginate: numItems must be at least 1")
+        return opts, start, end
+
     def end_cursor(self, explicit: str | None, stable: bool) -> str | None:
         """Where the page ends: the caller's `endCursor`, else, for a stable page, the end
         the previous run recorded (None: the page is `numItems` long)."""

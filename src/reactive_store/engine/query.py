@@ -15,8 +15,6 @@ from reactive_store.engine.intervals import Interval
 from reactive_store.engine.pagination import (
     Cursor,
     PageBudget,
-    PageOptions,
-    decode_cursor,
     fingerprint,
     split_position,
 )
@@ -283,14 +281,8 @@ class Query(DocumentStream):
         the journal: every run of a subscription reads `numItems` again (for a view that
         shows one page at a time, where the first page should always be the first n)."""
         pages = self._reader.pages
-        pages.start()
-        opts = PageOptions.parse(options, self._reader.usage.limits)
         query = self.fingerprint()
-        start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
-        end_text = pages.end_cursor(opts.end_cursor, stable)
-        end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
-        if opts.num_items < 1 and end is None:
-            raise QueryError("paginate: numItems must be at least 1")
+        opts, start, end = pages.open(options, self._reader.usage.limits, query, stable)
         budget = PageBudget(opts, self._reader.usage.limits, bounded=end is not None)
         page, positions, exhausted = await self._read_page(start, end, opts.num_items, budget)
         if end is not None:

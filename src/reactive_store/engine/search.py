@@ -20,8 +20,6 @@ from reactive_store.engine.pagination import (
     SOFT_MAX_PAGE_LEN,
     Cursor,
     PageJournal,
-    PageOptions,
-    decode_cursor,
     fingerprint,
     split_position,
 )
@@ -204,14 +202,8 @@ class SearchQuery(DocumentStream):
         cursor (`endCursor`, else, when `stable`, the one this subscription's journal
         recorded); as `Query.paginate`."""
         pages = self._reader.pages
-        pages.start()
-        opts = PageOptions.parse(options, self._reader.usage.limits)
         query = self.fingerprint()
-        start = None if opts.cursor is None else decode_cursor(opts.cursor, query)
-        end_text = pages.end_cursor(opts.end_cursor, stable)
-        end = None if end_text is None else decode_cursor(end_text, query, "end cursor")
-        if opts.num_items < 1 and end is None:
-            raise QueryError("paginate: numItems must be at least 1")
+        opts, start, end = pages.open(options, self._reader.usage.limits, query, stable)
         hits = [] if start is not None and start.at_end else await self._ranked(MAX_RESULTS)
         if start is not None and start.key is not None:
             after = _position(start)
