@@ -14,8 +14,11 @@ from typing import Any
 
 import orjson
 
-from reactive_store.errors import BadRequest
-from reactive_store.snapshot.zip_format import SnapshotError, decode_line, from_export_json
+from reactive_store.snapshot.zip_format import (
+    SnapshotError,
+    decode_document,
+    decode_line,
+)
 from reactive_store.validators import ObjectValidator, OptionalValidator, Validator
 
 FORMATS = {".jsonl": "jsonLines", ".json": "jsonArray", ".csv": "csv", ".zip": "zip"}
@@ -58,15 +61,7 @@ def read_json_array(path: Path, label: str) -> Lines:
     if not isinstance(data, list):
         raise SnapshotError(f"{label} is not a JSON array")
     for index, item in enumerate(data, 1):
-        if not isinstance(item, dict):
-            raise SnapshotError(f"{label}: element {index} is not a JSON object")
-        try:
-            decoded = from_export_json(item)
-        except BadRequest as exc:
-            raise SnapshotError(f"{label}: element {index} is not a valid value: "
-                                f"{exc.message}") from None
-        assert isinstance(decoded, dict)
-        yield index, decoded
+        yield index, decode_document(item, f"{label}: element {index}")
 
 
 def read_csv(path: Path, validator: Validator, label: str) -> Lines:

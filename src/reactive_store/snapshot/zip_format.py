@@ -129,13 +129,17 @@ def decode_line(line: bytes, where: str, lineno: int) -> dict[str, Any]:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise SnapshotError(f"{where}: line {lineno} is not valid JSON: {exc}") from None
+    return decode_document(data, f"{where}: line {lineno}")
+
+
+def decode_document(data: Any, place: str) -> dict[str, Any]:
+    """A parsed JSON value as a document in exported JSON; SnapshotError naming `place`."""
     if not isinstance(data, dict):
-        raise SnapshotError(f"{where}: line {lineno} is not a JSON object")
+        raise SnapshotError(f"{place} is not a JSON object")
     try:
         decoded = from_export_json(data)
     except BadRequest as exc:
-        raise SnapshotError(f"{where}: line {lineno} is not a valid value: "
-                            f"{exc.message}") from None
+        raise SnapshotError(f"{place} is not a valid value: {exc.message}") from None
     assert isinstance(decoded, dict)
     return decoded
 
