@@ -68,6 +68,10 @@ def variants(ns: str) -> dict[str, tuple[str, Body]]:
                      lambda c, k, ns: c.execute(
                          "BEGIN ISOLATION LEVEL SERIALIZABLE; "
                          f"INSERT INTO {ns}.m VALUES ('{k}', 'x'); COMMIT")),
+        "one_trip_sequenced": ("  BEGIN + INSERT + log row by xid + COMMIT as one simple query, "
+                               "then a batched _sequence not waited for (an HTTP mutation "
+                               "whose writes are all inserts)",
+                               lambda c, k, ns: one_trip_sequenced(c, k, ns)),
     }
 
 
@@ -94,6 +98,17 @@ async def sequenced(conn: asyncpg.Connection, key: str, ns: str, wait: bool,
         await sequencer.timestamp(xid)
     else:
         sequencer.announce(xid)
+
+
+async def one_trip_sequenced(conn: asyncpg.Connection, key: str, ns: str) -> None:
+    """The insert buffered until COMMIT: the whole transaction is one message; the process's
+    Sequencer sequences whatever committed, keyed by nothing (it needs no xid)."""
+    await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                       f"INSERT INTO {ns}.m VALUES ('{key}', 'x'); "
+                       f"INSERT INTO {ns}.clog (xid, writes) "
+                       "VALUES (pg_current_xact_id()::text::bigint, 'k'); COMMIT")
+    ASYNC_SEQUENCE[0] = True
+    SEQUENCERS[ns].nudge()
 
 
 async def start_sequencer(ns: str) -> asyncpg.Connection:

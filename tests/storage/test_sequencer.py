@@ -124,3 +124,19 @@ async def test_a_failed_flush_reports_why(monkeypatch: pytest.MonkeyPatch) -> No
     sequencer = Sequencer(Calls(fail=1000))
     with pytest.raises(SequencingFailed, match="database went away"):
         await sequencer.flush()
+
+
+async def test_commits_known_by_request_share_the_call_with_xids() -> None:
+    batches: list[list[object]] = []
+
+    async def call(keys: list[object]) -> dict[object, int]:
+        batches.append(keys)
+        return {key: 100 + i for i, key in enumerate(keys) if key != ("s", 9)}
+
+    sequencer = Sequencer(call)  # type: ignore[arg-type]
+    by_request, by_xid = await asyncio.gather(sequencer.timestamp(("s", 1)),
+                                              sequencer.timestamp(5))
+    assert batches == [[5, ("s", 1)]]  # xids first, then requests
+    assert (by_xid, by_request) == (100, 101)
+    with pytest.raises(SequencingFailed, match=r"commit \('s', 9\) not found"):
+        await sequencer.timestamp(("s", 9))

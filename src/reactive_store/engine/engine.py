@@ -51,6 +51,7 @@ from reactive_store.limits import FileLimits, Limits, Usage
 from reactive_store.observe.capture import route_app_logs
 from reactive_store.observe.observer import SYSTEM_PREFIX, Observer, lines_of
 from reactive_store.storage import Store, Transaction, TransientConflict, history
+from reactive_store.storage.sequencer import CommitKey
 from reactive_store.storage.store import DatabaseUnavailable, request_hash
 from reactive_store.storage.transaction import RecordedRequest, Snapshot
 from reactive_store.validators import DOCUMENTS
@@ -493,7 +494,9 @@ class Engine:
         give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
         for attempt in range(self.config.max_attempts):
             try:
-                async with s.write() as tx:
+                # A caller that wants the timestamp of a commit with no request to name it
+                # by needs its xid, so its inserts are sent as they come.
+                async with s.write(buffered=request is not None or not timestamp) as tx:
                     db = DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
                                         limits or self.config.limits,
                                         self.config.history_seconds > 0)
@@ -517,23 +520,29 @@ class Engine:
                     raise
                 await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
-            ts = await self._commit_ts(xid, timestamp)
+            commit = xid if xid is not None or not db.writes else request
+            ts = await self._commit_ts(commit, bool(db.writes), timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise ConflictError(
             f"{label}: conflict with concurrent mutations: retried "
             f"{self.config.max_attempts} times"
         )
 
-    async def _commit_ts(self, xid: int | None, wait: bool) -> int | None:
-        """The timestamp of a commit (`xid`), or of the newest commit when nothing was
-        written; without `wait`, None, and the commit is sequenced soon all the same."""
+    async def _commit_ts(self, commit: CommitKey | None, wrote: bool, wait: bool
+                         ) -> int | None:
+        """The timestamp of a commit (its xid, or the request it recorded), or of the
+        newest commit when nothing was written; without `wait`, None, and the commit is
+        sequenced soon all the same."""
         if not wait:
-            if xid is not None:
-                self.store.sequencer.announce(xid)
+            if isinstance(commit, int):
+                self.store.sequencer.announce(commit)
+            elif wrote:
+                self.store.sequencer.nudge()
             return None
-        if xid is None:
+        if not wrote:
             return await self.store.latest_ts()
-        return await self.store.commit_ts(xid)
+        assert commit is not None  # buffered only when a request names the commit
+        return await self.store.commit_ts(commit)
 
     async def write_system(self, label: str, body: Callable[[SystemTableWriter], Awaitable[T]]
                            ) -> T:

@@ -123,30 +123,60 @@ def application_name(namespace: str, role: str = "pool") -> str:
 
 class PlainTransaction:
     """BEGIN, COMMIT and ROLLBACK sent as plain SQL (asyncpg's Transaction sends the same
-    statements), so that the commit step can travel in COMMIT's own message."""
+    statements), so that other statements can travel in their messages.
 
-    def __init__(self, conn: asyncpg.Connection, isolation: str, readonly: bool = False) -> None:
+    With `lazy`, BEGIN waits for the first statement (`start_with`) or for COMMIT: a
+    transaction whose writes were all buffered is one message, BEGIN to COMMIT.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, isolation: str, readonly: bool = False,
+                 lazy: bool = False) -> None:
         self._conn = conn
         level = isolation.replace("_", " ").upper()
-        self._begin = f"BEGIN ISOLATION LEVEL {level}{' READ ONLY' if readonly else ''}"
+        self.begin_sql = f"BEGIN ISOLATION LEVEL {level}{' READ ONLY' if readonly else ''}"
+        self.begun = False
+        self.lazy = lazy
 
     async def start(self) -> None:
-        await self._conn.execute(self._begin)
+        if not self.lazy:
+            await self.start_with("")
+
+    async def start_with(self, statements: str) -> None:
+        """Send `statements` (simple protocol), after BEGIN if it was not sent yet."""
+        if not self.begun:
+            self.begun = True  # from here on a failure leaves a transaction to roll back
+            statements = f"{self.begin_sql}; {statements}" if statements else self.begin_sql
+        if statements:
+            await self._conn.execute(statements)
 
     async def commit(self, first: str = "") -> None:
-        """COMMIT, after the statements `first` (simple protocol: one round trip)."""
+        """COMMIT, after the statements `first` (simple protocol: one round trip). A
+        transaction that never began and has nothing to send sends nothing."""
+        if not self.begun:
+            if not first:
+                return
+            self.begun = True
+            first = f"{self.begin_sql}; {first}"
         await self._conn.execute(f"{first}; COMMIT" if first else "COMMIT")
 
     async def rollback(self) -> None:
-        await self._conn.execute("ROLLBACK")
+        if self.begun:
+            await self._conn.execute("ROLLBACK")
 
 
-def sql_literal(value: str | int | None) -> str:
+def sql_literal(value: str | int | float | bytes | None) -> str:
     """`value` as an SQL literal, for statements sent without parameters."""
     if value is None:
         return "NULL"
+    if isinstance(value, bool):
+        raise TypeError("booleans have no literal here")
     if isinstance(value, int):
         return str(int(value))
+    if isinstance(value, float):
+        # repr is the shortest text that reads back as the same double.
+        return f"'{value!r}'::float8"
+    if isinstance(value, bytes):
+        return "E'\\\\x" + value.hex() + "'::bytea"  # the hex format, E'\\x...'
     if "\x00" in value:
         raise ValueError("text values cannot hold NUL characters")
     return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"

@@ -98,6 +98,7 @@ def commit_log_ddl(n: Names) -> list[str]:
         _record_commit_ddl(n),
         _legacy_commit_ddl(n),
         _sequence_ddl(n),
+        _sequence_requests_ddl(n),
     ]
 
 
@@ -230,6 +231,27 @@ def _sequence_ddl(n: Names) -> str:
             END IF;
             RETURN QUERY SELECT c.xid, c.ts FROM {commits} c
                 WHERE c.xid = ANY(wanted) AND c.ts IS NOT NULL;
+        END $$"""
+
+
+def _sequence_requests_ddl(n: Names) -> str:
+    # For commits known by their client request, not their xid: a transaction whose writes
+    # were all buffered inserts never read its xid (storage/transaction.py).
+    commits, mutations = n.system("commits"), n.system("mutations")
+    return f"""CREATE OR REPLACE FUNCTION {n.system('sequence_requests')}(
+            wanted bigint[], sessions text[], requests bigint[])
+        RETURNS TABLE (xid bigint, ts bigint, session_id text, request_id bigint)
+        LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        BEGIN
+            RETURN QUERY SELECT s.xid, s.ts, NULL::text, NULL::bigint
+                FROM {n.system('sequence')}(wanted) s;
+            RETURN QUERY SELECT m.xid, c.ts, m.session_id, m.request_id
+                FROM unnest(sessions, requests) AS w(session_id, request_id)
+                JOIN {mutations} m
+                    ON m.session_id = w.session_id AND m.request_id = w.request_id
+                JOIN {commits} c ON c.xid = m.xid
+                WHERE c.ts IS NOT NULL;
         END $$"""
 
 

@@ -15,7 +15,10 @@ from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
-SequenceCall = Callable[[list[int]], Awaitable[dict[int, int]]]
+# A commit is known by its transaction id, or by the client request it answered (session
+# id, request id) when its transaction never read its xid (buffered inserts only).
+CommitKey = int | tuple[str, int]
+SequenceCall = Callable[[list[CommitKey]], Awaitable[dict[CommitKey, int]]]
 RETRY_SECONDS = 5.0
 
 
@@ -30,16 +33,16 @@ class Sequencer:
         self._call = call
         self._limit = in_flight
         self._running = 0
-        self._waiting: dict[int, list[asyncio.Future[int]]] = {}
+        self._waiting: dict[CommitKey, list[asyncio.Future[int]]] = {}
         self._wanted: set[int] = set()
         self._flushes: list[asyncio.Future[None]] = []
         self._nudged = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def timestamp(self, xid: int) -> int:
-        """The commit timestamp of the committed transaction `xid` (sequencing it if needed)."""
+    async def timestamp(self, commit: CommitKey) -> int:
+        """The timestamp of a committed commit, by xid or request (sequencing it if needed)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(xid, []).append(future)
+        self._waiting.setdefault(commit, []).append(future)
         self._kick()
         return await future
 
@@ -81,10 +84,12 @@ class Sequencer:
             while self._waiting or self._wanted or self._nudged or self._flushes:
                 waiting, self._waiting = self._waiting, {}
                 flushes, self._flushes = self._flushes, []
-                xids = sorted(set(waiting) | self._wanted)
+                keys: list[CommitKey] = sorted(self._wanted.union(
+                    k for k in waiting if isinstance(k, int)))
+                keys += sorted(k for k in waiting if not isinstance(k, int))
                 self._wanted, self._nudged = set(), False
                 try:
-                    found = await self._call_retrying(xids)
+                    found = await self._call_retrying(keys)
                 except asyncio.CancelledError:
                     _fail(waiting, "the store was closed", flushes)
                     raise
@@ -94,24 +99,24 @@ class Sequencer:
                 for flushed in flushes:
                     if not flushed.done():
                         flushed.set_result(None)
-                for xid, futures in waiting.items():
+                for key, futures in waiting.items():
                     for future in futures:
                         if future.done():
                             continue
-                        if xid in found:
-                            future.set_result(found[xid])
+                        if key in found:
+                            future.set_result(found[key])
                         else:
-                            future.set_exception(SequencingFailed(f"commit {xid} not found"))
+                            future.set_exception(SequencingFailed(f"commit {key} not found"))
         finally:
             self._running -= 1
 
-    async def _call_retrying(self, xids: list[int]) -> dict[int, int]:
+    async def _call_retrying(self, keys: list[CommitKey]) -> dict[CommitKey, int]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RETRY_SECONDS
         delay = 0.01
         while True:
             try:
-                return await self._call(xids)
+                return await self._call(keys)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -122,7 +127,7 @@ class Sequencer:
                 delay = min(delay * 2, 0.5)
 
 
-def _fail(waiting: dict[int, list[asyncio.Future[int]]], why: str,
+def _fail(waiting: dict[CommitKey, list[asyncio.Future[int]]], why: str,
           flushes: list[asyncio.Future[None]]) -> None:
     for flushed in flushes:
         if not flushed.done():

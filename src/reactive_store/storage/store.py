@@ -44,7 +44,7 @@ from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
 from reactive_store.storage.search import compact_stats
 from reactive_store.storage.search_ddl import push_search_indexes
-from reactive_store.storage.sequencer import Sequencer, SequencingFailed
+from reactive_store.storage.sequencer import CommitKey, Sequencer, SequencingFailed
 from reactive_store.storage.transaction import (
     LOCK_TIMEOUT,
     RETRYABLE,
@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 TIMESTAMP_UNKNOWN = ("the mutation was committed, but the database could not be reached to "
                      "read its commit timestamp")
+RESOLVE_SECONDS = 2.0  # how long a lost one-message commit is resolved for
 PRUNE_BATCH = 10_000  # rows deleted per statement when pruning
 T = TypeVar("T")
 
@@ -231,10 +232,11 @@ class Store:
 
     # -- transactions -----------------------------------------------------------------------
     @asynccontextmanager
-    async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
+    async def _transaction(self, buffered: bool = False, **options: Any
+                           ) -> AsyncIterator[Transaction]:
         self.transactions += 1
         conn, tx = await self._begin(options)
-        transaction = Transaction(conn, self.names, self._unavailable)
+        transaction = Transaction(conn, self.names, self._unavailable, tx, buffered)
         try:
             try:
                 yield transaction
@@ -245,7 +247,7 @@ class Store:
                 if transaction.conflicted:
                     raise TransientConflict("a statement of this transaction conflicted") from None
                 raise
-            await _commit(conn, tx, transaction, self._unavailable)
+            await _commit(conn, tx, transaction, self._unavailable, self._resolve)
         finally:
             await self._release(conn)
 
@@ -253,9 +255,38 @@ class Store:
         """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
         return self._transaction(isolation="repeatable_read", readonly=True)
 
-    def write(self) -> AbstractAsyncContextManager[Transaction]:
-        """A SERIALIZABLE transaction; TransientConflict means: run the whole thing again."""
-        return self._transaction(isolation="serializable")
+    def write(self, buffered: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A SERIALIZABLE transaction; TransientConflict means: run the whole thing again.
+
+        With `buffered`, BEGIN waits for the first statement and inserts for the next
+        statement or COMMIT (`Transaction.buffered`): the commit may then have no xid.
+        """
+        return self._transaction(buffered, isolation="serializable", lazy=buffered)
+
+    async def _resolve(self, pid: int, probe: tuple[str, str]) -> bool | None:
+        """Whether the transaction of backend `pid` that inserted `probe` (table, id)
+        committed; None when that cannot be known within RESOLVE_SECONDS.
+
+        Once a backend is gone its transaction can no longer commit, and one that did is
+        visible by then (a commit completes before a backend acts on a termination).
+        """
+        table = self.names.table(probe[0])
+        # A backend still there (a connection lost on the network) is ended first.
+        gone_sql = ("SELECT count(pg_terminate_backend(pid)) = 0 FROM pg_stat_activity "
+                    "WHERE pid = $1")
+        found_sql = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE _id = $1)"
+        deadline = asyncio.get_running_loop().time() + RESOLVE_SECONDS
+        while True:
+            try:
+                if await self._pooled(lambda conn: conn.fetchval(gone_sql, pid)):
+                    found: bool = await self._pooled(
+                        lambda conn: conn.fetchval(found_sql, probe[1]))
+                    return found
+            except StorageError as exc:
+                log.warning("resolving a lost commit failed: %r", exc)
+            if asyncio.get_running_loop().time() > deadline:
+                return None
+            await asyncio.sleep(0.02)
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:
@@ -269,20 +300,30 @@ class Store:
         ts: int = await self._pooled(lambda conn: conn.fetchval(sql))
         return ts
 
-    async def commit_ts(self, xid: int) -> int:
-        """The timestamp of the committed transaction `xid`, once it has one."""
+    async def commit_ts(self, commit: CommitKey) -> int:
+        """The timestamp of a committed commit, by xid or by the client request (session id,
+        request id) it recorded, once it has one."""
         try:
-            return await self.sequencer.timestamp(xid)
+            return await self.sequencer.timestamp(commit)
         except SequencingFailed as exc:
-            log.error("commit %s has no timestamp: %s", xid, exc)
+            log.error("commit %s has no timestamp: %s", commit, exc)
             raise StorageError(TIMESTAMP_UNKNOWN) from exc
 
-    async def _sequence(self, xids: list[int]) -> dict[int, int]:
+    async def _sequence(self, keys: list[CommitKey]) -> dict[CommitKey, int]:
         """Give every committed commit without a timestamp its timestamp (`_sequence` in
-        storage/ddl.py); return the timestamps of `xids`."""
-        sql = f"SELECT xid, ts FROM {self.names.system('sequence')}($1::bigint[])"
-        rows = await self._pooled(lambda conn: conn.fetch(sql, xids))
-        return {r[0]: r[1] for r in rows}
+        storage/ddl.py); return the timestamps of the commits `keys` name."""
+        xids = [k for k in keys if isinstance(k, int)]
+        requests = [k for k in keys if not isinstance(k, int)]
+        if not requests:
+            sql = f"SELECT xid, ts FROM {self.names.system('sequence')}($1::bigint[])"
+            rows = await self._pooled(lambda conn: conn.fetch(sql, xids))
+            return {r[0]: r[1] for r in rows}
+        sql = (f"SELECT xid, ts, session_id, request_id FROM "
+               f"{self.names.system('sequence_requests')}($1::bigint[], $2::text[], "
+               "$3::bigint[])")
+        rows = await self._pooled(lambda conn: conn.fetch(
+            sql, xids, [s for s, _ in requests], [r for _, r in requests]))
+        return {r[0] if r[2] is None else (r[2], r[3]): r[1] for r in rows}
 
     def listener(self, on_payload: Callable[[str], None],
                  on_connected: Callable[[], Awaitable[None]]) -> Listener:
@@ -377,13 +418,21 @@ class Store:
         return BY_ID
 
 
-async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Throttle) -> None:
+Resolver = Callable[[int, tuple[str, str]], Awaitable[bool | None]]
+
+
+async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Throttle,
+                  resolve: Resolver) -> None:
     """COMMIT, classifying failures: conflict, nothing committed, or outcome unknown."""
     if transaction.broken or closed(conn):
         discard(conn)  # COMMIT was never sent; the server rolled back
         raise DatabaseUnavailable()
+    # A transaction sent whole in COMMIT's message (buffered inserts) can be resolved
+    # when that message is lost: by its first document, once its backend is gone.
+    probe = None if tx.begun else transaction.first_insert
+    pid = conn.get_server_pid() if probe is not None else 0
     try:
-        await tx.commit(transaction.commit_step)
+        await tx.commit(transaction.final_statements())
     except RETRYABLE as exc:
         await rollback(conn, tx, False)  # the commit step failed before COMMIT ran
         raise TransientConflict(str(exc)) from exc
@@ -393,6 +442,14 @@ async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Thrott
             await rollback(conn, tx, False)
             raise StorageError() from exc
         discard(conn)
+        if probe is not None:
+            committed = await resolve(pid, probe)
+            if committed is not None:
+                throttle.warn("database connection lost during a one-message transaction "
+                              "(%s): %r", "committed" if committed else "not committed", exc)
+                if committed:
+                    return
+                raise DatabaseUnavailable() from exc
         if transaction.wrote:
             log.error("database connection lost during COMMIT; outcome unknown: %r", exc)
             raise CommitOutcomeUnknown() from exc

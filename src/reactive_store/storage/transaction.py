@@ -15,6 +15,7 @@ import orjson
 from reactive_store.errors import InternalError
 from reactive_store.storage.connections import (
     FAILURES,
+    PlainTransaction,
     Throttle,
     lost,
     sql_literal,
@@ -147,8 +148,10 @@ class Transaction:
     """One Postgres transaction. Calls are serialised, so a function may gather() them."""
 
     def __init__(self, conn: asyncpg.Connection, names: Names,
-                 throttle: Throttle | None = None) -> None:
+                 throttle: Throttle | None = None, plain: PlainTransaction | None = None,
+                 buffered: bool = False) -> None:
         self._conn = conn
+        self._plain = plain
         self._n = names
         self.names = names  # the deployment's SQL names (search modules find their tables)
         self._unavailable = throttle or Throttle()
@@ -165,6 +168,13 @@ class Transaction:
         # commit step can be sent with COMMIT (`commit_step`) without reading its result.
         self.xid: int | None = None
         self.commit_step = ""  # statements sent in COMMIT's message (`Store`)
+        # Inserts not sent yet (SQL with literal values): they go out in the next
+        # statement's message, or in COMMIT's. An insert reads nothing and returns nothing,
+        # so a transaction whose writes are all inserts is one message, BEGIN to COMMIT;
+        # every other statement sends them first, so it sees them. The price: no xid.
+        self.buffered = buffered and plain is not None
+        self._pending: list[str] = []
+        self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
 
     async def _run(self, op: Callable[[], Any]) -> Any:
         async with self._lock:
@@ -173,6 +183,9 @@ class Transaction:
             if self.broken:
                 raise DatabaseUnavailable()
             try:
+                if self._plain is not None and (self._pending or not self._plain.begun):
+                    pending, self._pending = "; ".join(self._pending), []
+                    await self._plain.start_with(pending)
                 return await op()
             except RETRYABLE as exc:
                 self.conflicted = True
@@ -250,13 +263,18 @@ class Transaction:
     async def insert(
         self, table: str, doc_id: str, creation_time: float, doc: bytes, keys: dict[str, bytes]
     ) -> None:
-        cols = [self._n.key_column(i) for i in keys]
-        params = ", ".join(f"${i + 4}" for i in range(len(keys)))
-        sql = (
-            f"INSERT INTO {self._n.table(table)} (_id, _creation_time, doc, {', '.join(cols)}) "
-            f"VALUES ($1, $2, $3, {params})"
-        )
-        await self._write_row(sql, doc_id, creation_time, doc, *keys.values())
+        cols = ", ".join(["_id, _creation_time, doc", *map(self._n.key_column, keys)])
+        into = f"INSERT INTO {self._n.table(table)} ({cols}) VALUES"
+        if self.buffered and self.xid is None:
+            self.wrote = True
+            if self.first_insert is None:
+                self.first_insert = (table, doc_id)
+            values: tuple[str | float | bytes, ...] = (doc_id, creation_time, doc.decode(),
+                                                        *keys.values())
+            self._pending.append(f"{into} ({', '.join(map(sql_literal, values))})")
+            return
+        params = ", ".join(f"${i + 1}" for i in range(3 + len(keys)))
+        await self._write_row(f"{into} ({params})", doc_id, creation_time, doc, *keys.values())
 
     async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes]) -> None:
         sets = ", ".join(f"{self._n.key_column(i)} = ${n + 3}" for n, i in enumerate(keys))
@@ -270,8 +288,9 @@ class Transaction:
     async def commit_writes(
         self, writes: str, request: tuple[str, int] | None = None, result: str | None = None,
         request_hash: str | None = None,
-    ) -> int:
-        """Log this transaction's writes, keyed by its transaction id, which is returned;
+    ) -> int | None:
+        """Log this transaction's writes, keyed by its transaction id, which is returned
+        (None when only buffered inserts wrote: the commit is then known by its request);
         COMMIT must follow, then the store's sequencer gives the commit its timestamp.
 
         With `request` (client session id, request id), the result is recorded with the
@@ -280,7 +299,7 @@ class Transaction:
         earlier session that used the same id is replaced.
         """
         session, request_id = request if request is not None else (None, None)
-        if self.xid is not None:
+        if self.xid is not None or self.buffered:
             # Sent with COMMIT, in one message: one round trip less.
             args = ", ".join(sql_literal(a) for a in (writes, session, request_id, result,
                                                      request_hash))
@@ -290,6 +309,10 @@ class Transaction:
         xid: int = await self._write(
             lambda: self._conn.fetchval(sql, writes, session, request_id, result, request_hash))
         return xid
+
+    def final_statements(self) -> str:
+        """What travels in COMMIT's message: the buffered inserts, then the commit step."""
+        return "; ".join(s for s in (*self._pending, self.commit_step) if s)
 
     async def find_request(self, session: str, request_id: int) -> RecordedRequest | None:
         """An already committed client request: its commit, result and call hash."""
