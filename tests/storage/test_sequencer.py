@@ -140,3 +140,32 @@ async def test_commits_known_by_request_share_the_call_with_xids() -> None:
     assert (by_xid, by_request) == (100, 101)
     with pytest.raises(SequencingFailed, match=r"commit \('s', 9\) not found"):
         await sequencer.timestamp(("s", 9))
+
+
+async def test_announcements_during_a_call_wait_for_its_next_round() -> None:
+    """Work nobody waits for never starts a second call: it joins the next batch."""
+    calls = Calls()
+    running = [0, 0]  # now, most at once
+
+    async def call(xids: list[int]) -> dict[int, int]:
+        running[0] += 1
+        running[1] = max(running)
+        try:
+            return await calls(xids)
+        finally:
+            running[0] -= 1
+
+    sequencer = Sequencer(call, in_flight=2)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(sequencer.timestamp(1))
+    while not calls.batches:  # the first call is in flight
+        await asyncio.sleep(0)
+    for xid in (2, 3, 4):
+        sequencer.announce(xid)
+        sequencer.nudge()
+    await first
+    for _ in range(50):
+        if len(calls.batches) == 2 and not running[0]:
+            break
+        await asyncio.sleep(0.01)
+    assert calls.batches == [[1], [2, 3, 4]]
+    assert running[1] == 1, "an announcement started a call of its own"

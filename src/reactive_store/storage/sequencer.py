@@ -56,13 +56,13 @@ class Sequencer:
     def announce(self, xid: int) -> None:
         """Have `xid` sequenced soon; nobody waits for its timestamp."""
         self._wanted.add(xid)
-        self._kick()
+        self._kick(idle_only=True)
 
     def nudge(self) -> None:
-        """Sequence whatever committed work is waiting (left by a process that died, or seen
-        by a query before its timestamp was given)."""
+        """Sequence whatever committed work is waiting (left by a process that died, seen by
+        a query before its timestamp was given, or committed with no xid to announce)."""
         self._nudged = True
-        self._kick()
+        self._kick(idle_only=True)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -72,8 +72,10 @@ class Sequencer:
         self._waiting.clear()
         self._flushes.clear()
 
-    def _kick(self) -> None:
-        if self._running < self._limit:
+    def _kick(self, idle_only: bool = False) -> None:
+        # Work nobody waits for joins the call in flight's next round rather than start a
+        # call of its own: under load that makes batches, not one call per commit.
+        if self._running < (1 if idle_only else self._limit):
             self._running += 1
             task = asyncio.create_task(self._drain())
             self._tasks.add(task)
