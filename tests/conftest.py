@@ -110,8 +110,9 @@ async def serve(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         reloader = DevReloader(deployment, echo=lambda line: None) if dev else None
         deployment.dev = reloader  # type: ignore[attr-defined]
         app = create_app(deployment, dev=reloader)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
-                                               port=port, log_level="warning", lifespan="on"))
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="on",
+                                               ws="websockets-sansio"))
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

@@ -140,7 +140,7 @@ def serve(ns: argparse.Namespace) -> int:
     deployment.on_started = lambda: _banner(ns, deployment, dev is not None)
     app = create_app(deployment, dev=dev)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
-                ws_max_size=message_bytes or 2**62,
+                ws="websockets-sansio", ws_max_size=message_bytes or 2**62,
                 ws_per_message_deflate=ns.ws_compression == "on")
     return 0
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
 TRANSPORT = "reactive_store.transport"
+PROTOCOL = "reactive_store.ws_protocol"
 
 
 def close_reason(text: str) -> str:
@@ -42,10 +44,37 @@ class TransportProbe:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            protocol = getattr(send, "__self__", None)
+            transport = getattr(protocol, "transport", None)
             if transport is not None and hasattr(transport, "get_write_buffer_size"):
                 scope[TRANSPORT] = transport
+                scope[PROTOCOL] = protocol
         await self.app(scope, receive, send)
+
+
+def immediate_sender(protocol: Any) -> Callable[[str], bool] | None:
+    """A send that writes a text frame to the socket now, without a task or an await, or
+    None when the server's WebSocket protocol is not one this knows.
+
+    uvicorn's sans-I/O protocol sends a text message by framing it with its websockets
+    `conn` and writing the bytes to the transport, nothing more; this does the same, so a
+    commit watched by many sockets is written to all of them in one pass instead of waking
+    a task per socket. It declines (False) once the protocol has begun closing.
+    """
+    conn: Any = getattr(protocol, "conn", None)
+    transport: Any = getattr(protocol, "transport", None)
+    if not (hasattr(conn, "send_text") and hasattr(conn, "data_to_send")
+            and hasattr(protocol, "close_sent") and transport is not None):
+        return None
+
+    def send_now(text: str) -> bool:
+        if protocol.close_sent or transport.is_closing():
+            return False
+        conn.send_text(text.encode())
+        transport.write(b"".join(conn.data_to_send()))
+        return True
+
+    return send_now
 
 
 class SyncEndpoint:
@@ -98,7 +127,8 @@ class SyncEndpoint:
         buffered = transport.get_write_buffer_size if transport is not None else None
         d = self.deployment
         connection = SyncConnection(d.engine, d.subscriptions, receive, websocket.send_text,
-                                    verify, limits, buffered)
+                                    verify, limits, buffered,
+                                    immediate_sender(websocket.scope.get(PROTOCOL)))
         await connection.run()
         if connection.close_reason is not None:
             await self._close(websocket, connection.close_code, connection.close_reason)

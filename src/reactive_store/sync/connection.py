@@ -63,7 +63,8 @@ class SyncConnection:
                  receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
                  verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
                  limits: ServerLimits | None = None,
-                 buffered: Callable[[], int] | None = None) -> None:
+                 buffered: Callable[[], int] | None = None,
+                 send_now: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
         self.manager = manager
         self._verify = verify
@@ -77,6 +78,10 @@ class SyncConnection:
         # buffer): the only measure of a client that stopped reading, since sends never block.
         self._buffered = buffered or (lambda: 0)
         self._sees_buffer = buffered is not None
+        # Writes a frame at once (False: it could not); lets `_poke` push a Transition
+        # itself while the pump is idle, so a fan-out wakes no task per socket.
+        self._send_now = send_now if buffered is not None else None
+        self._idle = False  # the pump is parked in its wait, nothing of it in flight
         self._stall: tuple[float, int] | None = None  # (since, buffered bytes then)
         self.identity: dict[str, Any] | None = None
         self._responses: deque[str] = deque()  # encoded once, sent in order
@@ -89,7 +94,31 @@ class SyncConnection:
         self._last_send = 0.0
 
     def _poke(self) -> None:
+        if self._idle and self._send_now is not None and not self._responses and (
+                self._stall is None and self._push_now()):
+            return
+        self._idle = False
         self._wake.set()
+
+    def _push_now(self) -> bool:
+        """Do the pump's work for it, without awaiting; False when the pump must run.
+
+        Only while the pump is parked with no response queued: then nothing else can be
+        sending, so sending here keeps the pump's order (it is the only other sender).
+        """
+        step = self.session.next_transition(self.manager.processed_ts)
+        if step is None or (isinstance(step, Waiting) and step.for_ts is None):
+            return True
+        if isinstance(step, Waiting):
+            return False  # the pump waits for that timestamp
+        assert self._send_now is not None
+        if self._buffered() + len(step) >= UNWATCHED_SEND_BYTES or not self._send_now(step):
+            # Built already (the session moved on): the pump sends it, first.
+            self._responses.append(step)
+            self._queued_bytes += len(step)
+            return False
+        self._last_send = asyncio.get_running_loop().time()
+        return True
 
     async def run(self) -> None:
         self._last_send = asyncio.get_running_loop().time()
@@ -310,7 +339,11 @@ class SyncConnection:
             try:
                 async with asyncio.timeout(min(wait, STALL_CHECK_SECONDS) if self._stall
                                            else wait):
-                    await self._wake.wait()
+                    self._idle = True
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        self._idle = False
             except TimeoutError:
                 if self._stall is not None:
                     self._check_output()
