@@ -217,3 +217,30 @@ async def test_lost_and_unresolvable_is_outcome_unknown(
         await outage
         await scratch.allow_connections()
     assert not await exists(scratch_store, "h1")
+
+
+async def test_sequencing_after_commit_never_fails_the_commit(
+        store: Store, database_url: str) -> None:
+    """The statement after COMMIT in its message swallows its own errors: a commit that
+    happened must not be reported as failed; the commit then waits for the sequencer."""
+    sequence = store.names.system("sequence")
+    conn = await asyncpg.connect(database_url)
+    try:
+        definition = await conn.fetchval(
+            f"SELECT pg_get_functiondef('{sequence}(bigint[])'::regprocedure)")
+        await conn.execute(
+            f"CREATE OR REPLACE FUNCTION {sequence}(wanted bigint[]) "
+            "RETURNS TABLE (xid bigint, ts bigint) LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'sequencing is broken'; END $$")
+        async with store.write(buffered=True) as tx:
+            await tx.insert("items", "i1", 1.0, b'{"n": 1}', keys(b"i1"))
+            await tx.commit_writes("{}", ("s", 7), '"r"')
+            tx.sequence_after = True
+        async with store.read() as tx:
+            assert await tx.get("items", "i1") is not None
+            found = await tx.find_request("s", 7)
+        assert found is not None and found.ts is None  # committed, not sequenced
+        await conn.execute(definition)
+        assert await store.commit_ts(("s", 7)) > 0
+    finally:
+        await conn.close()

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from reactive_store.engine.readset import WriteSet
+from reactive_store.engine.readset import IndexRef, WriteSet
 from reactive_store.storage import Store
 from reactive_store.storage.listener import Listener
 
@@ -43,6 +43,7 @@ class CommitStream:
         self._orphans: asyncio.Task[None] | None = None
         self._listener: Listener | None = None
         self._started = False
+        self._watches: dict[tuple[IndexRef, bytes], asyncio.Future[int]] = {}
 
     async def start(self) -> int:
         """Start listening; return the timestamp everything after which will be delivered."""
@@ -53,6 +54,15 @@ class CommitStream:
         self._task = asyncio.create_task(self._consume())
         self._orphans = asyncio.create_task(self._sequence_orphans())
         return self.processed_ts
+
+    def watch(self, ref: IndexRef, key: bytes) -> asyncio.Future[int]:
+        """The timestamp of the next commit delivered whose write set holds `key` in index
+        `ref` (a document id a commit just inserted names that commit). Cancel it to stop
+        watching; it is resolved after the handler has seen that commit."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._watches[(ref, key)] = future
+        future.add_done_callback(lambda _: self._watches.pop((ref, key), None))
+        return future
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -100,11 +110,15 @@ class CommitStream:
                 if writes is None:
                     log.error("commit %s is missing from the commit log", ts)
                     continue
+            written = WriteSet.from_text(writes)
             try:
-                self._handler(ts, WriteSet.from_text(writes))
+                self._handler(ts, written)
             except Exception:
                 log.exception("commit handler failed at %s", ts)
             self.processed_ts = ts
+            for (ref, key), future in list(self._watches.items()):
+                if key in written.keys.get(ref, ()) and not future.done():
+                    future.set_result(ts)
 
     async def _read_commit(self, ts: int) -> str | None:
         """A commit's write set from the log, retried while the database is away: the

@@ -149,15 +149,17 @@ class PlainTransaction:
         if statements:
             await self._conn.execute(statements)
 
-    async def commit(self, first: str = "") -> None:
-        """COMMIT, after the statements `first` (simple protocol: one round trip). A
+    async def commit(self, first: str = "", after: str = "") -> None:
+        """COMMIT, after the statements `first` and before `after` (simple protocol: one
+        round trip; `after` runs in a transaction of its own and must not fail). A
         transaction that never began and has nothing to send sends nothing."""
         if not self.begun:
             if not first:
                 return
             self.begun = True
             first = f"{self.begin_sql}; {first}"
-        await self._conn.execute(f"{first}; COMMIT" if first else "COMMIT")
+        message = f"{first}; COMMIT" if first else "COMMIT"
+        await self._conn.execute(f"{message}; {after}" if after else message)
 
     async def rollback(self) -> None:
         if self.begun:

@@ -99,6 +99,7 @@ def commit_log_ddl(n: Names) -> list[str]:
         _legacy_commit_ddl(n),
         _sequence_ddl(n),
         _sequence_requests_ddl(n),
+        _sequence_now_ddl(n),
     ]
 
 
@@ -252,6 +253,18 @@ def _sequence_requests_ddl(n: Names) -> str:
                     ON m.session_id = w.session_id AND m.request_id = w.request_id
                 JOIN {commits} c ON c.xid = m.xid
                 WHERE c.ts IS NOT NULL;
+        END $$"""
+
+
+def _sequence_now_ddl(n: Names) -> str:
+    # Sent after COMMIT in the same message (storage/connections.py): it must never fail,
+    # or the message would report an error for a transaction that did commit.
+    return f"""CREATE OR REPLACE FUNCTION {n.system('sequence_now')}() RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM {n.system('sequence')}('{{}}'::bigint[]);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'sequencing after COMMIT failed: %', SQLERRM;
         END $$"""
 
 

@@ -432,7 +432,9 @@ async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Thrott
     probe = None if tx.begun else transaction.first_insert
     pid = conn.get_server_pid() if probe is not None else 0
     try:
-        await tx.commit(transaction.final_statements())
+        after = (f"SELECT {transaction.names.system('sequence_now')}()"
+                 if transaction.sequence_after else "")
+        await tx.commit(transaction.final_statements(), after)
     except RETRYABLE as exc:
         await rollback(conn, tx, False)  # the commit step failed before COMMIT ran
         raise TransientConflict(str(exc)) from exc

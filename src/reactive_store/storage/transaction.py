@@ -175,6 +175,9 @@ class Transaction:
         self.buffered = buffered and plain is not None
         self._pending: list[str] = []
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
+        # Sequence right after COMMIT, in its message: the commit gets its timestamp with
+        # no round trip of its own (for a caller that will learn it from the commit stream).
+        self.sequence_after = False
 
     async def _run(self, op: Callable[[], Any]) -> Any:
         async with self._lock:
