@@ -34,6 +34,14 @@ async def add_book(ctx, title, author, copies):
 async def books(ctx):
     return await ctx.db.query("books").collect()
 
+@query(args={"id": v.id("authors")})
+async def author(ctx, id):
+    return await ctx.db.get(id)
+
+@query(args={})
+async def authors(ctx):
+    return [{"name": a["name"]} for a in await ctx.db.query("authors").collect()]
+
 @query(args={})
 async def count(ctx):
     return float(len(await ctx.db.query("books").collect()))

@@ -10,6 +10,7 @@ published, so they are read after, on the file pool, chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,12 @@ async def _storage_documents(tx: Transaction) -> list[dict[str, Any]]:
     return [doc async for page in _pages(tx, STORAGE) for doc in page]
 
 
+def storage_uuid(storage_id: str) -> str:
+    """The file's `internalId`: Convex reads it as the UUID it keeps the bytes under (and
+    refuses the import when it is not one); ours is derived from the id, so stable."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"reactive-store:_storage/{storage_id}"))
+
+
 async def _write_files(engine: Engine, writer: SnapshotWriter, files: list[dict[str, Any]],
                        report: ExportReport, counter: _Counter) -> None:
     """`_storage/documents.jsonl` in Convex's shape, then each file's bytes as an entry."""
@@ -123,7 +130,7 @@ async def _write_files(engine: Engine, writer: SnapshotWriter, files: list[dict[
         lines.append(encode_line({
             "_id": doc["_id"], "_creationTime": doc["_creationTime"],
             "sha256": doc["sha256"], "size": blob.size,
-            "contentType": blob.content_type, "internalId": doc["_id"]}))
+            "contentType": blob.content_type, "internalId": storage_uuid(doc["_id"])}))
     await asyncio.to_thread(writer.write_bytes, f"{STORAGE}/documents.jsonl", b"".join(lines))
     for blob in blobs:
         out = await asyncio.to_thread(writer.open,

@@ -92,15 +92,24 @@ async def import_source(engine: Engine, source: Source, mode: Mode,
 
 
 def _plan_ids(engine: Engine, source: Source) -> tuple[dict[str, str], int]:
-    """Old id -> new id for every document that cannot keep its id; and the row count."""
+    """Old id -> new id for every document that cannot keep its id; and the row count.
+    SnapshotError (before anything is written) when a table's file repeats an `_id`."""
     remap: dict[str, str] = {}
     total = 0
     for table in source.tables:
         number = engine.store.table_numbers[table]
-        for _, doc in source.rows(table):
+        seen: dict[str, int] = {}  # _id -> the line it is on (this table only)
+        for lineno, doc in source.rows(table):
             total += 1
             old = doc.get("_id")
-            if isinstance(old, str) and not _is_id_of(old, number):
+            if not isinstance(old, str):
+                continue
+            first = seen.setdefault(old, lineno)
+            if first != lineno:
+                raise SnapshotError(
+                    f"table {table!r}: duplicate _id {old} ({source.where(table)} line "
+                    f"{lineno}; first on line {first}); nothing was imported")
+            if not _is_id_of(old, number):
                 remap[old] = new_id(number)
     return remap, total
 
