@@ -35,8 +35,37 @@ def new_id(table_number: int) -> str:
     """A fresh Convex-format id for a document of the table numbered `table_number`."""
     if not 1 <= table_number <= _MAX_TABLE_NUMBER:
         raise ValueError(f"table number {table_number} is not in 1..{_MAX_TABLE_NUMBER}")
-    body = _varint(table_number) + os.urandom(_INTERNAL_BYTES)
-    return _b32(body + _footer(body))
+    prefix = _varint(table_number)
+    while True:
+        body = prefix + os.urandom(_INTERNAL_BYTES)
+        if _legacy_check(body[:-2]) != body[-2:]:  # never looks like a converted legacy id
+            return _b32(body + _footer(body))
+
+
+def convex_form(doc_id: str) -> str:
+    """A legacy id as a Convex-format id of the same table (its 14 random bytes and its own
+    2-byte check as the internal id; `legacy_form` reverses it); other ids as they are."""
+    if len(doc_id) > _LEGACY_MAX_LENGTH:
+        return doc_id
+    table_number_of(doc_id)  # a valid legacy id, or ValueError
+    legacy = _digits(doc_id).to_bytes(len(doc_id) * 5 // 8, "big")  # varint + 14 + check
+    return _b32(legacy + _footer(legacy))
+
+
+def legacy_form(doc_id: str) -> str | None:
+    """The legacy id a Convex-format id made by `convex_form` stands for, else None."""
+    if len(doc_id) not in _CONVEX_LENGTHS:
+        return None
+    try:
+        table_number_of(doc_id)
+    except ValueError:
+        return None
+    body = _unb32(doc_id)[:-2]  # varint + 14 random bytes + their legacy check
+    if _legacy_check(body[:-2]) != body[-2:]:
+        return None
+    length = (len(body) * 8 + 4) // 5
+    value = int.from_bytes(body, "big")
+    return "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(length)))
 
 
 def table_number_of(doc_id: str) -> int:
@@ -121,6 +150,14 @@ def _unb32(text: str) -> bytes:
 # -- legacy ids (read only) ------------------------------------------------------------
 
 
+def _legacy_check(body: bytes) -> bytes:
+    a = b = 0
+    for byte in body:
+        a = (a + byte) % 255
+        b = (b + a) % 255
+    return bytes([b, a])
+
+
 def _legacy_table_number(doc_id: str) -> int:
     value = _digits(doc_id)
     nbytes = len(doc_id) * 5 // 8  # right-aligned: the leading bits are zero padding
@@ -128,11 +165,7 @@ def _legacy_table_number(doc_id: str) -> int:
         raise ValueError(f"invalid id {doc_id!r}: bad padding")
     raw = value.to_bytes(nbytes, "big")
     body, check = raw[:-2], raw[-2:]
-    a = b = 0
-    for byte in body:
-        a = (a + byte) % 255
-        b = (b + a) % 255
-    if bytes([b, a]) != check:
+    if _legacy_check(body) != check:
         raise ValueError(f"invalid id {doc_id!r}: checksum mismatch")
     number, used = _read_varint(doc_id, body)
     if len(body) - used != _LEGACY_RANDOM_BYTES:

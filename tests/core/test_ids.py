@@ -4,6 +4,7 @@ ids raise ValueError naming the id and what is wrong."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -13,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactive_store.ids import TABLE_NAMES, new_id, table_number_of, table_of
+from reactive_store.ids import (
+    TABLE_NAMES,
+    convex_form,
+    legacy_form,
+    new_id,
+    table_number_of,
+    table_of,
+)
 from tests.id_formats import CONVEX_ALPHABET, convex_id, decode_convex_id, legacy_id
 
 
@@ -225,3 +233,43 @@ def test_legacy_zero_table_number() -> None:
     bad = legacy_id(0)
     with invalid(bad, "table number 0"):
         table_number_of(bad)
+
+
+# -- legacy ids in Convex's format (snapshots) --------------------------------------------
+
+
+@pytest.mark.parametrize("number", [1, 5, 127, 128, 3000])
+def test_convex_form_of_a_legacy_id_keeps_its_table_and_reverses(number: int) -> None:
+    old = legacy_id(number)
+    converted = convex_form(old)
+    assert decode_convex_id(converted)[0] == number  # a Convex id, by the tests' decoder
+    assert table_number_of(converted) == number
+    assert legacy_form(converted) == old
+
+
+def test_convex_form_leaves_convex_ids_and_refuses_non_ids() -> None:
+    doc_id = new_id(10001)
+    assert convex_form(doc_id) == doc_id
+    with invalid("0" * 27 + "1", "checksum mismatch"):
+        convex_form("0" * 27 + "1")
+
+
+@pytest.mark.parametrize("text", ["short", "a" * 31, convex_id(10001, bytes(16))])
+def test_legacy_form_is_none_for_everything_else(text: str) -> None:
+    assert legacy_form(text) is None
+
+
+def test_new_ids_never_look_like_converted_legacy_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """new_id draws again when its random bytes would end with the legacy check of the rest
+    (1 in 65,025), so an import never mistakes a new id for a converted legacy one."""
+    marker_bytes = _legacy_internal(10001)
+    draws = iter([marker_bytes, bytes(range(16))])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    made = new_id(10001)
+    assert decode_convex_id(made) == (10001, bytes(range(16)))
+    assert legacy_form(made) is None
+
+
+def _legacy_internal(number: int) -> bytes:
+    """16 internal bytes that make a converted legacy id in table `number`."""
+    return decode_convex_id(convex_form(legacy_id(number)))[1]

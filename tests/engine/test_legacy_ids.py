@@ -10,13 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from reactive_store.engine.engine import Engine
 from reactive_store.errors import ValidationError
+from reactive_store.snapshot.exporter import export_snapshot
 from reactive_store.snapshot.importer import Mode, import_source
 from reactive_store.snapshot.sources import open_source
+from reactive_store.snapshot.zip_format import LEGACY_IDS
 from tests.id_formats import decode_convex_id, legacy_id
+from tests.snapshot.test_convex_import_rules import Snapshot, tables_table
 from tests.support import new_namespace, renumber_tables
 
 SCHEMA = """
@@ -140,3 +144,46 @@ async def test_a_table_added_after_the_upgrade_is_numbered_above_10000(
     engine: Engine = await deploy(app, namespace=ns)
     assert engine.store.table_numbers == {**LEGACY_NUMBERS, "tags": 10001}
     assert (await engine.run_query("legacy:get", {"id": ITEM})).value["name"] == "old"
+
+
+async def test_an_export_writes_legacy_ids_in_convex_format_and_an_import_restores_them(
+        legacy: Engine, tmp_path: Path) -> None:
+    """Convex cannot read legacy ids, so an export writes each in Convex's format (same
+    table number, ids.convex_form), references and files included; importing that snapshot
+    here turns them back, so the ids users hold keep working after a restore."""
+    new = (await legacy.run_mutation("legacy:add", {"name": "new"})).value
+    await export_snapshot(legacy, tmp_path / "s.zip", include_storage=True)
+    snapshot = Snapshot(tmp_path / "s.zip")
+    assert LEGACY_IDS in snapshot.entries
+    numbers = tables_table(snapshot)
+    assert numbers == {"items": 1, "links": 2}
+    items = [orjson.loads(line) for line in snapshot.documents["items"]]
+    (link,) = [orjson.loads(line) for line in snapshot.documents["links"]]
+    (file_id,) = snapshot.files
+    assert decode_convex_id(file_id)[0] == 5 and file_id != FILE
+    for doc in items:
+        assert decode_convex_id(doc["_id"])[0] == 1
+    assert new in {doc["_id"] for doc in items}  # Convex-format ids are written as they are
+    assert decode_convex_id(link["_id"])[0] == 2 and link["item"] != ITEM
+    assert link["item"] in {doc["_id"] for doc in items} and link["any"] == {"ref": link["item"]}
+    assert link["file"] == file_id
+
+    source = open_source(tmp_path / "s.zip", legacy.schema)
+    try:
+        await import_source(legacy, source, Mode.REPLACE)
+    finally:
+        source.close()
+    assert (await legacy.run_query("legacy:get", {"id": ITEM})).value["name"] == "old"
+    assert (await legacy.run_query("legacy:get", {"id": new})).value["name"] == "new"
+    (back,) = (await legacy.run_query("legacy:links_of", {"item": ITEM})).value
+    assert (back["_id"], back["any"], back["file"]) == (LINK, {"ref": ITEM}, FILE)
+    assert (await legacy.run_query("legacy:file_url", {"id": FILE})).value
+
+
+async def test_a_new_deployment_exports_without_the_legacy_marker(
+        make_app: Callable[..., Path], deploy: Callable[..., Any], tmp_path: Path) -> None:
+    engine: Engine = await deploy(make_app({"schema/__init__.py": SCHEMA,
+                                            "functions/legacy.py": FUNCTIONS}))
+    await engine.run_mutation("legacy:add", {"name": "x"})
+    await export_snapshot(engine, tmp_path / "s.zip")
+    assert LEGACY_IDS not in Snapshot(tmp_path / "s.zip").entries
