@@ -25,8 +25,9 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _INTERNAL_BYTES = 16
 _MAX_TABLE_NUMBER = 2**32 - 1  # a u32, as Convex's; at most 5 varint bytes
-# Characters per byte count (RFC 4648 without padding): 19..23 bytes.
-_CONVEX_LENGTHS = {31: 19, 32: 20, 34: 21, 36: 22, 37: 23}
+# The lengths of 19 to 23 bytes in base32 without padding (8 characters per 5 bytes, and
+# 2, 4, 5 or 7 for 1 to 4 more).
+_CONVEX_LENGTHS = frozenset({31, 32, 34, 36, 37})
 _LEGACY_RANDOM_BYTES = 14
 _LEGACY_MAX_LENGTH = 30
 
@@ -73,10 +74,9 @@ def table_number_of(doc_id: str) -> int:
     wrong when the id is malformed."""
     if not isinstance(doc_id, str):
         raise ValueError(f"invalid id {doc_id!r}: not an id string")
-    if len(doc_id) <= _LEGACY_MAX_LENGTH and len(doc_id) >= 20:
+    if 20 <= len(doc_id) <= _LEGACY_MAX_LENGTH:
         return _legacy_table_number(doc_id)
-    nbytes = _CONVEX_LENGTHS.get(len(doc_id))
-    if nbytes is None:
+    if len(doc_id) not in _CONVEX_LENGTHS:
         raise ValueError(f"invalid id {doc_id!r}: bad length {len(doc_id)} (an id has 31, "
                          "32, 34, 36 or 37 characters)")
     raw = _unb32(doc_id)

@@ -1,14 +1,16 @@
 """Import a snapshot or one table's file: validated against the schema, all in one transaction.
 
 Three steps. First the ids: a document keeps its `_id` when the id is one of its target
-table here; any other (another deployment's table numbering, Convex's id format) gets a
-new id, and every string equal to an old id is rewritten to the new one, so references
-stay valid. Then the files' bytes are stored (before the documents, as uploads do; if the
-import fails they are deleted at once, else the sweep would). Last, one SERIALIZABLE
-transaction through `Engine.transact` checks the mode, clears replaced tables, and writes
-every document with its id and creation time through `DatabaseWriter.restore`, so each is
-validated like a mutation's write and the commit reaches every subscriber. A violation
-raises before COMMIT: nothing of the import is visible, ever.
+table here (Convex's ids too, when its numbering matches ours); any other (another
+deployment's table numbering, no id at all) gets a new id, and every string equal to an
+old id is rewritten to the new one, so references stay valid; legacy ids our export wrote
+in Convex's format turn back into themselves; a table file repeating an `_id` is refused
+before anything is written. Then the files' bytes are stored (before the documents, as
+uploads do; if the import fails they are deleted at once, else the sweep would). Last, one
+SERIALIZABLE transaction through `Engine.transact` checks the mode, clears replaced tables,
+and writes every document with its id and creation time through `DatabaseWriter.restore`,
+so each is validated like a mutation's write and the commit reaches every subscriber. A
+violation raises before COMMIT: nothing of the import is visible, ever.
 """
 
 from __future__ import annotations
