@@ -31,6 +31,22 @@ def write_app(root: Path, files: AppFiles) -> Path:
     return root
 
 
+async def renumber_tables(url: str, tables: str, numbers: dict[str, int]) -> None:
+    """Number tables as a deployment made before Convex's numbering did (from 1); `tables`
+    is the namespace's quoted `_tables`."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"UPDATE {tables} SET number = -number")
+            for name, number in numbers.items():
+                await conn.execute(f"UPDATE {tables} SET number = $2 WHERE name = $1",
+                                   name, number)
+    finally:
+        await conn.close()
+
+
 def new_namespace() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 

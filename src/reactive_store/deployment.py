@@ -29,7 +29,11 @@ from reactive_store.engine.db import (
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.environment import Changes, apply_changes, read_all
 from reactive_store.engine.readset import WriteSet
-from reactive_store.engine.system_tables import ENVIRONMENT_VARIABLES, with_system_tables
+from reactive_store.engine.system_tables import (
+    ENVIRONMENT_VARIABLES,
+    SYSTEM_TABLE_NUMBERS,
+    with_system_tables,
+)
 from reactive_store.jobs.retention import JobRetention
 from reactive_store.jobs.runner import JobRunner
 from reactive_store.limits import ServerLimits
@@ -168,7 +172,8 @@ class Deployment:
                 self.database_label = redact_url(url)
             await self.store.connect(url, max_size=s.pool_size)
             self.push_report = await self.store.push_schema(
-                with_system_tables(self.app.schema), document_from_row, s.progress)
+                with_system_tables(self.app.schema), document_from_row, s.progress,
+                SYSTEM_TABLE_NUMBERS)
             await self.store.start_history(self.engine.config.history_seconds > 0)
             await self.engine.files.start(s.file_pool_size)
         except BaseException:
@@ -189,7 +194,7 @@ class Deployment:
                 if app.schema.to_json() != old.schema.to_json():
                     report.schema = await self.store.push_schema(
                         with_system_tables(app.schema), document_from_row,
-                        self.settings.progress)
+                        self.settings.progress, SYSTEM_TABLE_NUMBERS)
                     self.push_report = report.schema
             except BaseException:
                 self.source.revert(old)

@@ -1,7 +1,10 @@
-"""ids.py: document ids encode their table number; malformed ids raise ValueError naming them."""
+"""ids.py: Convex-format ids encode their table number; legacy ids still decode; malformed
+ids raise ValueError naming the id and what is wrong."""
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -12,144 +15,192 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reactive_store.ids import (
-    _ALPHABET,
-    _RANDOM_BYTES,
     TABLE_NAMES,
-    _b32,
-    _fletcher16,
-    _varint,
+    convex_form,
+    legacy_form,
     new_id,
     table_number_of,
     table_of,
 )
-
-
-def make_id(body: bytes) -> str:
-    """An id string for an arbitrary body (with a correct checksum)."""
-    return _b32(body + _fletcher16(body))
+from tests.id_formats import CONVEX_ALPHABET, convex_id, decode_convex_id, legacy_id
 
 
 def invalid(doc_id: object, reason: str) -> AbstractContextManager[Any]:
     return pytest.raises(ValueError, match=re.escape(f"invalid id {doc_id!r}: {reason}"))
 
 
-@pytest.mark.parametrize("number", [0, 1, 127, 128, 255, 16383, 16384, 100000, 2**31, 2**40])
-def test_table_number_round_trip(number: int) -> None:
+def stability_internal_id() -> bytes:
+    out = [251]
+    for _ in range(15):
+        out.append(out[-1] * 251 % 256)
+    return bytes(out)
+
+
+def test_convex_published_stability_vector() -> None:
+    # Convex's own test: table 1017, internal id 251, 251^2, ... (mod 256).
+    expected = "z43zp6c3e75gkmz1kfwj6mbbx5sw281h"
+    assert convex_id(1017, stability_internal_id()) == expected  # the test's encoder
+    assert table_number_of(expected) == 1017
+
+
+@pytest.mark.parametrize("number", [1, 127, 128, 10000, 10001, 16383, 16384, 2**21,
+                                    2**28, 2**32 - 1])
+def test_new_ids_are_convex_ids(number: int) -> None:
     for _ in range(20):
         doc_id = new_id(number)
+        assert decode_convex_id(doc_id)[0] == number  # independent decoder
         assert table_number_of(doc_id) == number
-        assert set(doc_id) <= set(_ALPHABET)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=0, max_value=2**56))
-def test_table_number_round_trip_property(number: int) -> None:
-    assert table_number_of(new_id(number)) == number
+@given(st.integers(min_value=1, max_value=2**32 - 1), st.binary(min_size=16, max_size=16))
+def test_any_convex_id_decodes(number: int, internal: bytes) -> None:
+    assert table_number_of(convex_id(number, internal)) == number
 
 
-@pytest.mark.parametrize(
-    ("number", "length"), [(0, 28), (127, 28), (128, 29), (16384, 31), (100000, 31)]
-)
+@pytest.mark.parametrize(("number", "length"), [(1, 31), (127, 31), (128, 32), (10001, 32),
+                                                (16384, 34), (2**21, 36), (2**28, 37)])
 def test_id_length_grows_with_the_varint(number: int, length: int) -> None:
     assert len(new_id(number)) == length
 
 
 def test_ids_are_random() -> None:
-    ids = {new_id(3) for _ in range(200)}
-    assert len(ids) == 200
+    assert len({new_id(10001) for _ in range(200)}) == 200
 
 
-def test_alphabet_is_crockford_like_lowercase() -> None:
-    assert len(_ALPHABET) == 32
-    assert not set("ilou") & set(_ALPHABET)
-    assert "".join(sorted(_ALPHABET)) == _ALPHABET
+@pytest.mark.parametrize("number", [0, -1, 2**32])
+def test_new_id_refuses_table_numbers_outside_u32(number: int) -> None:
+    with pytest.raises(ValueError, match=f"table number {number} is not in 1..4294967295"):
+        new_id(number)
 
 
-def test_varint() -> None:
-    assert _varint(0) == b"\x00"
-    assert _varint(127) == b"\x7f"
-    assert _varint(128) == b"\x80\x01"
-    assert _varint(300) == b"\xac\x02"
+# -- legacy ids --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", [1, 5, 127, 128, 3000, 16383])
+def test_legacy_ids_still_decode(number: int) -> None:
+    for _ in range(20):
+        old = legacy_id(number)
+        assert len(old) in (28, 29)
+        assert table_number_of(old) == number
+
+
+def test_legacy_checksum_is_checked() -> None:
+    good = legacy_id(7)
+    bad = good[:-1] + CONVEX_ALPHABET[(CONVEX_ALPHABET.index(good[-1]) + 1) % 32]
+    with invalid(bad, "checksum mismatch"):
+        table_number_of(bad)
+
+
+def test_legacy_bad_padding() -> None:
+    good = legacy_id(5)  # 28 characters carry 17 bytes: the first 4 bits are padding
+    bad = "z" + good[1:]
+    with invalid(bad, "bad padding"):
+        table_number_of(bad)
+
+
+def test_legacy_wrong_number_of_random_bytes() -> None:
+    bad = legacy_id(300, bytes(13))  # 2 + 13 + 2 bytes: 28 characters, not 29
+    with invalid(bad, "bad length 28 for a table number of 2 bytes"):
+        table_number_of(bad)
 
 
 # -- malformed ids ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [None, 5, b"abc", "", "short", "a" * 19, "a" * 41])
+@pytest.mark.parametrize("bad", [None, 5, b"abc"])
 def test_not_an_id_string(bad: object) -> None:
     with invalid(bad, "not an id string"):
         table_number_of(bad)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("char", ["i", "l", "o", "u", "A", "-", "_", " ", "é"])
+@pytest.mark.parametrize("bad", ["", "short", "a" * 19, "a" * 33, "a" * 35, "a" * 38,
+                                 "a" * 100])
+def test_bad_length(bad: str) -> None:
+    with invalid(bad, f"bad length {len(bad)} (an id has 31, 32, 34, 36 or 37 characters)"):
+        table_number_of(bad)
+
+
+@pytest.mark.parametrize("char", ["i", "l", "o", "u", "A", "Z", "-", "_", " ", "é", "="])
 def test_bad_characters(char: str) -> None:
-    good = new_id(5)
+    good = new_id(10001)
     bad = good[:10] + char + good[11:]
     with invalid(bad, f"unexpected character {char!r}"):
         table_number_of(bad)
 
 
 def test_uppercase_is_not_accepted() -> None:
-    good = new_id(5)
-    with pytest.raises(ValueError, match=re.escape(repr(good.upper()))):
+    good = new_id(10001)
+    with invalid(good.upper(), "unexpected character"):
         table_number_of(good.upper())
 
 
-def test_wrong_checksum() -> None:
-    good = new_id(7)
-    for position in range(1, len(good)):
-        char = good[position]
-        other = _ALPHABET[(_ALPHABET.index(char) + 1) % 32]
-        bad = good[:position] + other + good[position + 1 :]
+def test_every_single_character_change_is_caught() -> None:
+    good = new_id(10007)
+    for position in range(len(good)):
+        other = CONVEX_ALPHABET[(CONVEX_ALPHABET.index(good[position]) + 1) % 32]
+        bad = good[:position] + other + good[position + 1:]
         with pytest.raises(ValueError, match=re.escape(f"invalid id {bad!r}: ")):
             table_number_of(bad)
 
 
-def test_single_character_change_is_caught_as_checksum_mismatch() -> None:
-    good = new_id(7)
-    last = good[-1]
-    bad = good[:-1] + _ALPHABET[(_ALPHABET.index(last) + 1) % 32]
+def test_checksum_mismatch() -> None:
+    body = b"\x91\x4e" + bytes(range(16))  # table 10001
+    good = _encode(body + _footer(body))
+    bad = _encode(body + bytes([_footer(body)[0] ^ 1, _footer(body)[1]]))
+    assert table_number_of(good) == 10001
     with invalid(bad, "checksum mismatch"):
         table_number_of(bad)
 
 
 def test_bad_padding() -> None:
-    good = new_id(0)  # 28 characters carry 17 bytes: the first 4 bits are padding
-    bad = "z" + good[1:]
+    # 31 characters carry 19 bytes and 3 trailing zero bits: set one of them.
+    good = new_id(5)
+    bad = good[:-1] + CONVEX_ALPHABET[CONVEX_ALPHABET.index(good[-1]) | 1]
     with invalid(bad, "bad padding"):
         table_number_of(bad)
 
 
-@pytest.mark.parametrize("cut", [1, 2, 5, 8])
-def test_truncated_ids(cut: int) -> None:
-    good = new_id(42)
-    bad = good[:-cut]
-    with pytest.raises(ValueError, match=re.escape(f"invalid id {bad!r}: ")):
+def test_zero_table_number() -> None:
+    bad = convex_id(0, bytes(range(16)))
+    with invalid(bad, "table number 0"):
         table_number_of(bad)
 
 
-@pytest.mark.parametrize("extra", ["0", "00", "a", "zz"])
-def test_extended_ids(extra: str) -> None:
-    bad = new_id(42) + extra
-    with pytest.raises(ValueError, match=re.escape(f"invalid id {bad!r}: ")):
+def test_truncated_varint() -> None:
+    bad = _raw_id(b"\xff" * 5 + bytes(14))  # all five first bytes continue
+    with invalid(bad, "truncated table number varint"):
         table_number_of(bad)
 
 
-def test_varint_that_never_ends() -> None:
-    bad = make_id(b"\x80" * 18)
-    with invalid(bad, "truncated"):
+def test_table_number_beyond_u32() -> None:
+    bad = _raw_id(b"\xff\xff\xff\xff\x7f" + bytes(16))  # 35 bits
+    with invalid(bad, "table number too large"):
         table_number_of(bad)
 
 
-@pytest.mark.parametrize("random_bytes", [_RANDOM_BYTES - 1, _RANDOM_BYTES + 1])
-def test_wrong_number_of_random_bytes(random_bytes: int) -> None:
-    bad = make_id(_varint(3) + b"\x11" * random_bytes)
-    with invalid(bad, "wrong length"):
+def test_varint_longer_than_the_length_allows() -> None:
+    bad = _raw_id(b"\x91\x4e" + bytes(15))  # 31 characters: 19 bytes, a 2-byte varint
+    with invalid(bad, "bad length 31 for a table number of 2 bytes"):
         table_number_of(bad)
 
 
-def test_hand_built_id_decodes() -> None:
-    assert table_number_of(make_id(_varint(300) + b"\x42" * _RANDOM_BYTES)) == 300
+def _footer(body: bytes) -> bytes:
+    c0 = c1 = 0
+    for byte in body:
+        c0 = (c0 + byte) % 256
+        c1 = (c1 + c0) % 256
+    return bytes([c0, c1])
+
+
+def _encode(data: bytes) -> str:
+    text = base64.b32encode(data).decode().rstrip("=")
+    return text.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CONVEX_ALPHABET))
+
+
+def _raw_id(body: bytes) -> str:
+    """Base32 of `body` plus a correct footer, whatever the body's structure."""
+    return _encode(body + _footer(body))
 
 
 # -- table_of --------------------------------------------------------------------------
@@ -157,20 +208,68 @@ def test_hand_built_id_decodes() -> None:
 
 @pytest.fixture
 def tables() -> Iterator[None]:
-    token = TABLE_NAMES.set({1: "users", 2: "posts"})
+    token = TABLE_NAMES.set({10001: "users", 10002: "posts", 3: "legacy"})
     yield
     TABLE_NAMES.reset(token)
 
 
 def test_table_of_is_none_outside_a_deployment() -> None:
-    assert table_of(new_id(1)) is None
+    assert table_of(new_id(10001)) is None
 
 
 def test_table_of(tables: None) -> None:
-    assert table_of(new_id(1)) == "users"
-    assert table_of(new_id(2)) == "posts"
-    stray = new_id(3)
-    with invalid(stray, "no table numbered 3"):
+    assert table_of(new_id(10001)) == "users"
+    assert table_of(new_id(10002)) == "posts"
+    assert table_of(new_id(3)) == "legacy"
+    assert table_of(legacy_id(3)) == "legacy"
+    stray = new_id(10003)
+    with invalid(stray, "no table numbered 10003"):
         table_of(stray)
-    with invalid("nope", "not an id string"):
+    with invalid("nope", "bad length 4"):
         table_of("nope")
+
+
+def test_legacy_zero_table_number() -> None:
+    bad = legacy_id(0)
+    with invalid(bad, "table number 0"):
+        table_number_of(bad)
+
+
+# -- legacy ids in Convex's format (snapshots) --------------------------------------------
+
+
+@pytest.mark.parametrize("number", [1, 5, 127, 128, 3000])
+def test_convex_form_of_a_legacy_id_keeps_its_table_and_reverses(number: int) -> None:
+    old = legacy_id(number)
+    converted = convex_form(old)
+    assert decode_convex_id(converted)[0] == number  # a Convex id, by the tests' decoder
+    assert table_number_of(converted) == number
+    assert legacy_form(converted) == old
+
+
+def test_convex_form_leaves_convex_ids_and_refuses_non_ids() -> None:
+    doc_id = new_id(10001)
+    assert convex_form(doc_id) == doc_id
+    with invalid("0" * 27 + "1", "checksum mismatch"):
+        convex_form("0" * 27 + "1")
+
+
+@pytest.mark.parametrize("text", ["short", "a" * 31, convex_id(10001, bytes(16))])
+def test_legacy_form_is_none_for_everything_else(text: str) -> None:
+    assert legacy_form(text) is None
+
+
+def test_new_ids_never_look_like_converted_legacy_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """new_id draws again when its random bytes would end with the legacy check of the rest
+    (1 in 65,025), so an import never mistakes a new id for a converted legacy one."""
+    marker_bytes = _legacy_internal(10001)
+    draws = iter([marker_bytes, bytes(range(16))])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    made = new_id(10001)
+    assert decode_convex_id(made) == (10001, bytes(range(16)))
+    assert legacy_form(made) is None
+
+
+def _legacy_internal(number: int) -> bytes:
+    """16 internal bytes that make a converted legacy id in table `number`."""
+    return decode_convex_id(convex_form(legacy_id(number)))[1]

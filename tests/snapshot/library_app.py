@@ -34,6 +34,19 @@ async def add_book(ctx, title, author, copies):
 async def books(ctx):
     return await ctx.db.query("books").collect()
 
+@mutation(args={"title": v.string(), "author": v.id("authors"), "cover": v.id("_storage")})
+async def add_book_with_cover(ctx, title, author, cover):
+    return await ctx.db.insert("books", {"title": title, "author": author, "copies": 1,
+                                         "cover": cover})
+
+@query(args={"id": v.id("authors")})
+async def author(ctx, id):
+    return await ctx.db.get(id)
+
+@query(args={})
+async def authors(ctx):
+    return [{"name": a["name"]} for a in await ctx.db.query("authors").collect()]
+
 @query(args={})
 async def count(ctx):
     return float(len(await ctx.db.query("books").collect()))

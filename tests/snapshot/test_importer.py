@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from reactive_store.snapshot.exporter import export_snapshot
 from reactive_store.snapshot.importer import Mode, import_source
 from reactive_store.snapshot.sources import open_source
 from reactive_store.snapshot.zip_format import SnapshotError
+from tests.id_formats import convex_id, decode_convex_id
 
 
 async def run_import(engine: Engine, path: Path, mode: Mode = Mode.REQUIRE_EMPTY,
@@ -111,29 +113,101 @@ async def test_append_of_an_existing_id_is_refused(library: Engine, tmp_path: Pa
     assert [b["_id"] for b in await books(library)] == [book_id]
 
 
-async def test_foreign_ids_get_new_ids_and_references_follow(library: Engine,
-                                                              tmp_path: Path) -> None:
-    """A Convex deployment's ids (another format, other table numbers) cannot be kept:
-    they are replaced, and every reference to them is rewritten."""
+async def test_a_convex_snapshot_keeps_its_ids_and_creation_times(
+        library: Engine, tmp_path: Path) -> None:
+    """Ids made by Convex (built here by the tests' own encoder, not ids.py) whose table
+    numbers are the target's (user tables from 10001, `_storage` 540 in both) are kept,
+    with their creation times; references and files stay reachable by them."""
+    numbers = library.store.table_numbers
+    assert (numbers["authors"], numbers["books"], numbers["_storage"]) == (10001, 10002, 540)
+    author, book, file_id = convex_id(10001), convex_id(10002), convex_id(540)
     path = write_zip(tmp_path / "convex.zip", {
+        "README.md": "# Welcome to your Convex snapshot export!\n",
         "_tables/documents.jsonl": '{"name":"authors","id":10001}\n'
                                    '{"name":"books","id":10002}\n',
         "authors/generated_schema.jsonl": '"uniform"\n',
-        "authors/documents.jsonl": '{"_id":"j57a1z2x3c4v5b6n7m8k9l0p1q2w3e4r",'
-                                   '"_creationTime":1700000000000.25,"name":"Ada"}\n',
+        "authors/documents.jsonl": f'{{"_id":"{author}","_creationTime":1700000000000.25,'
+                                   '"name":"Ada"}\n',
         "books/generated_schema.jsonl": '"uniform"\n',
-        "books/documents.jsonl": '{"_id":"k17a1z2x3c4v5b6n7m8k9l0p1q2w3e4r",'
-                                 '"_creationTime":1700000000001.5,"title":"Notes",'
-                                 '"author":"j57a1z2x3c4v5b6n7m8k9l0p1q2w3e4r","copies":7,'
-                                 '"blob":{"$bytes":"AQI="},'
-                                 '"extra":{"ref":"j57a1z2x3c4v5b6n7m8k9l0p1q2w3e4r"}}\n',
+        "books/documents.jsonl": f'{{"_id":"{book}","_creationTime":1700000000001.5,'
+                                 f'"title":"Notes","author":"{author}","copies":7,'
+                                 f'"cover":"{file_id}","extra":{{"ref":"{author}"}}}}\n',
+        "_storage/documents.jsonl": f'{{"_id":"{file_id}","_creationTime":1700000000002.0,'
+                                    '"sha256":"x","size":5,"contentType":"text/plain",'
+                                    '"internalId":"0b6e1c4e-2f1a-4f6e-9d2b-0c8f7a9e3b11"}\n',
+        f"_storage/{file_id}.txt": b"bytes",
     })
     await run_import(library, path)
-    (book,) = await books(library)
-    author = await library.run_query("library:books", {})
-    assert book["_creationTime"] == 1700000000001.5 and book["copies"] == 7
-    assert book["blob"] == b"\x01\x02" and book["extra"] == {"ref": book["author"]}
-    assert book["author"] != "j57a1z2x3c4v5b6n7m8k9l0p1q2w3e4r" and author.value
+    (doc,) = await books(library)
+    assert doc["_id"] == book and doc["_creationTime"] == 1700000000001.5
+    assert doc["author"] == author and doc["extra"] == {"ref": author}
+    assert doc["cover"] == file_id
+    blob = await library.files.open(file_id)
+    assert blob is not None and b"".join([c async for c in library.files.read(blob)]) == b"bytes"
+    got = await library.run_query("library:author", {"id": author})
+    assert got.value["name"] == "Ada" and got.value["_creationTime"] == 1700000000000.25
+
+
+async def test_ids_of_other_table_numbers_get_new_ids_and_references_follow(
+        library: Engine, tmp_path: Path) -> None:
+    """A deployment that numbered its tables otherwise: its ids cannot be kept (the number
+    would name another table here); they are replaced, and every reference rewritten."""
+    author, book = convex_id(10007), convex_id(10008)
+    path = write_zip(tmp_path / "convex.zip", {
+        "_tables/documents.jsonl": '{"name":"authors","id":10007}\n'
+                                   '{"name":"books","id":10008}\n',
+        "authors/generated_schema.jsonl": '"uniform"\n',
+        "authors/documents.jsonl": f'{{"_id":"{author}",'
+                                   '"_creationTime":1700000000000.25,"name":"Ada"}\n',
+        "books/generated_schema.jsonl": '"uniform"\n',
+        "books/documents.jsonl": f'{{"_id":"{book}",'
+                                 '"_creationTime":1700000000001.5,"title":"Notes",'
+                                 f'"author":"{author}","copies":7,'
+                                 '"blob":{"$bytes":"AQI="},'
+                                 f'"extra":{{"ref":"{author}"}}}}\n',
+    })
+    await run_import(library, path)
+    (doc,) = await books(library)
+    assert doc["_creationTime"] == 1700000000001.5 and doc["copies"] == 7
+    assert doc["blob"] == b"\x01\x02" and doc["extra"] == {"ref": doc["author"]}
+    assert doc["author"] != author and doc["_id"] != book
+    assert decode_convex_id(doc["_id"])[0] == 10002
+    got = await library.run_query("library:author", {"id": doc["author"]})
+    assert got.value["name"] == "Ada"
+
+
+@pytest.mark.parametrize("mode", [Mode.REQUIRE_EMPTY, Mode.REPLACE, Mode.APPEND])
+async def test_a_duplicate_id_in_a_table_file_names_it_and_nothing_is_written(
+        library: Engine, tmp_path: Path, mode: Mode) -> None:
+    await fill(library) if mode is not Mode.REQUIRE_EMPTY else None
+    before = await books(library)
+    author, twice = convex_id(10001), convex_id(10002)
+    line = f'"title":"T","author":"{author}","copies":1}}'
+    path = write_zip(tmp_path / "dup.zip", {
+        "authors/documents.jsonl": f'{{"_id":"{author}","name":"A"}}\n',
+        "books/documents.jsonl": f'{{"_id":"{twice}",{line}\n'
+                                 f'{{"_id":"{convex_id(10002)}",{line}\n'
+                                 f'{{"_id":"{twice}",{line}\n',
+    })
+    with pytest.raises(SnapshotError) as info:
+        await run_import(library, path, mode)
+    assert info.value.message == (
+        f"table 'books': duplicate _id {twice} (dup.zip:books/documents.jsonl line 3; "
+        "first on line 1); nothing was imported")
+    assert await books(library) == before
+    assert (await library.run_query("library:authors", {})).value == (
+        [] if mode is Mode.REQUIRE_EMPTY else [{"name": "Ada"}])
+
+
+async def test_a_duplicate_id_in_a_jsonl_file(library: Engine, tmp_path: Path) -> None:
+    ada, _ = await fill(library)
+    doc = f'{{"_id":"{ada}","name":"Again"}}'
+    path = tmp_path / "authors.jsonl"
+    path.write_text(f"{doc}\n\n{doc}\n")
+    with pytest.raises(SnapshotError, match=re.escape(
+            f"table 'authors': duplicate _id {ada} (authors.jsonl line 3; first on line 1)")):
+        await run_import(library, path, Mode.REPLACE, table="authors")
+    assert (await library.run_query("library:authors", {})).value == [{"name": "Ada"}]
 
 
 async def test_an_unknown_table_is_refused_before_anything(library: Engine,

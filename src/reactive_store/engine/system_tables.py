@@ -74,6 +74,18 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
 }
 
 
+# The numbers Convex gives these tables by default (512 + its DefaultTableNumber), which a
+# new deployment gives them too: ids of `_storage` and `_scheduled_functions` documents
+# then carry the number their Convex counterparts (the virtual tables) have, so file ids
+# kept in documents stay valid when a snapshot moves between the two, in either direction.
+SYSTEM_TABLE_NUMBERS: dict[str, int] = {
+    ENVIRONMENT_VARIABLES: 525,
+    CRON_JOBS: 531,
+    SCHEDULED_FUNCTIONS: 539,
+    STORAGE: 540,
+}
+
+
 def with_system_tables(schema: Schema) -> Schema:
     """The app's schema plus the system tables (as pushed to the database)."""
     return Schema({**schema.tables, **SYSTEM_TABLES})

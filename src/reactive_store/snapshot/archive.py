@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 
 from reactive_store.snapshot.zip_format import (
+    LEGACY_IDS,
     README,
     README_TEXT,
     STORAGE,
@@ -84,6 +85,8 @@ class SnapshotReader:
                 self.generated[table] = info.filename
             elif (storage_id := storage_id_of_file(info.filename)) is not None:
                 self.files[storage_id] = info
+        # Legacy ids were written in Convex's format (zip_format.LEGACY_IDS).
+        self.legacy_ids = LEGACY_IDS in names
         if not self.documents and names:
             raise SnapshotError(f"{label} holds no <table>/documents.jsonl entry: not a "
                                 "snapshot export")

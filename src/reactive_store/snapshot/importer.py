@@ -1,14 +1,16 @@
 """Import a snapshot or one table's file: validated against the schema, all in one transaction.
 
 Three steps. First the ids: a document keeps its `_id` when the id is one of its target
-table here; any other (another deployment's table numbering, Convex's id format) gets a
-new id, and every string equal to an old id is rewritten to the new one, so references
-stay valid. Then the files' bytes are stored (before the documents, as uploads do; if the
-import fails they are deleted at once, else the sweep would). Last, one SERIALIZABLE
-transaction through `Engine.transact` checks the mode, clears replaced tables, and writes
-every document with its id and creation time through `DatabaseWriter.restore`, so each is
-validated like a mutation's write and the commit reaches every subscriber. A violation
-raises before COMMIT: nothing of the import is visible, ever.
+table here (Convex's ids too, when its numbering matches ours); any other (another
+deployment's table numbering, no id at all) gets a new id, and every string equal to an
+old id is rewritten to the new one, so references stay valid; legacy ids our export wrote
+in Convex's format turn back into themselves; a table file repeating an `_id` is refused
+before anything is written. Then the files' bytes are stored (before the documents, as
+uploads do; if the import fails they are deleted at once, else the sweep would). Last, one
+SERIALIZABLE transaction through `Engine.transact` checks the mode, clears replaced tables,
+and writes every document with its id and creation time through `DatabaseWriter.restore`,
+so each is validated like a mutation's write and the commit reaches every subscriber. A
+violation raises before COMMIT: nothing of the import is visible, ever.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from reactive_store.engine.db import DatabaseWriter, SystemTableWriter
 from reactive_store.engine.engine import Engine
 from reactive_store.errors import ReactiveStoreError
-from reactive_store.ids import new_id, table_number_of
+from reactive_store.ids import legacy_form, new_id, table_number_of
 from reactive_store.limits import Limits
 from reactive_store.schema import BY_CREATION_TIME
 from reactive_store.snapshot.sources import Source
@@ -92,15 +94,28 @@ async def import_source(engine: Engine, source: Source, mode: Mode,
 
 
 def _plan_ids(engine: Engine, source: Source) -> tuple[dict[str, str], int]:
-    """Old id -> new id for every document that cannot keep its id; and the row count."""
+    """Old id -> new id for every document that cannot keep its id; and the row count.
+    SnapshotError (before anything is written) when a table's file repeats an `_id`."""
     remap: dict[str, str] = {}
     total = 0
+    restore = source.archive is not None and source.archive.legacy_ids
     for table in source.tables:
         number = engine.store.table_numbers[table]
-        for _, doc in source.rows(table):
+        seen: dict[str, int] = {}  # _id -> the line it is on (this table only)
+        for lineno, doc in source.rows(table):
             total += 1
             old = doc.get("_id")
-            if isinstance(old, str) and not _is_id_of(old, number):
+            if not isinstance(old, str):
+                continue
+            first = seen.setdefault(old, lineno)
+            if first != lineno:
+                raise SnapshotError(
+                    f"table {table!r}: duplicate _id {old} ({source.where(table)} line "
+                    f"{lineno}; first on line {first}); nothing was imported")
+            back = legacy_form(old) if restore else None
+            if back is not None and _is_id_of(back, number):
+                remap[old] = back  # a legacy id our export wrote in Convex's format
+            elif not _is_id_of(old, number):
                 remap[old] = new_id(number)
     return remap, total
 
@@ -226,7 +241,8 @@ class _Writer:
                 fields["contentType"] = blob.content_type
             return fields
         fields = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-        return _rewrite(fields, self.remap) if self.remap else fields
+        restore = self.source.archive is not None and self.source.archive.legacy_ids
+        return _rewrite(fields, self.remap, restore) if self.remap or restore else fields
 
     async def _check_new(self, table: str, ids: list[tuple[int, str]]) -> None:
         found = await self.db.reads.tx.get_many(table, [i for _, i in ids])
@@ -239,14 +255,19 @@ class _Writer:
                 "new document")
 
 
-def _rewrite(value: Any, remap: dict[str, str]) -> Any:
-    """`value` with every string that is an old id replaced by its new id."""
+def _rewrite(value: Any, remap: dict[str, str], restore: bool) -> Any:
+    """`value` with every string that is an old id replaced by its new id, and with
+    `restore` every legacy id in Convex's format by the legacy id (references to documents
+    outside the import included)."""
     if isinstance(value, str):
-        return remap.get(value, value)
+        found = remap.get(value)
+        if found is None and restore:
+            found = legacy_form(value)
+        return value if found is None else found
     if isinstance(value, list):
-        return [_rewrite(item, remap) for item in value]
+        return [_rewrite(item, remap, restore) for item in value]
     if isinstance(value, dict):
-        return {key: _rewrite(item, remap) for key, item in value.items()}
+        return {key: _rewrite(item, remap, restore) for key, item in value.items()}
     return value
 
 

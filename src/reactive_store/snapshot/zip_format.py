@@ -25,11 +25,16 @@ import orjson
 
 from reactive_store import values
 from reactive_store.errors import BadRequest, ReactiveStoreError
+from reactive_store.ids import convex_form
 from reactive_store.types import Document, Value
 
 TABLES = "_tables"
 STORAGE = "_storage"
 README = "README.md"
+# Present when the export found legacy ids (a deployment made before Convex's id format)
+# and wrote them in Convex's format (ids.convex_form); an import here turns those back
+# (ids.legacy_form), so the ids users hold keep working. Convex ignores the entry.
+LEGACY_IDS = "reactive-store-legacy-ids.json"
 UNIFORM = "uniform"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 README_TEXT = (
@@ -80,6 +85,22 @@ def storage_id_of_file(name: str) -> str | None:
     if found is None or found.group(1) == "documents":
         return None
     return found.group(1)
+
+
+def with_convex_ids(value: Any) -> Any:
+    """`value` with every legacy id in it in Convex's format (ids.convex_form)."""
+    if isinstance(value, str):
+        if len(value) < 31:  # a legacy id is 28 or 29 characters; a Convex id 31 to 37
+            try:
+                return convex_form(value)
+            except ValueError:
+                return value
+        return value
+    if isinstance(value, list):
+        return [with_convex_ids(item) for item in value]
+    if isinstance(value, dict):
+        return {key: with_convex_ids(item) for key, item in value.items()}
+    return value
 
 
 def to_export_json(value: Value) -> Any:

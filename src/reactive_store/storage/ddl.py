@@ -4,7 +4,7 @@ changes the stored documents do not satisfy (listing their ids). Nothing is ever
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,10 @@ from reactive_store.storage.names import Names, SideTable
 
 MAX_REPORTED_IDS = 20
 BACKFILL_BATCH = 500
+# Table numbers (they are in every id, see ids.py) as Convex allots them: user tables above
+# the 10,000 it reserves for system tables, system tables above its 512 legacy numbers.
+RESERVED_SYSTEM_NUMBERS = 10_000
+LEGACY_NUMBERS = 512
 
 # Decodes a stored row into the document that index keys are computed from.
 RowDecoder = Callable[[str, float, bytes], dict[str, Any]]
@@ -312,11 +316,27 @@ def _index_ddl(n: Names, table: str, index: str) -> list[str]:
     ]
 
 
+def new_table_number(name: str, taken: set[int], preferred: Mapping[str, int]) -> int:
+    """The number a new table gets: its preferred one when free (system tables: Convex's
+    default numbers), else a user table (no leading '_') max(taken, 10000) + 1 and a system
+    table the least free number above 512. Existing tables keep theirs, whatever they are
+    (deployments made before this scheme numbered every table from 1)."""
+    if name in preferred and preferred[name] not in taken:
+        return preferred[name]
+    if not name.startswith("_"):
+        return max(max(taken, default=0), RESERVED_SYSTEM_NUMBERS) + 1
+    number = LEGACY_NUMBERS + 1
+    while number in taken:
+        number += 1
+    return number
+
+
 async def push_schema(
     conn: asyncpg.Connection, n: Names, schema: Schema, decode_row: RowDecoder,
-    then: PushStep | None = None,
+    then: PushStep | None = None, preferred_numbers: Mapping[str, int] | None = None,
 ) -> PushReport:
-    """Bring the database in line with `schema` in one transaction, or change nothing."""
+    """Bring the database in line with `schema` in one transaction, or change nothing.
+    New tables are numbered by `new_table_number`."""
     report = PushReport()
     async with conn.transaction():
         await conn.execute("SET LOCAL lock_timeout = '30s'")
@@ -335,20 +355,21 @@ async def push_schema(
                 f"SELECT table_name, index_name, fields, active FROM {n.system('indexes')}"
             )
         }
-        next_number = max((r["number"] for r in stored_tables.values()), default=0) + 1
+        taken = {r["number"] for r in stored_tables.values()}
         for name, table in schema.tables.items():
             document = json.dumps(table.validator.to_json(), sort_keys=True)
             old = stored_tables.get(name)
             if old is None:
+                number = new_table_number(name, taken, preferred_numbers or {})
                 for statement in _table_ddl(n, name, table):
                     await conn.execute(statement)
                 await conn.execute(
                     f"INSERT INTO {n.system('tables')} (name, number, document) VALUES ($1,$2,$3)",
-                    name, next_number, document,
+                    name, number, document,
                 )
                 report.created_tables.append(name)
-                report.table_numbers[name] = next_number
-                next_number += 1
+                report.table_numbers[name] = number
+                taken.add(number)
             else:
                 report.table_numbers[name] = old["number"]
                 if _canonical(old["document"]) != _canonical(document) or not old["active"]:

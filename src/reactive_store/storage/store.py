@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -143,9 +143,11 @@ class Store:
                 "pool_max": pool.get_max_size()}
 
     async def push_schema(self, schema: Schema, decode_row: RowDecoder,
-                          progress: Callable[[str], None] | None = None) -> PushReport:
+                          progress: Callable[[str], None] | None = None,
+                          preferred_numbers: Mapping[str, int] | None = None) -> PushReport:
         """Push `schema` (tables, indexes, search and vector indexes) in one transaction;
-        `progress` hears about long backfills."""
+        `progress` hears about long backfills; new tables named in `preferred_numbers` get
+        that number when it is free."""
 
         async def history_and_search(conn: asyncpg.Connection, report: PushReport) -> None:
             for statement in history_ddl(self.names):
@@ -155,7 +157,7 @@ class Store:
         conn = await self._acquire()
         try:
             report = await push_schema(conn, self.names, schema, decode_row,
-                                     history_and_search)
+                                     history_and_search, preferred_numbers)
         finally:
             await self._release(conn)
         self.table_numbers = dict(report.table_numbers)
