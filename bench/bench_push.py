@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,8 +44,11 @@ QUERIES = 100
 RATE = 50.0
 ROUNDS = 3 if SMOKE else 20
 GAP = 0.3  # seconds between fan-out rounds
-FLOOR_TABLE = "bench_floor_messages"
-FLOOR_CHANNEL = "bench_floor"
+# Named per run (the floor server, a child process, is handed the suffix): two runs at once
+# on one database (a test suite's smoke run beside a benchmark) must not share them.
+FLOOR_RUN = os.environ.get("BENCH_FLOOR_RUN") or uuid.uuid4().hex[:10]
+FLOOR_TABLE = f"bench_floor_messages_{FLOOR_RUN}"
+FLOOR_CHANNEL = f"bench_floor_{FLOOR_RUN}"
 MARKER = re.compile(rb'"body":"([a-z]\d+)"')
 
 
@@ -271,7 +275,8 @@ class Floor:
                                 "_creation_time double precision, doc json, k bytea UNIQUE)")
         self.port = free_port()
         self.proc = subprocess.Popen([sys.executable, __file__, "floor", str(self.port)],
-                                     stdout=subprocess.PIPE)
+                                     stdout=subprocess.PIPE,
+                                     env={**os.environ, "BENCH_FLOOR_RUN": FLOOR_RUN})
         assert self.proc.stdout is not None
         line = await asyncio.to_thread(self.proc.stdout.readline)
         if line.strip() != b"ready":
