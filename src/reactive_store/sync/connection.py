@@ -78,7 +78,7 @@ class SyncConnection:
         # buffer): the only measure of a client that stopped reading, since sends never block.
         self._buffered = buffered or (lambda: 0)
         self._sees_buffer = buffered is not None
-        # Writes a frame at once (False: it could not); lets `_poke` push a Transition
+        # Writes a frame at once (False: it could not); lets `_on_result` push a Transition
         # itself while the pump is idle, so a fan-out wakes no task per socket.
         self._send_now = send_now if buffered is not None else None
         self._idle = False  # the pump is parked in its wait, nothing of it in flight
@@ -94,11 +94,16 @@ class SyncConnection:
         self._last_send = 0.0
 
     def _poke(self) -> None:
+        self._idle = False
+        self._wake.set()
+
+    def _on_result(self) -> None:
+        """A live query of this socket changed (a commit): push it now if the pump is
+        parked. Client messages only poke: the pump then answers several in one go."""
         if self._idle and self._send_now is not None and not self._responses and (
                 self._stall is None and self._push_now()):
             return
-        self._idle = False
-        self._wake.set()
+        self._poke()
 
     def _push_now(self) -> bool:
         """Do the pump's work for it, without awaiting; False when the pump must run.
@@ -140,7 +145,7 @@ class SyncConnection:
             await asyncio.gather(*tasks, *self._actions, return_exceptions=True)
             for query in self.session.queries.values():
                 if query.live is not None:
-                    self.manager.unsubscribe(query.live, self._poke)
+                    self.manager.unsubscribe(query.live, self._on_result)
 
     # -- reading ------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -159,7 +164,7 @@ class SyncConnection:
                 added, removed = self.session.modify_query_set(message)
                 for query in removed:
                     if query.live is not None:
-                        self.manager.unsubscribe(query.live, self._poke)
+                        self.manager.unsubscribe(query.live, self._on_result)
                 for query in added:
                     self._subscribe(query)
                 self._poke()
@@ -196,7 +201,7 @@ class SyncConnection:
         except Exception as exc:
             query.failure = error_body(exc)
             return
-        query.live = self.manager.subscribe(path, args, self.identity, self._poke,
+        query.live = self.manager.subscribe(path, args, self.identity, self._on_result,
                                             internal_ok=self.admin, journal=query.journal)
 
     async def _authenticate(self, message: Authenticate) -> None:
@@ -224,7 +229,7 @@ class SyncConnection:
         for query in self.session.queries.values():
             if query.live is not None:
                 query.journal = query.live.journal  # the new identity keeps the pages
-                self.manager.unsubscribe(query.live, self._poke)
+                self.manager.unsubscribe(query.live, self._on_result)
                 query.live = None
                 self._subscribe(query)
         self._poke()
