@@ -501,6 +501,7 @@ class Engine:
         """
         s = self.store
         give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
+        unavailable: DatabaseUnavailable | None = None  # what ended the last attempt
         for attempt in range(self.config.max_attempts):
             watch: asyncio.Future[int] | None = None
             try:
@@ -524,13 +525,15 @@ class Engine:
                             tx.sequence_after = watch is not None
             except TransientConflict:
                 _cancel(watch)
+                unavailable = None
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as exc:
                 _cancel(watch)
                 # Nothing was committed (COMMIT was never sent): run it again, briefly.
                 if asyncio.get_running_loop().time() + self._backoff(attempt) > give_up:
                     raise
+                unavailable = exc
                 await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
             except BaseException:
@@ -542,10 +545,15 @@ class Engine:
             else:
                 ts = await self._commit_ts(commit, bool(db.writes), timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
-        raise ConflictError(
-            f"{label}: conflict with concurrent mutations: retried "
-            f"{self.config.max_attempts} times"
-        )
+        raise self._gave_up(label, unavailable)
+
+    def _gave_up(self, label: str, unavailable: DatabaseUnavailable | None) -> Exception:
+        """What a transaction out of attempts raises: DatabaseUnavailable when the database
+        was away on the last one (nothing conflicted), else ConflictError."""
+        if unavailable is not None:
+            return unavailable
+        return ConflictError(f"{label}: conflict with concurrent mutations: retried "
+                             f"{self.config.max_attempts} times")
 
     def _watch_commit(self, writes: WriteSet) -> asyncio.Future[int] | None:
         """Watch the commit stream for this commit of inserts only, by a document it
