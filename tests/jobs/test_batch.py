@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
 from reactive_store.jobs.batch import JobFailed, MutationBatch
+from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
 
@@ -23,11 +26,14 @@ schema = define_schema({
 })
 """
 FUNCTIONS = """
+import asyncio
 from reactive_store import internal_mutation, mutation, query, v
 from reactive_store.storage import TransientConflict
 
 @internal_mutation(args={"tag": v.string()})
 async def record(ctx, tag):
+    if tag.startswith("slow"):
+        await asyncio.sleep(0.05)
     if tag.startswith("bad"):
         raise RuntimeError(f"no {tag}")
     if tag.startswith("clash"):
@@ -192,3 +198,29 @@ async def test_a_batch_that_keeps_conflicting_falls_back_to_single_jobs(
     assert [j["state"]["kind"] for j in jobs] == ["success", "failed", "success"]
     assert "conflict" in jobs[1]["state"]["error"]
     assert await tags(engine) == ["a", "b"]
+
+
+async def test_a_batch_cut_off_by_a_database_outage_leaves_its_jobs_pending(
+    app: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with scratch_database(database_url) as scratch:
+        deployment = Deployment(Settings(app_dir=app, database_url=scratch.url,
+                                         namespace=new_namespace()))
+        engine = await deployment.start()
+        try:
+            ids = await schedule(engine, *[f"slow-{i:02}" for i in range(20)], delay=0.1)
+            with caplog.at_level(logging.WARNING, logger="reactive_store.jobs.runner"):
+                await asyncio.sleep(0.25)  # the first batch is running its slow jobs now
+                await scratch.refuse_connections()
+                await asyncio.sleep(3.0)  # longer than a transaction retries (2 s)
+                await scratch.allow_connections()
+
+                async def settled() -> bool:
+                    jobs = [await state(engine, i) for i in ids]
+                    return all(j["state"]["kind"] == "success" for j in jobs)
+
+                await until(settled, 20)
+            assert "cut off by the database" in caplog.text
+            assert await tags(engine) == [f"slow-{i:02}" for i in range(20)]
+        finally:
+            await deployment.stop()

@@ -25,6 +25,7 @@ from reactive_store.jobs.batch import JobFailed, MutationBatch
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
 from reactive_store.keys import encode_tuple
+from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,11 @@ class JobRunner:
                 # so that only the one that keeps conflicting ends up recorded failed.
                 for job in self.batches.last_claimed:
                     await self._run_single(job)
+            except (DatabaseUnavailable, CommitOutcomeUnknown):
+                # Nothing of it committed, or all of it did: either way no job is lost or
+                # repeated; the next scan finds what is still pending.
+                log.warning("a batch of scheduled mutations was cut off by the database")
+                break
             except Exception:
                 log.exception("a batch of scheduled mutations could not be run")
                 break
