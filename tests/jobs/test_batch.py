@@ -141,6 +141,17 @@ async def test_jobs_not_due_canceled_or_held_elsewhere_are_not_claimed(
     assert (await state(quiet, later[0]))["state"] == {"kind": "pending"}
 
 
+async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:
+    ids = await schedule(quiet, "slow-a", "slow-b", "slow-c")
+    batch = MutationBatch(quiet)
+    running = asyncio.create_task(batch.run(ids))
+    await until(lambda: asyncio.sleep(0.005, len(batch.last_claimed) == 3))
+    await quiet.run_mutation("work:cancel", {"id": ids[2]})  # waits for the batch's lock
+    assert running.done() and (await running).ran == 3
+    assert [(await state(quiet, i))["state"]["kind"] for i in ids] == ["success"] * 3
+    assert await tags(quiet) == ["slow-a", "slow-b", "slow-c"]
+
+
 async def test_a_batch_waits_its_turn_when_every_slot_is_busy(
     quiet: Engine, database_url: str
 ) -> None:
