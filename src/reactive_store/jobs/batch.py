@@ -18,7 +18,6 @@ locked with SELECT ... FOR UPDATE or with UPDATE alike). One batch at a time was
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +31,8 @@ from reactive_store.jobs.execution import now_ms
 from reactive_store.keys import TOP, encode_tuple
 from reactive_store.observe.observer import ExecutionScope, source
 from reactive_store.storage import Transaction, TransientConflict
-from reactive_store.storage.names import Names
+from reactive_store.storage.job_claims import lock_due, take_slot
 from reactive_store.storage.store import DatabaseUnavailable
-
-log = logging.getLogger(__name__)
 
 _PENDING = encode_tuple(["pending"])
 # A batch stops starting jobs after this long: a slow job delays the others in its batch
@@ -50,20 +47,6 @@ class JobFailed(Exception):
     def __init__(self, job: dict[str, Any]) -> None:
         super().__init__(f"scheduled job {job['_id']} failed in a batch")
         self.job = job
-
-
-def claim_sql(names: Names) -> str:
-    """Lock the jobs with ids in $1 that are pending and due (`by_state` keys in [$2, $3)),
-    skipping rows another transaction holds, in due order."""
-    table, key = names.table(SCHEDULED_FUNCTIONS), names.key_column("by_state")
-    return (f"SELECT _id, _creation_time, doc FROM {table} WHERE _id = ANY($1::text[]) "
-            f"AND {key} >= $2 AND {key} < $3 ORDER BY {key} FOR UPDATE SKIP LOCKED")
-
-
-def slot_sql() -> str:
-    """Take the first free batch slot of $2 (the advisory lock ($1, slot)) till COMMIT."""
-    return ("SELECT s FROM generate_series(0, $2 - 1) AS s "
-            "WHERE pg_try_advisory_xact_lock($1, s) LIMIT 1")
 
 
 def due_range(now: float) -> tuple[bytes, bytes]:
@@ -110,18 +93,16 @@ class MutationBatch:
         Raises JobFailed (nothing committed) when one of them raised; TransientConflict
         retries happen inside (`Engine.transact`), which raises ConflictError past them."""
         attempt = _Attempt()
-        names = self.engine.store.names
-        sql = claim_sql(names)
         clock = asyncio.get_running_loop().time
 
         async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
             nonlocal attempt
             attempt = _Attempt()
-            if not await tx.fetch(slot_sql(), names.job_lock, self.slots):
+            if not await take_slot(tx, self.slots):
                 return None, None  # every slot is busy: another batch is running
-            lo, hi = due_range(now_ms())
-            rows = await tx.fetch(sql, job_ids, lo, hi)
-            attempt.jobs = [document_from_row(r[0], r[1], r[2]) for r in rows]
+            rows = await lock_due(tx, SCHEDULED_FUNCTIONS, job_ids, *due_range(now_ms()))
+            attempt.jobs = [document_from_row(row.id, row.creation_time, row.doc)
+                            for row in rows]
             self.last_claimed = attempt.jobs
             stop = clock() + self.budget_seconds
             for job in attempt.jobs:
