@@ -61,7 +61,9 @@ class Settings:
     limits: ServerLimits = field(default_factory=ServerLimits.from_env)
     admin_key: str | None = None  # REACTIVE_STORE_ADMIN_KEY / --admin-key
     run_jobs: bool = True  # run scheduled functions and crons in this process
-    job_concurrency: int = 8  # scheduled functions running at once
+    job_concurrency: int = 8  # scheduled actions running at once in this process
+    job_batch_size: int = 64  # due scheduled mutations run in one transaction, at most
+    job_batch_slots: int = 1  # such transactions at once in the whole deployment
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
     progress: Callable[[str], None] | None = None  # hears about long index backfills
     observe: ObserveSettings = field(default_factory=ObserveSettings)  # logs and records
@@ -100,6 +102,8 @@ class Deployment:
         self.engine = Engine(self.store, self.app, config, self.observer)
         self.subscriptions = SubscriptionManager(self.engine)
         self.jobs = JobRunner(self.engine, concurrency=settings.job_concurrency,
+                              batch_size=settings.job_batch_size,
+                              batch_slots=settings.job_batch_slots,
                               on_lag=self.metrics.observe_scheduler_lag)
         self.job_retention = JobRetention(self.engine, settings.limits.finished_jobs_retention_s)
         self.commits = CommitStream(self.store, self._on_commit)

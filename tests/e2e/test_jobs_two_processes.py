@@ -1,4 +1,5 @@
-"""Scheduled mutations with two real server processes racing for the same due jobs."""
+"""Scheduled mutations with two real server processes racing for the same due jobs, one of
+them killed in the middle of a batch."""
 
 from __future__ import annotations
 
@@ -17,19 +18,27 @@ pytestmark = pytest.mark.e2e
 APP = {
     "schema/__init__.py": """
         from reactive_store import define_schema, define_table, v
-        schema = define_schema({"runs": define_table({"n": v.float64()})})
+        schema = define_schema({"runs": define_table({"n": v.float64(), "pid": v.float64()})})
     """,
     "functions/work.py": """
+        import asyncio
+        import os
         from reactive_store import internal_mutation, mutation, query, v
 
-        @internal_mutation(args={"n": v.float64()})
-        async def run(ctx, n):
-            await ctx.db.insert("runs", {"n": n})
+        @internal_mutation(args={"n": v.float64(), "pause": v.float64()})
+        async def run(ctx, n, pause):
+            await asyncio.sleep(pause)
+            await ctx.db.insert("runs", {"n": n, "pid": float(os.getpid())})
 
-        @mutation(args={"count": v.float64(), "delay": v.float64()})
-        async def schedule(ctx, count, delay):
-            return [await ctx.scheduler.run_after(delay, run, {"n": float(i)})
+        @mutation(args={"count": v.float64(), "delay": v.float64(), "pause": v.float64()})
+        async def schedule(ctx, count, delay, pause):
+            return [await ctx.scheduler.run_after(delay, run, {"n": float(i), "pause": pause})
                     for i in range(int(count))]
+
+        @query
+        async def last_pid(ctx):
+            last = await ctx.db.query("runs").order("desc").first()
+            return None if last is None else last["pid"]
 
         @query
         async def runs(ctx):
@@ -49,7 +58,8 @@ async def test_each_job_runs_exactly_once_across_two_processes(
     app = write_app(tmp_path / "app", APP)
     first = await serve_app(app)
     second = await serve_app(app, namespace=serve_app.server(first).namespace)
-    await http_call(first, "mutation", "work:schedule", {"count": 60.0, "delay": 1.0})
+    await http_call(first, "mutation", "work:schedule",
+                    {"count": 60.0, "delay": 1.0, "pause": 0.0})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         states = await http_call(second, "query", "work:states", {})
@@ -58,3 +68,33 @@ async def test_each_job_runs_exactly_once_across_two_processes(
         await asyncio.sleep(0.1)
     assert states == ["success"] * 60, states
     assert await http_call(first, "query", "work:runs", {}) == [float(i) for i in range(60)]
+
+
+async def test_a_process_killed_mid_batch_loses_and_repeats_no_job(
+    serve_app: ServeApp, tmp_path: Path
+) -> None:
+    app = write_app(tmp_path / "app", APP)
+    first = await serve_app(app)
+    second = await serve_app(app, namespace=serve_app.server(first).namespace)
+    procs = {url: serve_app.server(url).proc for url in (first, second)}
+    servers = {proc.pid: url for url, proc in procs.items() if proc is not None}
+    # 10 ms a job: a batch runs for its whole time budget, so a kill lands inside one.
+    await http_call(first, "mutation", "work:schedule",
+                    {"count": 200.0, "delay": 0.5, "pause": 0.01})
+    deadline = time.monotonic() + 20
+    pid = None
+    while pid is None and time.monotonic() < deadline:
+        pid = await http_call(first, "query", "work:last_pid", {})
+        await asyncio.sleep(0.02)
+    assert pid is not None, "no job ran"
+    victim = servers[int(pid)]
+    survivor = second if victim == first else first
+    await serve_app.server(victim).kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = await http_call(survivor, "query", "work:states", {})
+        if states == ["success"] * 200:
+            break
+        await asyncio.sleep(0.1)
+    assert states == ["success"] * 200, states
+    assert await http_call(survivor, "query", "work:runs", {}) == [float(i) for i in range(200)]

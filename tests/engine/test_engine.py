@@ -22,6 +22,8 @@ from reactive_store.errors import (
 )
 from reactive_store.limits import Limits
 from reactive_store.live.commits import CommitStream
+from reactive_store.storage.store import DatabaseUnavailable
+from tests.db_faults import scratch_database
 from tests.support import ACCOUNTS_APP, until
 
 EXTRA = """
@@ -310,3 +312,20 @@ async def test_actions_get_the_id_table_checks(engine: Any) -> None:
     job = (await engine.run_mutation("extra:schedule_one", {})).value
     with pytest.raises(ValidationError, match="extra:wrong_table_id: return value"):
         await engine.run_action("extra:wrong_table_id", {"other": job})
+
+
+async def test_a_database_away_past_the_retries_is_unavailable_not_a_conflict(
+    make_app: Any, deploy: Any, database_url: str
+) -> None:
+    """Retries that all found the database away end in DatabaseUnavailable (nothing was
+    committed, try again), never in a made-up ConflictError."""
+    async with scratch_database(database_url) as scratch:
+        engine = await deploy(make_app(ACCOUNTS_APP), url=scratch.url,
+                              config=EngineConfig(max_attempts=3))
+        await scratch.refuse_connections()
+        try:
+            with pytest.raises(DatabaseUnavailable):
+                await engine.run_mutation("accounts:open", {"owner": "x", "balance": 1})
+        finally:
+            await scratch.allow_connections()
+        await engine.deployment.stop()

@@ -438,7 +438,7 @@ class Engine:
         hooks = hooks or MutationHooks()
         if seed is None:
             seed = repr(request) if request is not None else os.urandom(16).hex()
-        rng_seed = int.from_bytes(hashlib.sha256(f"{spec.path}\0{seed}".encode()).digest()[:8])
+        rng_seed = seed_of(str(spec.path), seed)
         env_overrides: dict[str, str | None] = {}  # the last attempt's true variables
 
         # A recorded result answers only the very same call: same caller, function, arguments.
@@ -461,7 +461,7 @@ class Engine:
                 finished = await hooks.before(db, tx)
                 if finished is not None:
                     return finished
-            ctx = self._mutation_ctx(db, identity, rng_seed, env_overrides)
+            ctx = self.mutation_ctx(db, identity, rng_seed, env_overrides)
             try:
                 result = await self.call(spec, ctx, checked)
             except StaleEnvironment as exc:
@@ -479,8 +479,9 @@ class Engine:
             outcome.ts = await self.store.commit_ts(xid)
         return outcome
 
-    def _mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
-                      seed: int, env_overrides: dict[str, str | None]) -> MutationCtx:
+    def mutation_ctx(self, db: DatabaseWriter, identity: Identity | None,
+                     seed: int, env_overrides: dict[str, str | None]) -> MutationCtx:
+        """The ctx of one mutation attempt writing through `db` (`seed`: see `seed_of`)."""
         now = MutationCtx.clock()
         scheduler = Scheduler(self.app.functions, SystemTableWriter(db), now)
         return MutationCtx(db, identity, scheduler, env=self.env.view(env_overrides),
@@ -500,15 +501,14 @@ class Engine:
         """
         s = self.store
         give_up = asyncio.get_running_loop().time() + RETRY_UNAVAILABLE_SECONDS
+        unavailable: DatabaseUnavailable | None = None  # what ended the last attempt
         for attempt in range(self.config.max_attempts):
             watch: asyncio.Future[int] | None = None
             try:
                 # A caller that wants the timestamp of a commit with no request to name it
                 # by needs its xid, so its inserts are sent as they come.
                 async with s.write(buffered=request is not None or not timestamp) as tx:
-                    db = DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
-                                        limits or self.config.limits,
-                                        self.config.history_seconds > 0)
+                    db = self.writer(tx, limits)
                     result = await body(db, tx)
                     if isinstance(result, Outcome):
                         return result
@@ -525,13 +525,15 @@ class Engine:
                             tx.sequence_after = watch is not None
             except TransientConflict:
                 _cancel(watch)
+                unavailable = None
                 await asyncio.sleep(self._backoff(attempt))
                 continue
-            except DatabaseUnavailable:
+            except DatabaseUnavailable as exc:
                 _cancel(watch)
                 # Nothing was committed (COMMIT was never sent): run it again, briefly.
                 if asyncio.get_running_loop().time() + self._backoff(attempt) > give_up:
                     raise
+                unavailable = exc
                 await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
             except BaseException:
@@ -543,10 +545,15 @@ class Engine:
             else:
                 ts = await self._commit_ts(commit, bool(db.writes), timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
-        raise ConflictError(
-            f"{label}: conflict with concurrent mutations: retried "
-            f"{self.config.max_attempts} times"
-        )
+        raise self._gave_up(label, unavailable)
+
+    def _gave_up(self, label: str, unavailable: DatabaseUnavailable | None) -> Exception:
+        """What a transaction out of attempts raises: DatabaseUnavailable when the database
+        was away on the last one (nothing conflicted), else ConflictError."""
+        if unavailable is not None:
+            return unavailable
+        return ConflictError(f"{label}: conflict with concurrent mutations: retried "
+                             f"{self.config.max_attempts} times")
 
     def _watch_commit(self, writes: WriteSet) -> asyncio.Future[int] | None:
         """Watch the commit stream for this commit of inserts only, by a document it
@@ -566,6 +573,12 @@ class Engine:
         except TimeoutError:
             assert commit is not None  # buffered only when a request names the commit
             return await self.store.commit_ts(commit)
+
+    def writer(self, tx: Transaction, limits: Limits | None = None) -> DatabaseWriter:
+        """A `ctx.db` writing through `tx` (one per function call: its own usage figures)."""
+        s = self.store
+        return DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
+                              limits or self.config.limits, self.config.history_seconds > 0)
 
     async def _commit_ts(self, commit: CommitKey | None, wrote: bool, wait: bool
                          ) -> int | None:
@@ -634,6 +647,11 @@ class Engine:
 def _cancel(watch: asyncio.Future[int] | None) -> None:
     if watch is not None:
         watch.cancel()
+
+
+def seed_of(path: str, seed: str) -> int:
+    """The `ctx.random()` seed of a call of `path` seeded by `seed` (same on every attempt)."""
+    return int.from_bytes(hashlib.sha256(f"{path}\0{seed}".encode()).digest()[:8])
 
 
 def unsequenced(snapshot: Snapshot) -> list[WriteSet]:

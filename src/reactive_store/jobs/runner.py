@@ -1,8 +1,8 @@
 """The job runner: finds due scheduled functions and crons, in every server process.
 
-It scans for due work, starts each job on the `JobExecutor` with bounded concurrency, fires
-due crons through the `CronTable`, and sleeps until the next due time or a commit that
-wrote a pending job or a cron.
+It scans for due work, starts batch workers for due mutations (`MutationBatch`) and tasks
+for due actions (`JobExecutor`), both bounded, fires due crons through the `CronTable`, and
+sleeps until the next due time or a commit that wrote a pending job or a cron.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,30 +20,53 @@ from reactive_store.engine.db import DatabaseReader
 from reactive_store.engine.engine import Engine
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
+from reactive_store.errors import ConflictError
+from reactive_store.jobs.batch import JobFailed, MutationBatch
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
 from reactive_store.keys import encode_tuple
+from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 30.0
 COALESCE_SECONDS = 0.005
+RECHECK_SECONDS = 0.25  # while due jobs are pending that this process could not claim
 BATCH = 128
 _PENDING = encode_tuple(["pending"])
 
 
 class JobRunner:
-    """Claims and runs due jobs with bounded concurrency; wakes on commits that touch them."""
+    """Runs due jobs with bounded concurrency; wakes on commits that touch them.
 
-    def __init__(self, engine: Engine, *, concurrency: int = 8,
-                 on_lag: Callable[[float], None] | None = None) -> None:
+    Mutation jobs are run by batch workers, each a loop of one transaction per batch of up
+    to `batch_size` jobs (`batch.py`), as many as there are `batch_slots` (batches running
+    at once in the whole deployment); action jobs one by one, at most `concurrency` at a
+    time (`execution.py`).
+    """
+
+    def __init__(self, engine: Engine, *, concurrency: int = 8, batch_size: int = 64,
+                 batch_slots: int = 1, on_lag: Callable[[float], None] | None = None) -> None:
+        if min(concurrency, batch_size, batch_slots) < 1:
+            raise ValueError(f"job runner: concurrency, batch size and batch slots must be "
+                             f"at least 1, got {concurrency}, {batch_size} and {batch_slots}")
         self.executor = JobExecutor(engine, on_lag)
+        self.batches = MutationBatch(engine, on_lag, batch_slots)
         self.crons = CronTable(engine)
         self._engine = engine
         self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
+        self._batch_slots = batch_slots
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)  # actions running at once
         self._wake = asyncio.Event()
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # action jobs, by job id
+        self._workers: set[asyncio.Task[None]] = set()  # batch loops; at most batch_slots
+        # Due mutation jobs found by a scan, in the order this process will try them: a
+        # scan adds those not here yet, a worker takes the first `batch_size`, and an id
+        # leaves `_mine` once its batch has ended (committed, rolled back or left it).
+        self._queue: deque[str] = deque()
+        self._mine: set[str] = set()  # queued or in a batch of this process
+        self._in_batches = 0  # mutation jobs in batches not yet ended
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -58,7 +82,7 @@ class JobRunner:
     @property
     def running(self) -> int:
         """Jobs this process is running now."""
-        return len(self._running)
+        return len(self._running) + self._in_batches
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
@@ -69,7 +93,7 @@ class JobRunner:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        running = list(self._running.values())
+        running = [*self._running.values(), *self._workers]
         if running:
             _, late = await asyncio.wait(running, timeout=grace_seconds)
             for task in late:
@@ -90,37 +114,102 @@ class JobRunner:
             await asyncio.sleep(COALESCE_SECONDS)  # one scan for a burst of commits
 
     async def _tick(self) -> float:
-        """Start due jobs up to the free capacity, fire due crons; return how long to sleep
-        (until the next due time, or until a running job finishes and frees a slot)."""
+        """Start batch workers for due mutations and tasks for due actions up to the free
+        capacity, fire due crons; return how long to sleep (until the next due time, or
+        until a worker or an action finishes)."""
         now = now_ms()
-        # Twice the concurrency in flight: a job finishing finds the next one already
-        # claimed-ready, without tasks queueing by the hundred behind the semaphore.
+        # Twice the concurrency of actions in flight: one finishing finds the next one
+        # ready, without tasks queueing by the hundred behind the semaphore.
         free = 2 * self._concurrency - len(self._running)
+        wanted = self._batch_slots * self._batch_size * 2 + len(self._running) + max(free, 0)
         due, next_job, crons, next_cron = await self._engine.read(
-            lambda db: self._scan(db, now, len(self._running) + free if free > 0 else 0))
-        due = [job for job in due if job["_id"] not in self._running][:max(free, 0)]
-        # Every process scans the same index order: shuffled, two processes mostly start
-        # different jobs instead of racing for the same rows (SKIP LOCKED sorts it out).
-        random.shuffle(due)
-        for job in due:
-            task = asyncio.create_task(self._run_job(job))
+            lambda db: self._scan(db, now, wanted))
+        fresh = [job["_id"] for job in due
+                 if job["kind"] == "mutation" and job["_id"] not in self._mine]
+        # Every process scans the same index order: shuffled, two processes mostly take
+        # different jobs into their batches instead of racing for the same rows.
+        random.shuffle(fresh)
+        self._queue.extend(fresh)
+        self._mine.update(fresh)
+        workers = min(self._batch_slots - len(self._workers),
+                      -(-len(self._queue) // self._batch_size))
+        for _ in range(workers):
+            task = asyncio.create_task(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        actions = [job for job in due
+                   if job["kind"] != "mutation" and job["_id"] not in self._running]
+        random.shuffle(actions)  # as above
+        for job in actions[:max(free, 0)]:
+            task = asyncio.create_task(self._run_action(job))
             self._running[job["_id"]] = task
             task.add_done_callback(self._forget(job["_id"]))
         for cron_id in crons:
             await self.crons.fire(cron_id)
         if crons:
             return 0.0
+        # Due jobs still pending after a scan may be held by another process (which may
+        # die holding them) or by a batch that failed: look again soon.
         upcoming = [t for t in (next_job, next_cron) if t is not None]
+        idle = RECHECK_SECONDS if due else IDLE_POLL_SECONDS
         if not upcoming:
-            return IDLE_POLL_SECONDS
+            return idle
         soonest: float = min(upcoming)
-        return max(0.0, min(IDLE_POLL_SECONDS, (soonest - now_ms()) / 1000.0))
+        return max(0.0, min(idle, (soonest - now_ms()) / 1000.0))
+
+    async def _work(self) -> None:
+        """Run batches of queued mutation jobs until the queue is empty (or the runner stops).
+
+        A job that raised in a batch, and every job of a batch that kept conflicting, runs
+        on its own (`JobExecutor`: its outcome recorded as always)."""
+        size = self._batch_size
+        ran = 0
+        stop = False
+        while self._queue and not self._stopping and not stop:
+            ids = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
+            self._in_batches += len(ids)
+            back: list[str] = []  # still pending, to try next
+            try:
+                result = await self.batches.run(ids)
+                ran += result.ran
+                back = result.left
+                if result.busy:
+                    stop = True  # another process's batch: look again at the next scan
+            except JobFailed as failed:
+                await self._run_single(failed.job)
+                back = [i for i in ids if i != failed.job["_id"]]
+            except ConflictError:
+                # Conflicts with other work on every attempt: each job on its own instead,
+                # so that only the one that keeps conflicting ends up recorded failed.
+                for job in self.batches.last_claimed:
+                    await self._run_single(job)
+            except (DatabaseUnavailable, CommitOutcomeUnknown):
+                # Nothing of it committed, or all of it did: either way no job is lost or
+                # repeated; the next scan finds what is still pending.
+                log.warning("a batch of scheduled mutations was cut off by the database")
+                break
+            except Exception:
+                log.exception("a batch of scheduled mutations could not be run")
+                break
+            finally:
+                self._in_batches -= len(ids)
+                self._mine.difference_update(ids)
+            self._queue.extendleft(reversed(back))
+            self._mine.update(back)
+        if ran:
+            self._wake.set()  # rescan: more may be due, or due soon
+
+    async def _run_single(self, job: dict[str, Any]) -> None:
+        try:
+            await self.executor.run(job)
+        except Exception:
+            log.exception("scheduled job %s could not be run", job["_id"])
 
     def _forget(self, job_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
             self._running.pop(job_id, None)
-            if len(self._running) <= self._concurrency:
-                self._wake.set()  # half the places are free: claim the next due jobs
+            if len(self._running) == self._concurrency:
+                self._wake.set()  # half the places are free: start the next due actions
 
         return forget
 
@@ -142,12 +231,9 @@ class JobRunner:
                 [c["_id"] for c in crons],
                 None if next_cron is None else float(next_cron["nextRun"]))
 
-    async def _run_job(self, job: dict[str, Any]) -> None:
+    async def _run_action(self, job: dict[str, Any]) -> None:
         async with self._slots:
-            try:
-                await self.executor.run(job)
-            except Exception:
-                log.exception("scheduled job %s could not be run", job["_id"])
+            await self._run_single(job)
 
     async def sync_crons(self, crons: Crons | None) -> None:
         """Make `_cron_jobs` match the declared crons (at start and on every reload)."""

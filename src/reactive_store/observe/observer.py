@@ -117,14 +117,19 @@ def app_traceback(exc: BaseException) -> str | None:
 
 
 class ExecutionScope:
-    """`with observer.execution(...) as run:` (a class, not a generator: it runs per call)."""
+    """`with observer.execution(...) as run:` (a class, not a generator: it runs per call).
 
-    __slots__ = ("observer", "run", "token")
+    A `deferred` scope records nothing on exit: `record()` does, once the caller knows the
+    execution counts (a scheduled mutation run in a batch: when the batch commits)."""
 
-    def __init__(self, observer: Observer, run: Running) -> None:
+    __slots__ = ("deferred", "error", "observer", "run", "token")
+
+    def __init__(self, observer: Observer, run: Running, deferred: bool = False) -> None:
         self.observer = observer
         self.run = run
         self.token: Token[Running | None] | None = None
+        self.deferred = deferred
+        self.error: BaseException | None = None
 
     def __enter__(self) -> Running:
         run = self.run
@@ -139,10 +144,19 @@ class ExecutionScope:
         if self.token is None:
             return
         RUNNING.reset(self.token)
-        self.observer.finish(self.run, exc)
+        if self.deferred:
+            self.error = exc
+        else:
+            self.observer.finish(self.run, exc)
         if exc is not None:
             with suppress(AttributeError, TypeError):  # an exception class with __slots__
                 setattr(exc, LINES_ATTRIBUTE, self.run.lines)
+
+    def record(self) -> None:
+        """Record a deferred execution that has ended (once; nothing if it never began)."""
+        if self.deferred and self.token is not None:
+            self.deferred = False
+            self.observer.finish(self.run, self.error)
 
 
 class AttemptScope:
@@ -189,8 +203,8 @@ class Observer:
     def on_execution(self, record: Callable[[Execution], None]) -> None:
         self._record = record
 
-    def execution(self, path: str | None, kind: str, identity: dict[str, Any] | None
-                  ) -> ExecutionScope:
+    def execution(self, path: str | None, kind: str, identity: dict[str, Any] | None,
+                  deferred: bool = False) -> ExecutionScope:
         """Bracket one call; see the module docstring. `path` None: not known to exist."""
         src = SOURCE.get()
         parent = RUNNING.get()
@@ -199,7 +213,7 @@ class Observer:
                       None if parent is None else parent.id)
         if self.enabled and not (path is not None and path.startswith(SYSTEM_PREFIX)):
             run.id = f"{self._prefix}-{next(self._ids)}"
-        return ExecutionScope(self, run)
+        return ExecutionScope(self, run, deferred)
 
     def attempt(self, usage: Usage | None) -> AttemptScope:
         """Bracket one run of a function body: its own capture, its own figures."""

@@ -46,9 +46,11 @@ class Names:
         self.namespace = namespace
         self.schema = ident(namespace)
         digest = hashlib.sha1(namespace.encode()).digest()
-        # Advisory lock keys of this deployment: commit ordering and schema push.
+        # Advisory lock keys of this deployment: commit ordering and schema push; and the
+        # first half of the two-key locks of the job batch slots (`jobs/batch.py`).
         self.commit_lock = int.from_bytes(digest[:4], "big", signed=True)
         self.push_lock = int.from_bytes(digest[4:8], "big", signed=True)
+        self.job_lock = int.from_bytes(digest[8:12], "big", signed=True)
         self.channel = "rs_commits_" + digest[:6].hex()
         # (table, index) -> the table of each search and vector index, set by schema push.
         self.side_tables: dict[tuple[str, str], SideTable] = {}

@@ -1,0 +1,161 @@
+"""Due scheduled mutations claimed and run several to one transaction, each exactly once.
+
+The runner's read-only scan picks the candidates; one SERIALIZABLE transaction locks those
+still pending and due with a single statement (`FOR UPDATE SKIP LOCKED` by id), runs each
+job's mutation and marks it succeeded, then commits: a job costs its own statements, not a
+transaction of its own. Exactly once holds as for a single job (`execution.py`): the row
+lock, the mutation's writes and the success mark share one transaction, so they commit
+together or not at all.
+
+Batches run one at a time per deployment (`slots`, default 1): a batch transaction first
+takes a free slot, a transaction-scoped advisory lock, and gives up at once when none is
+free. Two SERIALIZABLE transactions that each read and rewrite job rows lying in the same
+table and index pages form a read/write cycle, so one of them is rolled back; with 1,000
+due jobs measured that was nearly every pair of concurrent batches (by id or by range,
+locked with SELECT ... FOR UPDATE or with UPDATE alike). One batch at a time wastes none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reactive_store.app.registry import Kind
+from reactive_store.engine.db import DatabaseWriter, SystemTableWriter, document_from_row
+from reactive_store.engine.engine import Engine, seed_of
+from reactive_store.engine.environment import StaleEnvironment
+from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.jobs.execution import now_ms
+from reactive_store.keys import TOP, encode_tuple
+from reactive_store.observe.observer import ExecutionScope, source
+from reactive_store.storage import Transaction, TransientConflict
+from reactive_store.storage.job_claims import lock_due, take_slot
+from reactive_store.storage.store import DatabaseUnavailable
+
+_PENDING = encode_tuple(["pending"])
+# A batch stops starting jobs after this long: a slow job delays the others in its batch
+# (and holds their row locks) for at most about this, plus its own time limit.
+BUDGET_SECONDS = 0.2
+
+
+class JobFailed(Exception):
+    """One job of a batch raised: the batch is rolled back and that job runs on its own
+    (`JobExecutor.run`, which records the failure as it always has)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__(f"scheduled job {job['_id']} failed in a batch")
+        self.job = job
+
+
+def due_range(now: float) -> tuple[bytes, bytes]:
+    """The `by_state` keys of pending jobs scheduled at or before `now` (ms)."""
+    return _PENDING, encode_tuple(["pending", float(now)]) + TOP
+
+
+@dataclass
+class _Attempt:
+    """What one attempt of a batch transaction claimed and ran (reset on every retry)."""
+
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # claimed, in due order
+    ran: int = 0  # the first `ran` of them ran; the rest stay pending (time budget)
+    scopes: list[ExecutionScope] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    """What a committed batch did: the jobs it ran, and the ones it left pending (not
+    reached within the time budget; all of them when every slot was busy)."""
+
+    ran: int
+    left: list[str]
+    busy: bool = False
+
+
+class MutationBatch:
+    """Claims and runs batches of due mutation jobs for one process's runner."""
+
+    def __init__(self, engine: Engine, on_lag: Callable[[float], None] | None = None,
+                 slots: int = 1, budget_seconds: float = BUDGET_SECONDS) -> None:
+        self.engine = engine
+        self.on_lag = on_lag
+        self.slots = slots  # batches running at once in the whole deployment
+        self.budget_seconds = budget_seconds
+        self.last_claimed: list[dict[str, Any]] = []  # the last attempt's jobs
+
+    async def run(self, job_ids: list[str]) -> BatchResult:
+        """Lock those of `job_ids` still pending and due that no one else holds, run them
+        in one transaction and commit. Once the batch has run for `budget_seconds`, the
+        jobs not yet started are left pending (the result names them).
+
+        Raises JobFailed (nothing committed) when one of them raised; TransientConflict
+        retries happen inside (`Engine.transact`), which raises ConflictError past them."""
+        attempt = _Attempt()
+        clock = asyncio.get_running_loop().time
+
+        async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
+            nonlocal attempt
+            attempt = _Attempt()
+            if not await take_slot(tx, self.slots):
+                return None, None  # every slot is busy: another batch is running
+            rows = await lock_due(tx, SCHEDULED_FUNCTIONS, job_ids, *due_range(now_ms()))
+            attempt.jobs = [document_from_row(row.id, row.creation_time, row.doc)
+                            for row in rows]
+            self.last_claimed = attempt.jobs
+            stop = clock() + self.budget_seconds
+            for job in attempt.jobs:
+                if attempt.ran and clock() > stop:
+                    break
+                await self._run_one(db, tx, job, attempt)
+                attempt.ran += 1
+            return attempt.ran, None
+
+        outcome = await self.engine.transact("scheduled batch", body)
+        if outcome.value is None:
+            return BatchResult(0, job_ids, busy=True)
+        for scope in attempt.scopes:
+            scope.run.retries = outcome.retries
+            scope.record()
+        if self.on_lag is not None:
+            for lag in attempt.lags:
+                self.on_lag(lag)
+        return BatchResult(attempt.ran, [job["_id"] for job in attempt.jobs[attempt.ran:]])
+
+    async def _run_one(self, db: DatabaseWriter, tx: Transaction, job: dict[str, Any],
+                       attempt: _Attempt) -> None:
+        engine = self.engine
+        attempt.lags.append((now_ms() - float(job["scheduledTime"])) / 1000.0)
+        writer = engine.writer(tx)
+        with source("Cron" if job.get("cron") else "Scheduler", admin=False):
+            scope = engine.observer.execution(job["name"], "mutation", None, deferred=True)
+            try:
+                with scope:
+                    spec, checked = engine.prepare(job["name"], job["args"], Kind.MUTATION,
+                                                   internal_ok=True)
+                    ctx = engine.mutation_ctx(writer, None, seed_of(str(spec.path),
+                                                                    job["_id"]), {})
+                    value, _ = await engine.call(spec, ctx, checked)
+            except StaleEnvironment:
+                raise JobFailed(job) from None  # the single path re-runs with fresh values
+            except (TransientConflict, DatabaseUnavailable):
+                raise  # the whole batch runs again
+            except Exception as exc:
+                # Rolled back with the batch; had the job broken the transaction by a
+                # conflict, storage turns this into TransientConflict and the batch reruns.
+                raise JobFailed(job) from exc
+        await SystemTableWriter(writer).patch(
+            job["_id"], {"state": {"kind": "success"}, "result": value,
+                         "completedTime": now_ms()}, current=job)
+        merge(db, writer)
+        attempt.scopes.append(scope)
+
+
+def merge(into: DatabaseWriter, one: DatabaseWriter) -> None:
+    """Add one job's writes (and before-images) to the transaction's, which are committed."""
+    for ref, keys in one.writes.keys.items():
+        into.writes.keys.setdefault(ref, set()).update(keys)
+    if into.before is not None and one.before:
+        for key, image in one.before.items():
+            into.before.setdefault(key, image)  # an earlier job's image is the older one

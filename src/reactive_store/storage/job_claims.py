@@ -1,0 +1,31 @@
+"""The SQL of scheduled-job batches: a deployment-wide batch slot, and due jobs locked by id.
+
+Both run inside the batch's own SERIALIZABLE transaction (`jobs/batch.py`), so the slot and
+the row locks are held until it commits or rolls back, and nothing outlives a dead process.
+"""
+
+from __future__ import annotations
+
+from reactive_store.storage.transaction import Row, Transaction
+
+
+async def take_slot(tx: Transaction, slots: int) -> bool:
+    """Take the first free one of `slots` batch slots (transaction-scoped advisory locks
+    (job_lock, slot)) till the end of `tx`; False, at once, when all are taken."""
+    rows = await tx.fetch("SELECT s FROM generate_series(0, $2 - 1) AS s "
+                          "WHERE pg_try_advisory_xact_lock($1, s) LIMIT 1",
+                          tx.names.job_lock, slots)
+    return bool(rows)
+
+
+async def lock_due(tx: Transaction, table: str, job_ids: list[str], lo: bytes, hi: bytes
+                   ) -> list[Row]:
+    """Lock the jobs of `table` with ids in `job_ids` whose `by_state` key lies in [lo, hi)
+    (pending and due), skipping rows another transaction holds (never waiting); in key
+    order, which is due order."""
+    sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
+    recs = await tx.fetch(
+        f"SELECT _id, _creation_time, doc FROM {sql_table} WHERE _id = ANY($1::text[]) "
+        f"AND {key} >= $2 AND {key} < $3 ORDER BY {key} FOR UPDATE SKIP LOCKED",
+        job_ids, lo, hi)
+    return [Row(r[0], r[1], r[2], None) for r in recs]

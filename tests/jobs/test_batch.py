@@ -1,0 +1,237 @@
+"""Scheduled mutations run in batches on real Postgres: one transaction, each job once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from reactive_store.deployment import Deployment, Settings
+from reactive_store.engine.engine import Engine, EngineConfig
+from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.jobs.batch import JobFailed, MutationBatch
+from tests.db_faults import scratch_database
+from tests.e2e.servers import drop_namespace
+from tests.support import new_namespace, until, write_app
+
+SCHEMA = """
+from reactive_store import define_schema, define_table, v
+schema = define_schema({
+    "events": define_table({"tag": v.string()}).index("by_tag", ["tag"]),
+})
+"""
+FUNCTIONS = """
+import asyncio
+from reactive_store import internal_mutation, mutation, query, v
+from reactive_store.storage import TransientConflict
+
+@internal_mutation(args={"tag": v.string()})
+async def record(ctx, tag):
+    if tag.startswith("slow"):
+        await asyncio.sleep(0.05)
+    if tag.startswith("bad"):
+        raise RuntimeError(f"no {tag}")
+    if tag.startswith("clash"):
+        raise TransientConflict("always in someone's way")
+    await ctx.db.insert("events", {"tag": tag})
+    return tag.upper()
+
+@mutation(args={"tags": v.array(v.string()), "delay": v.float64()})
+async def schedule(ctx, tags, delay):
+    return [await ctx.scheduler.run_after(delay, record, {"tag": tag}) for tag in tags]
+
+@mutation(args={"id": v.string()})
+async def cancel(ctx, id):
+    await ctx.scheduler.cancel(id)
+
+@query(args={"id": v.string()})
+async def job(ctx, id):
+    return await ctx.db.system.get(id)
+
+@query(args={})
+async def tags(ctx):
+    return sorted(e["tag"] for e in await ctx.db.query("events").collect())
+"""
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return write_app(tmp_path / "app", {"schema/__init__.py": SCHEMA,
+                                        "functions/work.py": FUNCTIONS})
+
+
+@pytest.fixture
+async def quiet(app: Path, database_url: str) -> AsyncIterator[Engine]:
+    """A deployment that runs no jobs by itself: the tests drive batches by hand."""
+    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
+                                     namespace=new_namespace(), run_jobs=False))
+    engine = await deployment.start()
+    try:
+        yield engine
+    finally:
+        await deployment.stop()
+        await drop_namespace(database_url, deployment.settings.namespace)
+
+
+async def schedule(engine: Engine, *tags: str, delay: float = 0.0) -> list[str]:
+    ids: list[str] = (await engine.run_mutation(
+        "work:schedule", {"tags": list(tags), "delay": delay})).value
+    return ids
+
+
+async def state(engine: Engine, job_id: str) -> dict[str, Any]:
+    job: dict[str, Any] = (await engine.run_query("work:job", {"id": job_id})).value
+    return job
+
+
+async def tags(engine: Engine) -> list[str]:
+    found: list[str] = (await engine.run_query("work:tags", {})).value
+    return found
+
+
+async def test_a_batch_runs_its_due_jobs_once_in_one_transaction(quiet: Engine) -> None:
+    ids = await schedule(quiet, "a", "b", "c")
+    batch = MutationBatch(quiet)
+    before = quiet.store.transactions
+    result = await batch.run(ids)
+    assert (result.ran, result.left, result.busy) == (3, [], False)
+    assert quiet.store.transactions - before == 1
+    for job_id, tag in zip(ids, "abc", strict=True):
+        job = await state(quiet, job_id)
+        assert job["state"] == {"kind": "success"} and job["result"] == tag.upper()
+    assert (await batch.run(ids)).ran == 0  # done: never claimed again
+    assert await tags(quiet) == ["a", "b", "c"]
+    runs = [ex for ex in quiet.observer.log if ex.path == "work:record"]
+    assert len(runs) == 3 and {ex.caller for ex in runs} == {"Scheduler"}
+
+
+async def test_a_failing_job_rolls_its_batch_back_and_is_named(quiet: Engine) -> None:
+    ids = await schedule(quiet, "a", "bad-one", "c")
+    with pytest.raises(JobFailed) as failed:
+        await MutationBatch(quiet).run(ids)
+    assert failed.value.job["_id"] == ids[1]
+    assert [(await state(quiet, i))["state"]["kind"] for i in ids] == ["pending"] * 3
+    assert await tags(quiet) == []
+    assert not [ex for ex in quiet.observer.log if ex.path == "work:record"]
+
+
+async def test_jobs_not_due_canceled_or_held_elsewhere_are_not_claimed(
+    quiet: Engine, database_url: str
+) -> None:
+    later = await schedule(quiet, "later", delay=3600)
+    canceled, held, free = await schedule(quiet, "canceled", "held", "free")
+    await quiet.run_mutation("work:cancel", {"id": canceled})
+    table = quiet.store.names.table(SCHEDULED_FUNCTIONS)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute(f"SELECT 1 FROM {table} WHERE _id = $1 FOR UPDATE", held)
+            result = await MutationBatch(quiet).run([*later, canceled, held, free])
+            assert (result.ran, result.left) == (1, [])
+    finally:
+        await other.close()
+    assert await tags(quiet) == ["free"]
+    assert (await MutationBatch(quiet).run([held])).ran == 1
+    assert (await state(quiet, canceled))["state"] == {"kind": "canceled"}
+    assert (await state(quiet, later[0]))["state"] == {"kind": "pending"}
+
+
+async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:
+    ids = await schedule(quiet, "slow-a", "slow-b", "slow-c")
+    batch = MutationBatch(quiet)
+    running = asyncio.create_task(batch.run(ids))
+    await until(lambda: asyncio.sleep(0.005, len(batch.last_claimed) == 3))
+    await quiet.run_mutation("work:cancel", {"id": ids[2]})  # waits for the batch's lock
+    assert running.done() and (await running).ran == 3
+    assert [(await state(quiet, i))["state"]["kind"] for i in ids] == ["success"] * 3
+    assert await tags(quiet) == ["slow-a", "slow-b", "slow-c"]
+
+
+async def test_a_batch_waits_its_turn_when_every_slot_is_busy(
+    quiet: Engine, database_url: str
+) -> None:
+    ids = await schedule(quiet, "a", "b")
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock($1, 0)", quiet.store.names.job_lock)
+            result = await MutationBatch(quiet).run(ids)
+            assert (result.ran, result.left, result.busy) == (0, ids, True)
+            two_slots = await MutationBatch(quiet, slots=2).run(ids)
+            assert (two_slots.ran, two_slots.busy) == (2, False)
+    finally:
+        await other.close()
+    assert await tags(quiet) == ["a", "b"]
+
+
+async def test_a_batch_past_its_time_budget_leaves_the_rest_pending(quiet: Engine) -> None:
+    ids = await schedule(quiet, "a", "b", "c")
+    batch = MutationBatch(quiet, budget_seconds=0.0)
+    first = await batch.run(ids)
+    assert first.ran == 1 and len(first.left) == 2 and set(first.left) < set(ids)
+    assert [(await state(quiet, i))["state"]["kind"] for i in first.left] == ["pending"] * 2
+    assert (await batch.run(first.left)).ran == 1
+    assert len(await tags(quiet)) == 2
+
+
+async def test_the_runner_records_a_failure_in_a_batch_and_runs_the_rest(
+    app: Path, deploy: Any
+) -> None:
+    engine = await deploy(app)
+    ids = await schedule(engine, *[f"t{i}" for i in range(10)], "bad-job", delay=0.2)
+
+    async def settled() -> list[dict[str, Any]] | None:
+        jobs = [await state(engine, i) for i in ids]
+        return None if any(j["state"]["kind"] == "pending" for j in jobs) else jobs
+
+    jobs = await until(settled)
+    assert [j["state"]["kind"] for j in jobs] == ["success"] * 10 + ["failed"]
+    assert jobs[-1]["state"]["error"] == "Uncaught RuntimeError: no bad-job"
+    assert await tags(engine) == sorted(f"t{i}" for i in range(10))
+
+
+async def test_a_batch_that_keeps_conflicting_falls_back_to_single_jobs(
+    app: Path, deploy: Any
+) -> None:
+    engine = await deploy(app, config=EngineConfig(max_attempts=3))
+    ids = await schedule(engine, "a", "clash", "b", delay=0.2)
+
+    async def settled() -> list[dict[str, Any]] | None:
+        jobs = [await state(engine, i) for i in ids]
+        return None if any(j["state"]["kind"] == "pending" for j in jobs) else jobs
+
+    jobs = await until(settled)
+    assert [j["state"]["kind"] for j in jobs] == ["success", "failed", "success"]
+    assert "conflict" in jobs[1]["state"]["error"]
+    assert await tags(engine) == ["a", "b"]
+
+
+async def test_a_batch_cut_off_by_a_database_outage_leaves_its_jobs_pending(
+    app: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with scratch_database(database_url) as scratch:
+        deployment = Deployment(Settings(app_dir=app, database_url=scratch.url,
+                                         namespace=new_namespace()))
+        engine = await deployment.start()
+        try:
+            ids = await schedule(engine, *[f"slow-{i:02}" for i in range(20)], delay=0.1)
+            with caplog.at_level(logging.WARNING, logger="reactive_store.jobs.runner"):
+                await asyncio.sleep(0.25)  # the first batch is running its slow jobs now
+                await scratch.refuse_connections()
+                await asyncio.sleep(3.0)  # longer than a transaction retries (2 s)
+                await scratch.allow_connections()
+
+                async def settled() -> bool:
+                    jobs = [await state(engine, i) for i in ids]
+                    return all(j["state"]["kind"] == "success" for j in jobs)
+
+                await until(settled, 20)
+            assert "cut off by the database" in caplog.text
+            assert await tags(engine) == [f"slow-{i:02}" for i in range(20)]
+        finally:
+            await deployment.stop()
