@@ -107,7 +107,7 @@ class Deployment:
                               on_lag=self.metrics.observe_scheduler_lag)
         self.job_retention = JobRetention(self.engine, settings.limits.finished_jobs_retention_s)
         self.commits = CommitStream(self.store, self._on_commit)
-        self.engine.commit_watch = self.commits.watch
+        self.engine.timestamps.stream = self.commits.watch
         self.push_report: PushReport | None = None
         self.database_label = ""
         self.on_started: Callable[[], None] | None = None

@@ -22,6 +22,7 @@ from reactive_store import values
 from reactive_store.annotations.markers import to_plain
 from reactive_store.app.loader import App
 from reactive_store.app.registry import FunctionSpec, Kind, Registry, canonical_path
+from reactive_store.engine.commit_ts import CommitTimestamps, cancel
 from reactive_store.engine.context import ActionCtx, Identity, MutationCtx, QueryCtx
 from reactive_store.engine.db import (
     DatabaseReader,
@@ -32,7 +33,7 @@ from reactive_store.engine.db import (
 from reactive_store.engine.environment import EnvironmentCache, StaleEnvironment
 from reactive_store.engine.files import FileService
 from reactive_store.engine.history import PastReads, PastVersions, past_at, prove_unchanged
-from reactive_store.engine.readset import IndexRef, ReadSet, WriteSet
+from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.engine.scheduler import ActionScheduler, Scheduler
 from reactive_store.engine.storage_api import ActionStorage, MutationStorage, QueryStorage
 from reactive_store.engine.system_tables import with_system_tables
@@ -50,9 +51,7 @@ from reactive_store.ids import TABLE_NAMES
 from reactive_store.limits import FileLimits, Limits, Usage
 from reactive_store.observe.capture import route_app_logs
 from reactive_store.observe.observer import SYSTEM_PREFIX, Observer, lines_of
-from reactive_store.schema import BY_ID
 from reactive_store.storage import Store, Transaction, TransientConflict, history
-from reactive_store.storage.sequencer import CommitKey
 from reactive_store.storage.store import DatabaseUnavailable, request_hash
 from reactive_store.storage.transaction import RecordedRequest, Snapshot
 from reactive_store.validators import DOCUMENTS
@@ -136,9 +135,6 @@ class _BrokenSnapshot(Exception):
         self.failure = failure
 
 
-CommitWatch = Callable[[IndexRef, bytes], "asyncio.Future[int]"]
-# How long a commit watched for on the commit stream may take before the sequencer is asked.
-WATCH_SECONDS = 1.0
 MAX_LOST_SNAPSHOTS = 3  # snapshots a batch may lose to the database before giving up
 RETRY_UNAVAILABLE_SECONDS = 2.0  # how long a mutation retries a database that went away
 
@@ -173,10 +169,8 @@ class Engine:
         self.env = EnvironmentCache()  # loaded and kept fresh by the deployment
         self.files = FileService(store, self.config.files, self.config.public_url,
                                  self.write_system)  # started by the deployment
-        # The commit stream's `watch` (live/commits.py), set by the deployment: a commit of
-        # buffered inserts that wants its timestamp is sequenced in COMMIT's own message
-        # and learns the timestamp when the stream delivers it (no round trip of its own).
-        self.commit_watch: CommitWatch | None = None
+        # The deployment gives it the commit stream (`timestamps.stream`).
+        self.timestamps = CommitTimestamps(store)
 
     @property
     def app(self) -> App:
@@ -521,15 +515,15 @@ class Engine:
                         if db.before:
                             await history.record(tx, list(db.before.values()))
                         if xid is None and timestamp:
-                            watch = self._watch_commit(db.writes)
+                            watch = self.timestamps.watch(db.writes)
                             tx.sequence_after = watch is not None
             except TransientConflict:
-                _cancel(watch)
+                cancel(watch)
                 unavailable = None
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             except DatabaseUnavailable as exc:
-                _cancel(watch)
+                cancel(watch)
                 # Nothing was committed (COMMIT was never sent): run it again, briefly.
                 if asyncio.get_running_loop().time() + self._backoff(attempt) > give_up:
                     raise
@@ -537,13 +531,13 @@ class Engine:
                 await asyncio.sleep(max(self._backoff(attempt), 0.05))
                 continue
             except BaseException:
-                _cancel(watch)
+                cancel(watch)
                 raise
             commit = xid if xid is not None or not db.writes else request
             if watch is not None:
-                ts: int | None = await self._watched_ts(watch, commit)
+                ts: int | None = await self.timestamps.watched(watch, commit)
             else:
-                ts = await self._commit_ts(commit, bool(db.writes), timestamp)
+                ts = await self.timestamps.of(commit, bool(db.writes), timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise self._gave_up(label, unavailable)
 
@@ -555,46 +549,11 @@ class Engine:
         return ConflictError(f"{label}: conflict with concurrent mutations: retried "
                              f"{self.config.max_attempts} times")
 
-    def _watch_commit(self, writes: WriteSet) -> asyncio.Future[int] | None:
-        """Watch the commit stream for this commit of inserts only, by a document it
-        inserted (no other commit can hold that id first); None when there is no stream."""
-        if self.commit_watch is None:
-            return None
-        for (table, index), keys in writes.keys.items():
-            if index == BY_ID and keys:
-                return self.commit_watch((table, index), next(iter(keys)))
-        return None
-
-    async def _watched_ts(self, watch: asyncio.Future[int], commit: CommitKey | None) -> int:
-        """The timestamp the commit stream delivered the commit at; if it does not within
-        WATCH_SECONDS (the listener is reconnecting), the sequencer finds it by request."""
-        try:
-            return await asyncio.wait_for(watch, WATCH_SECONDS)
-        except TimeoutError:
-            assert commit is not None  # buffered only when a request names the commit
-            return await self.store.commit_ts(commit)
-
     def writer(self, tx: Transaction, limits: Limits | None = None) -> DatabaseWriter:
         """A `ctx.db` writing through `tx` (one per function call: its own usage figures)."""
         s = self.store
         return DatabaseWriter(tx, self.schema, s.table_numbers, s.table_names,
                               limits or self.config.limits, self.config.history_seconds > 0)
-
-    async def _commit_ts(self, commit: CommitKey | None, wrote: bool, wait: bool
-                         ) -> int | None:
-        """The timestamp of a commit (its xid, or the request it recorded), or of the
-        newest commit when nothing was written; without `wait`, None, and the commit is
-        sequenced soon all the same."""
-        if not wait:
-            if isinstance(commit, int):
-                self.store.sequencer.announce(commit)
-            elif wrote:
-                self.store.sequencer.nudge()
-            return None
-        if not wrote:
-            return await self.store.latest_ts()
-        assert commit is not None  # buffered only when a request names the commit
-        return await self.store.commit_ts(commit)
 
     async def write_system(self, label: str, body: Callable[[SystemTableWriter], Awaitable[T]]
                            ) -> T:
@@ -642,11 +601,6 @@ class Engine:
             return await self.run_mutation(spec, args, identity, internal_ok=True,
                                            timestamp=False)
         return await self.run_action(spec, args, identity, internal_ok=True)
-
-
-def _cancel(watch: asyncio.Future[int] | None) -> None:
-    if watch is not None:
-        watch.cancel()
 
 
 def seed_of(path: str, seed: str) -> int:

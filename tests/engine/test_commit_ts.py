@@ -1,5 +1,5 @@
 """A socket mutation whose writes are all inserts learns its commit timestamp from the commit
-stream (engine `commit_watch`): sequenced in COMMIT's own message, no call of its own, the
+stream (`engine.commit_ts`): sequenced in COMMIT's own message, no call of its own, the
 same timestamp the commit log holds; the sequencer still answers when the stream is late."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reactive_store.engine import engine as engine_module
+from reactive_store.engine import commit_ts
 from reactive_store.engine.engine import Engine
 from reactive_store.live.commits import CommitStream
 from tests.live.test_precision import FUNCTIONS, SCHEMA
@@ -56,10 +56,10 @@ async def test_the_timestamp_comes_from_the_stream_without_a_sequencing_call(
 
 async def test_a_late_stream_falls_back_to_the_sequencer(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    stream = engine.commit_watch.__self__  # type: ignore[union-attr]
+    stream = engine.timestamps.stream.__self__  # type: ignore[union-attr]
     assert isinstance(stream, CommitStream)
     await stream.stop()  # nothing is delivered any more
-    monkeypatch.setattr(engine_module, "WATCH_SECONDS", 0.2)
+    monkeypatch.setattr(commit_ts, "WATCH_SECONDS", 0.2)
     calls = count_sequencing(engine, monkeypatch)
     outcome = await engine.run_mutation("ranked:add", {"rank": 9.0, "group": "b"},
                                         request=("late", 1))
@@ -70,7 +70,7 @@ async def test_a_late_stream_falls_back_to_the_sequencer(
 
 
 async def test_a_cancelled_watch_is_forgotten(engine: Engine) -> None:
-    stream = engine.commit_watch.__self__  # type: ignore[union-attr]
+    stream = engine.timestamps.stream.__self__  # type: ignore[union-attr]
     watch = stream.watch(("ranked", "by_id"), b"nothing")
     assert stream._watches
     watch.cancel()
@@ -82,7 +82,7 @@ async def test_a_conflicting_attempt_forgets_its_watch(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """A retried attempt watched for ids that were never committed: only the committed
     attempt's watch is resolved, and none is left behind."""
-    stream = engine.commit_watch.__self__  # type: ignore[union-attr]
+    stream = engine.timestamps.stream.__self__  # type: ignore[union-attr]
     attempts = [0]
     original = engine.store.write
 
