@@ -107,3 +107,21 @@ async def test_a_conflicting_attempt_forgets_its_watch(
     assert attempts[0] == 2 and outcome.retries == 1
     assert outcome.ts == await recorded_ts(engine, "retried", 1)
     assert not stream._watches
+
+
+async def test_among_other_writers_one_batched_call_gives_the_timestamp(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With another write transaction of this process in flight, the commit is not
+    sequenced in its own message (each such call would wait at the commit lock for the
+    one before): the sequencer's batched call finds it by its request."""
+    calls = count_sequencing(engine, monkeypatch)
+    engine.writing += 1  # another mutation between BEGIN and COMMIT
+    try:
+        outcome = await engine.run_mutation("ranked:add", {"rank": 5.0, "group": "a"},
+                                            request=("busy", 1))
+    finally:
+        engine.writing -= 1
+    assert outcome.ts is not None and outcome.ts == await recorded_ts(engine, "busy", 1)
+    assert ["busy", 1] in [list(key) for batch in calls for key in batch
+                           if isinstance(key, tuple)]
+    assert engine.writing == 0

@@ -171,6 +171,7 @@ class Engine:
                                  self.write_system)  # started by the deployment
         # The deployment gives it the commit stream (`timestamps.stream`).
         self.timestamps = CommitTimestamps(store)
+        self.writing = 0  # write transactions of this process between BEGIN and COMMIT
 
     @property
     def app(self) -> App:
@@ -498,6 +499,7 @@ class Engine:
         unavailable: DatabaseUnavailable | None = None  # what ended the last attempt
         for attempt in range(self.config.max_attempts):
             watch: asyncio.Future[int] | None = None
+            self.writing += 1
             try:
                 # A caller that wants the timestamp of a commit with no request to name it
                 # by needs its xid, so its inserts are sent as they come.
@@ -507,16 +509,8 @@ class Engine:
                     if isinstance(result, Outcome):
                         return result
                     value, encoded = result
-                    xid = None
-                    if db.writes:
-                        recorded = orjson.dumps(encoded).decode() if request else None
-                        xid = await tx.commit_writes(db.writes.to_text(), request, recorded,
-                                                     request_hash=call)
-                        if db.before:
-                            await history.record(tx, list(db.before.values()))
-                        if xid is None and timestamp:
-                            watch = self.timestamps.watch(db.writes)
-                            tx.sequence_after = watch is not None
+                    xid, watch = await self._log_commit(tx, db, encoded, request, call,
+                                                        timestamp)
             except TransientConflict:
                 cancel(watch)
                 unavailable = None
@@ -533,6 +527,8 @@ class Engine:
             except BaseException:
                 cancel(watch)
                 raise
+            finally:
+                self.writing -= 1
             commit = xid if xid is not None or not db.writes else request
             if watch is not None:
                 ts: int | None = await self.timestamps.watched(watch, commit)
@@ -540,6 +536,27 @@ class Engine:
                 ts = await self.timestamps.of(commit, bool(db.writes), timestamp)
             return Outcome(value, encoded, db.read_set(), db.writes, ts, attempt)
         raise self._gave_up(label, unavailable)
+
+    async def _log_commit(
+        self, tx: Transaction, db: DatabaseWriter, encoded: Any,
+        request: tuple[str, int] | None, call: str | None, timestamp: bool,
+    ) -> tuple[int | None, asyncio.Future[int] | None]:
+        """Log the writes (and the request's result) for COMMIT; return the xid when the
+        transaction knows it, and the watch its timestamp will come from, if any."""
+        if not db.writes:
+            return None, None
+        recorded = orjson.dumps(encoded).decode() if request else None
+        xid = await tx.commit_writes(db.writes.to_text(), request, recorded,
+                                     request_hash=call)
+        if db.before:
+            await history.record(tx, list(db.before.values()))
+        if xid is not None or not timestamp or self.writing > 1:
+            # Among others, one batched sequencing call serves them all (inline calls
+            # would each wait for the one before at the commit lock).
+            return xid, None
+        watch = self.timestamps.watch(db.writes)  # alone: sequenced in COMMIT's message
+        tx.sequence_after = watch is not None
+        return xid, watch
 
     def _gave_up(self, label: str, unavailable: DatabaseUnavailable | None) -> Exception:
         """What a transaction out of attempts raises: DatabaseUnavailable when the database
