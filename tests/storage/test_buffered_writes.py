@@ -200,6 +200,21 @@ async def test_lost_after_commit_is_resolved_as_committed(
     assert await exists(scratch_store, "g1")
 
 
+async def test_lost_after_commit_is_committed_even_if_the_document_is_gone(
+        scratch_store: Store, scratch: ScratchDatabase) -> None:
+    """Another commit deleted the new document before the outcome was asked: the commit
+    log still holds the write set that names it."""
+    killer = asyncio.create_task(kill_after(scratch, 0.5))
+    table = scratch_store.names.table("items")
+    async with scratch_store.write(buffered=True) as tx:
+        await tx.insert("items", "g2", 1.0, b'{"n": 1}', keys(b"g2"))
+        await tx.commit_writes('[["items", "by_id", ["Zzi="]]]')
+        tx.commit_step += (f"; COMMIT; BEGIN; DELETE FROM {table} WHERE _id = 'g2'; "
+                           "COMMIT; SELECT pg_sleep(5); BEGIN")
+    await killer
+    assert not await exists(scratch_store, "g2")
+
+
 async def test_lost_and_unresolvable_is_outcome_unknown(
         scratch_store: Store, scratch: ScratchDatabase) -> None:
     async def outage_soon() -> None:

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 TIMESTAMP_UNKNOWN = ("the mutation was committed, but the database could not be reached to "
                      "read its commit timestamp")
 RESOLVE_SECONDS = 2.0  # how long a lost one-message commit is resolved for
+RESOLVE_LOG_SECONDS = 60  # how far back the commit log is searched for it
 PRUNE_BATCH = 10_000  # rows deleted per statement when pruning
 T = TypeVar("T")
 
@@ -265,24 +266,32 @@ class Store:
         """
         return self._transaction(buffered, isolation="serializable", lazy=buffered)
 
-    async def _resolve(self, pid: int, probe: tuple[str, str]) -> bool | None:
-        """Whether the transaction of backend `pid` that inserted `probe` (table, id)
-        committed; None when that cannot be known within RESOLVE_SECONDS.
+    async def _resolve(self, pid: int, probe: tuple[str, str], writes: str | None
+                       ) -> bool | None:
+        """Whether the transaction of backend `pid` that inserted `probe` (table, id) and
+        logged `writes` committed; None when that cannot be known within RESOLVE_SECONDS.
 
         Once a backend is gone its transaction can no longer commit, and one that did is
-        visible by then (a commit completes before a backend acts on a termination).
+        visible by then (a commit completes before a backend acts on a termination). The
+        document tells first; if it is gone (another commit deleted it meanwhile), the
+        commit log does: the logged write set names the new document, so it is unique.
         """
-        table = self.names.table(probe[0])
         # A backend still there (a connection lost on the network) is ended first.
         gone_sql = ("SELECT count(pg_terminate_backend(pid)) = 0 FROM pg_stat_activity "
                     "WHERE pid = $1")
-        found_sql = f"SELECT EXISTS (SELECT 1 FROM {table} WHERE _id = $1)"
+        found_sql = f"SELECT EXISTS (SELECT 1 FROM {self.names.table(probe[0])} WHERE _id = $1)"
+        logged_sql = (f"SELECT EXISTS (SELECT 1 FROM {self.names.system('commits')} "
+                      "WHERE (ts IS NULL OR ts >= ((extract(epoch FROM clock_timestamp()) "
+                      f"- {RESOLVE_LOG_SECONDS}) * 1e9)::bigint) AND writes = $1)")
         deadline = asyncio.get_running_loop().time() + RESOLVE_SECONDS
         while True:
             try:
                 if await self._pooled(lambda conn: conn.fetchval(gone_sql, pid)):
                     found: bool = await self._pooled(
                         lambda conn: conn.fetchval(found_sql, probe[1]))
+                    if not found and writes is not None:
+                        found = await self._pooled(
+                            lambda conn: conn.fetchval(logged_sql, writes))
                     return found
             except StorageError as exc:
                 log.warning("resolving a lost commit failed: %r", exc)
@@ -420,7 +429,7 @@ class Store:
         return BY_ID
 
 
-Resolver = Callable[[int, tuple[str, str]], Awaitable[bool | None]]
+Resolver = Callable[[int, tuple[str, str], str | None], Awaitable[bool | None]]
 
 
 async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Throttle,
@@ -447,7 +456,7 @@ async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Thrott
             raise StorageError() from exc
         discard(conn)
         if probe is not None:
-            committed = await resolve(pid, probe)
+            committed = await resolve(pid, probe, transaction.logged_writes)
             if committed is not None:
                 throttle.warn("database connection lost during a one-message transaction "
                               "(%s): %r", "committed" if committed else "not committed", exc)

@@ -175,6 +175,7 @@ class Transaction:
         self.buffered = buffered and plain is not None
         self._pending: list[str] = []
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
+        self.logged_writes: str | None = None  # the write set `commit_writes` logged
         # Sequence right after COMMIT, in its message: the commit gets its timestamp with
         # no round trip of its own (for a caller that will learn it from the commit stream).
         self.sequence_after = False
@@ -302,6 +303,7 @@ class Transaction:
         earlier session that used the same id is replaced.
         """
         session, request_id = request if request is not None else (None, None)
+        self.logged_writes = writes
         if self.xid is not None or self.buffered:
             # Sent with COMMIT, in one message: one round trip less.
             args = ", ".join(sql_literal(a) for a in (writes, session, request_id, result,
