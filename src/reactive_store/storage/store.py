@@ -10,6 +10,7 @@ each with a message that names neither the database nor the driver. Details go t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from reactive_store.schema import BY_ID, Schema
+from reactive_store.storage.committing import commit, resolve_lost_commit
 from reactive_store.storage.connections import (
     CONNECT_TIMEOUT,
     DRIVER,
@@ -25,7 +27,6 @@ from reactive_store.storage.connections import (
     PlainTransaction,
     Throttle,
     application_name,
-    closed,
     discard,
     init_connection,
     keep_session,
@@ -69,8 +70,6 @@ log = logging.getLogger(__name__)
 
 TIMESTAMP_UNKNOWN = ("the mutation was committed, but the database could not be reached to "
                      "read its commit timestamp")
-RESOLVE_SECONDS = 2.0  # how long a lost one-message commit is resolved for
-RESOLVE_LOG_SECONDS = 60  # how far back the commit log is searched for it
 PRUNE_BATCH = 10_000  # rows deleted per statement when pruning
 T = TypeVar("T")
 
@@ -250,7 +249,8 @@ class Store:
                 if transaction.conflicted:
                     raise TransientConflict("a statement of this transaction conflicted") from None
                 raise
-            await _commit(conn, tx, transaction, self._unavailable, self._resolve)
+            await commit(conn, tx, transaction, self._unavailable,
+                         functools.partial(resolve_lost_commit, self._pooled, self.names))
         finally:
             await self._release(conn)
 
@@ -265,39 +265,6 @@ class Store:
         statement or COMMIT (`Transaction.buffered`): the commit may then have no xid.
         """
         return self._transaction(buffered, isolation="serializable", lazy=buffered)
-
-    async def _resolve(self, pid: int, probe: tuple[str, str], writes: str | None
-                       ) -> bool | None:
-        """Whether the transaction of backend `pid` that inserted `probe` (table, id) and
-        logged `writes` committed; None when that cannot be known within RESOLVE_SECONDS.
-
-        Once a backend is gone its transaction can no longer commit, and one that did is
-        visible by then (a commit completes before a backend acts on a termination). The
-        document tells first; if it is gone (another commit deleted it meanwhile), the
-        commit log does: the logged write set names the new document, so it is unique.
-        """
-        # A backend still there (a connection lost on the network) is ended first.
-        gone_sql = ("SELECT count(pg_terminate_backend(pid)) = 0 FROM pg_stat_activity "
-                    "WHERE pid = $1")
-        found_sql = f"SELECT EXISTS (SELECT 1 FROM {self.names.table(probe[0])} WHERE _id = $1)"
-        logged_sql = (f"SELECT EXISTS (SELECT 1 FROM {self.names.system('commits')} "
-                      "WHERE (ts IS NULL OR ts >= ((extract(epoch FROM clock_timestamp()) "
-                      f"- {RESOLVE_LOG_SECONDS}) * 1e9)::bigint) AND writes = $1)")
-        deadline = asyncio.get_running_loop().time() + RESOLVE_SECONDS
-        while True:
-            try:
-                if await self._pooled(lambda conn: conn.fetchval(gone_sql, pid)):
-                    found: bool = await self._pooled(
-                        lambda conn: conn.fetchval(found_sql, probe[1]))
-                    if not found and writes is not None:
-                        found = await self._pooled(
-                            lambda conn: conn.fetchval(logged_sql, writes))
-                    return found
-            except StorageError as exc:
-                log.warning("resolving a lost commit failed: %r", exc)
-            if asyncio.get_running_loop().time() > deadline:
-                return None
-            await asyncio.sleep(0.02)
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:
@@ -427,47 +394,3 @@ class Store:
     @property
     def id_index(self) -> str:
         return BY_ID
-
-
-Resolver = Callable[[int, tuple[str, str], str | None], Awaitable[bool | None]]
-
-
-async def _commit(conn: Any, tx: Any, transaction: Transaction, throttle: Throttle,
-                  resolve: Resolver) -> None:
-    """COMMIT, classifying failures: conflict, nothing committed, or outcome unknown."""
-    if transaction.broken or closed(conn):
-        discard(conn)  # COMMIT was never sent; the server rolled back
-        raise DatabaseUnavailable()
-    # A transaction sent whole in COMMIT's message (buffered inserts) can be resolved
-    # when that message is lost: by its first document, once its backend is gone.
-    probe = None if tx.begun else transaction.first_insert
-    pid = conn.get_server_pid() if probe is not None else 0
-    try:
-        after = (f"SELECT {transaction.names.system('sequence_now')}()"
-                 if transaction.sequence_after else "")
-        await tx.commit(transaction.final_statements(), after)
-    except RETRYABLE as exc:
-        await rollback(conn, tx, False)  # the commit step failed before COMMIT ran
-        raise TransientConflict(str(exc)) from exc
-    except FAILURES as exc:
-        if not lost(exc, conn):
-            log.error("commit refused: %r", exc)  # the server said no: nothing committed
-            await rollback(conn, tx, False)
-            raise StorageError() from exc
-        discard(conn)
-        if probe is not None:
-            committed = await resolve(pid, probe, transaction.logged_writes)
-            if committed is not None:
-                throttle.warn("database connection lost during a one-message transaction "
-                              "(%s): %r", "committed" if committed else "not committed", exc)
-                if committed:
-                    return
-                raise DatabaseUnavailable() from exc
-        if transaction.wrote:
-            log.error("database connection lost during COMMIT; outcome unknown: %r", exc)
-            raise CommitOutcomeUnknown() from exc
-        throttle.warn("database connection lost during a read-only COMMIT: %r", exc)
-        raise DatabaseUnavailable() from exc
-    except BaseException:
-        discard(conn)  # cancelled mid-COMMIT: the connection's state is unknown
-        raise
