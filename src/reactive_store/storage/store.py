@@ -95,6 +95,7 @@ class Store:
         self._attempts = 1
         # Gives committed transactions their timestamps, coalescing this process's calls.
         self.sequencer = Sequencer(self._sequence)
+        self._ending: set[asyncio.Task[None]] = set()  # read-only COMMITs under way
 
     @classmethod
     async def open(
@@ -128,6 +129,7 @@ class Store:
         return self._connected
 
     async def close(self) -> None:
+        await asyncio.gather(*self._ending, return_exceptions=True)
         await self.sequencer.close()
         self.sequencer = Sequencer(self._sequence)
         if self._connected is not None:
@@ -239,6 +241,7 @@ class Store:
         self.transactions += 1
         conn, tx = await self._begin(options)
         transaction = Transaction(conn, self.names, self._unavailable, tx, buffered)
+        handed_off = False
         try:
             try:
                 yield transaction
@@ -249,8 +252,27 @@ class Store:
                 if transaction.conflicted:
                     raise TransientConflict("a statement of this transaction conflicted") from None
                 raise
+            if options.get("readonly"):
+                # What a read-only transaction read is settled by its snapshot; COMMIT only
+                # ends it, so the caller does not wait for that round trip.
+                task = asyncio.create_task(self._end_read(conn, tx, transaction))
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
+                handed_off = True
+                return
             await commit(conn, tx, transaction, self._unavailable,
                          functools.partial(resolve_lost_commit, self._pooled, self.names))
+        finally:
+            if not handed_off:
+                await self._release(conn)
+
+    async def _end_read(self, conn: Any, tx: Any, transaction: Transaction) -> None:
+        """COMMIT a finished read-only transaction, then hand its connection back."""
+        try:
+            await commit(conn, tx, transaction, self._unavailable,
+                         functools.partial(resolve_lost_commit, self._pooled, self.names))
+        except StorageError as exc:  # a lost connection: nothing was at stake
+            log.debug("ending a read-only transaction failed: %r", exc)
         finally:
             await self._release(conn)
 
