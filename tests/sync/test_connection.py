@@ -484,3 +484,19 @@ async def test_bad_journals_fail_only_their_query(client: Client) -> None:
     assert got[3]["errorData"] == {"isConvexSystemError": True,
                                    "paginationError": "InvalidCursor"}
     assert got[4]["type"] == "QueryUpdated" and got[4]["value"] == ["a", "c"]
+
+
+def test_a_socket_is_urgent_while_its_write_awaits_a_transition() -> None:
+    from types import SimpleNamespace
+
+    from reactive_store.sync.connection import ResultWatcher
+    from reactive_store.sync.protocol import StateVersion
+    from reactive_store.sync.session import SyncSession
+
+    session: SyncSession[Any] = SyncSession()
+    watcher = ResultWatcher(SimpleNamespace(session=session))  # type: ignore[arg-type]
+    assert not watcher.urgent
+    session.min_ts = 10  # a MutationResponse at ts 10 went out
+    assert watcher.urgent
+    session.sent = StateVersion(ts=10)  # the Transition that includes it went out
+    assert not watcher.urgent

@@ -56,6 +56,25 @@ class ConnectionClosed(Exception):
     """Raised by `receive` when the client went away."""
 
 
+class ResultWatcher:
+    """What a socket's live queries call when a result changes. `urgent` while the client
+    waits for a Transition to acknowledge one of its mutations: the manager calls those
+    first (live/subscriptions.py)."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: SyncConnection) -> None:
+        self._connection = connection
+
+    def __call__(self) -> None:
+        self._connection._on_result()
+
+    @property
+    def urgent(self) -> bool:
+        session = self._connection.session
+        return session.min_ts > session.sent.ts
+
+
 class SyncConnection:
     """Serves one client socket until it closes; `close_reason` says why we closed it."""
 
@@ -82,6 +101,7 @@ class SyncConnection:
         # itself while the pump is idle, so a fan-out wakes no task per socket.
         self._send_now = send_now if buffered is not None else None
         self._idle = False  # the pump is parked in its wait, nothing of it in flight
+        self._watcher = ResultWatcher(self)
         self._stall: tuple[float, int] | None = None  # (since, buffered bytes then)
         self.identity: dict[str, Any] | None = None
         self._responses: deque[str] = deque()  # encoded once, sent in order
@@ -145,7 +165,7 @@ class SyncConnection:
             await asyncio.gather(*tasks, *self._actions, return_exceptions=True)
             for query in self.session.queries.values():
                 if query.live is not None:
-                    self.manager.unsubscribe(query.live, self._on_result)
+                    self.manager.unsubscribe(query.live, self._watcher)
 
     # -- reading ------------------------------------------------------------------------
     async def _read(self) -> None:
@@ -164,7 +184,7 @@ class SyncConnection:
                 added, removed = self.session.modify_query_set(message)
                 for query in removed:
                     if query.live is not None:
-                        self.manager.unsubscribe(query.live, self._on_result)
+                        self.manager.unsubscribe(query.live, self._watcher)
                 for query in added:
                     self._subscribe(query)
                 self._poke()
@@ -201,7 +221,7 @@ class SyncConnection:
         except Exception as exc:
             query.failure = error_body(exc)
             return
-        query.live = self.manager.subscribe(path, args, self.identity, self._on_result,
+        query.live = self.manager.subscribe(path, args, self.identity, self._watcher,
                                             internal_ok=self.admin, journal=query.journal)
 
     async def _authenticate(self, message: Authenticate) -> None:
@@ -229,7 +249,7 @@ class SyncConnection:
         for query in self.session.queries.values():
             if query.live is not None:
                 query.journal = query.live.journal  # the new identity keeps the pages
-                self.manager.unsubscribe(query.live, self._on_result)
+                self.manager.unsubscribe(query.live, self._watcher)
                 query.live = None
                 self._subscribe(query)
         self._poke()
