@@ -12,6 +12,7 @@ import pytest
 
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.engine import Engine, EngineConfig
+from tests.db_faults import ScratchDatabase, scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import AppFiles, free_port, new_namespace, write_app
 
@@ -29,6 +30,13 @@ def database_url() -> Iterator[str]:
         server = EmbeddedPostgres(Path(tmp) / "pgdata")
         yield server.start()
         server.stop()
+
+
+@pytest.fixture
+async def scratch(database_url: str) -> AsyncIterator[ScratchDatabase]:
+    """A database of this test's own, for breaking from outside (tests/db_faults.py)."""
+    async with scratch_database(database_url) as db:
+        yield db
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,7 @@ from reactive_store.engine.readset import WriteSet
 from reactive_store.live.commits import CommitStream
 from reactive_store.schema import Schema
 from reactive_store.storage.store import Store
-from tests.db_faults import ScratchDatabase, scratch_database
-
-
-@pytest.fixture
-async def scratch(database_url: str) -> AsyncIterator[ScratchDatabase]:
-    async with scratch_database(database_url) as db:
-        yield db
+from tests.db_faults import ScratchDatabase
 
 
 @pytest.fixture

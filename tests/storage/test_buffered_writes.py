@@ -20,7 +20,7 @@ from reactive_store.storage.store import (
     TransientConflict,
 )
 from reactive_store.validators import v
-from tests.db_faults import ScratchDatabase, scratch_database
+from tests.db_faults import ScratchDatabase
 from tests.support import new_namespace
 
 SCHEMA = Schema({"items": TableDefinition(v.object({"n": v.float64()}))})
@@ -150,12 +150,6 @@ async def test_a_transaction_that_sends_nothing_begins_nothing(store: Store) -> 
 
 
 # -- a one-message commit whose connection is lost --------------------------------------
-
-
-@pytest.fixture
-async def scratch(database_url: str) -> AsyncIterator[ScratchDatabase]:
-    async with scratch_database(database_url) as db:
-        yield db
 
 
 @pytest.fixture

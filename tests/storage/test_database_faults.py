@@ -26,18 +26,12 @@ from reactive_store.storage.store import (
     StorageError,
     Store,
 )
-from tests.db_faults import ScratchDatabase, scratch_database
+from tests.db_faults import ScratchDatabase
 
 POOL = 4
 # Words that would tell a client what database, driver or internals sit behind the server.
 LEAKS = ("asyncpg", "pool", "postgres", "connection.", "interfaceerror", "rs_fault_", "state 1",
          "released", "operation", "backend", "terminat", "uncaught")
-
-
-@pytest.fixture
-async def scratch(database_url: str) -> AsyncIterator[ScratchDatabase]:
-    async with scratch_database(database_url) as db:
-        yield db
 
 
 @pytest.fixture
