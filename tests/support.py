@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from reactive_store.client import Client, connect
 
 ISSUER = "https://auth.example.test"
 AUDIENCE = "reactive-store-tests"
@@ -146,3 +149,22 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> A
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def admin_clients(url: str, admin_key: str
+                        ) -> AsyncIterator[tuple[Client, Callable[..., Awaitable[Client]]]]:
+    """An admin client on `url`, and `open_client(**options)` for more; all closed after."""
+    opened: list[Any] = []
+
+    async def open_client(**options: Any) -> Client:
+        manager = connect(url, **options)
+        opened.append(manager)
+        return await manager.__aenter__()
+
+    client = await open_client(admin_key=admin_key)
+    try:
+        yield client, open_client
+    finally:
+        for manager in reversed(opened):
+            await manager.__aexit__(None, None, None)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from reactive_store.client import Client, connect
+from reactive_store.client import Client
+from tests.support import admin_clients
 
 ADMIN_KEY = "admin-test-key"
 SCHEMA = """
@@ -59,16 +60,5 @@ Admin = tuple[Client, Any, Callable[..., Any]]
 async def admin(make_app: Any, serve: Any) -> AsyncIterator[Admin]:
     """(admin client, deployment, open_client) on a served app."""
     url, deployment = await serve(make_app(APP), admin_key=ADMIN_KEY)
-    opened: list[Any] = []
-
-    async def open_client(**options: Any) -> Client:
-        manager = connect(url, **options)
-        opened.append(manager)
-        return await manager.__aenter__()
-
-    client = await open_client(admin_key=ADMIN_KEY)
-    try:
+    async with admin_clients(url, ADMIN_KEY) as (client, open_client):
         yield client, deployment, open_client
-    finally:
-        for manager in reversed(opened):
-            await manager.__aexit__(None, None, None)
