@@ -16,6 +16,14 @@ import pytest
 
 from tests.e2e.servers import ServerProcess, server_pool
 
+# Loaded before the test modules here, which then import Playwright plainly.
+try:
+    from playwright.async_api import async_playwright
+except ImportError:  # fail, never skip: CI must not silently lose the browser test
+    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
+                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
+                pytrace=False)
+
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -43,12 +51,6 @@ def app_url(app_server: ServerProcess) -> str:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Headless Chromium from /usr/bin/chromium."""
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.fail("the browser tests need Playwright for Python: "
-                    "`.venv/bin/pip install playwright` (do not run `playwright install`)",
-                    pytrace=False)
     if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
         pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: "
                     "run `apt-get update && apt-get install -y chromium` as root",

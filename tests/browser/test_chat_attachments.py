@@ -13,13 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-try:
-    from playwright.async_api import Page, expect
-except ImportError:  # fail, never skip: CI must not silently lose the browser test
-    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
-                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
-                pytrace=False)
+from playwright.async_api import Page, expect
 
 from tests.browser.test_chat_ui import DESKTOP, PHONE, TIMEOUT, watch_errors
 from tests.e2e.servers import ServerProcess

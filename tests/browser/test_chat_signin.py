@@ -23,17 +23,11 @@ from urllib.parse import urlencode, urlparse
 
 import httpx
 import pytest
+from playwright.async_api import Page, expect
 
 from tests.browser.conftest import REPO
 from tests.e2e.servers import server_pool
 from tests.support import AUDIENCE, ISSUER, Keys, free_port, until
-
-try:
-    from playwright.async_api import Page, expect
-except ImportError:  # fail, never skip: CI must not silently lose the browser test
-    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
-                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
-                pytrace=False)
 
 pytestmark = pytest.mark.e2e
 

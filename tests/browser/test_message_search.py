@@ -10,13 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-try:
-    from playwright.async_api import Page, expect
-except ImportError:  # fail, never skip: CI must not silently lose the browser test
-    pytest.fail("the browser tests need Playwright for Python: `.venv/bin/pip install "
-                "playwright` (never `playwright install`: the tests use /usr/bin/chromium)",
-                pytrace=False)
+from playwright.async_api import Page, expect
 
 from tests.browser.test_chat_ui import DESKTOP, TIMEOUT, send_message, watch_errors
 
