@@ -141,11 +141,16 @@ class PlainTransaction:
         if not self.lazy:
             await self.start_with("")
 
+    def _after_begin(self, statements: str) -> str:
+        """`statements`, after BEGIN if that is still to be sent."""
+        if self.begun:
+            return statements
+        self.begun = True  # from here on a failure leaves a transaction to roll back
+        return f"{self.begin_sql}; {statements}" if statements else self.begin_sql
+
     async def start_with(self, statements: str) -> None:
         """Send `statements` (simple protocol), after BEGIN if it was not sent yet."""
-        if not self.begun:
-            self.begun = True  # from here on a failure leaves a transaction to roll back
-            statements = f"{self.begin_sql}; {statements}" if statements else self.begin_sql
+        statements = self._after_begin(statements)
         if statements:
             await self._conn.execute(statements)
 
@@ -153,11 +158,9 @@ class PlainTransaction:
         """COMMIT, after the statements `first` and before `after` (simple protocol: one
         round trip; `after` runs in a transaction of its own and must not fail). A
         transaction that never began and has nothing to send sends nothing."""
-        if not self.begun:
-            if not first:
-                return
-            self.begun = True
-            first = f"{self.begin_sql}; {first}"
+        if not self.begun and not first:
+            return
+        first = self._after_begin(first)
         message = f"{first}; COMMIT" if first else "COMMIT"
         await self._conn.execute(f"{message}; {after}" if after else message)
 

@@ -96,6 +96,7 @@ class Store:
         # Gives committed transactions their timestamps, coalescing this process's calls.
         self.sequencer = Sequencer(self._sequence)
         self._ending: set[asyncio.Task[None]] = set()  # read-only COMMITs under way
+        self._resolve = functools.partial(resolve_lost_commit, self._pooled, self.names)
 
     @classmethod
     async def open(
@@ -236,11 +237,10 @@ class Store:
 
     # -- transactions -----------------------------------------------------------------------
     @asynccontextmanager
-    async def _transaction(self, buffered: bool = False, **options: Any
-                           ) -> AsyncIterator[Transaction]:
+    async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
         self.transactions += 1
         conn, tx = await self._begin(options)
-        transaction = Transaction(conn, self.names, self._unavailable, tx, buffered)
+        transaction = Transaction(conn, self.names, self._unavailable, tx)
         handed_off = False
         try:
             try:
@@ -260,8 +260,7 @@ class Store:
                 task.add_done_callback(self._ending.discard)
                 handed_off = True
                 return
-            await commit(conn, tx, transaction, self._unavailable,
-                         functools.partial(resolve_lost_commit, self._pooled, self.names))
+            await commit(conn, tx, transaction, self._unavailable, self._resolve)
         finally:
             if not handed_off:
                 await self._release(conn)
@@ -269,8 +268,7 @@ class Store:
     async def _end_read(self, conn: Any, tx: Any, transaction: Transaction) -> None:
         """COMMIT a finished read-only transaction, then hand its connection back."""
         try:
-            await commit(conn, tx, transaction, self._unavailable,
-                         functools.partial(resolve_lost_commit, self._pooled, self.names))
+            await commit(conn, tx, transaction, self._unavailable, self._resolve)
         except StorageError as exc:  # a lost connection: nothing was at stake
             log.debug("ending a read-only transaction failed: %r", exc)
         finally:
@@ -286,7 +284,7 @@ class Store:
         With `buffered`, BEGIN waits for the first statement and inserts for the next
         statement or COMMIT (`Transaction.buffered`): the commit may then have no xid.
         """
-        return self._transaction(buffered, isolation="serializable", lazy=buffered)
+        return self._transaction(isolation="serializable", lazy=buffered)
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:

@@ -148,8 +148,8 @@ class Transaction:
     """One Postgres transaction. Calls are serialised, so a function may gather() them."""
 
     def __init__(self, conn: asyncpg.Connection, names: Names,
-                 throttle: Throttle | None = None, plain: PlainTransaction | None = None,
-                 buffered: bool = False) -> None:
+                 throttle: Throttle | None = None, plain: PlainTransaction | None = None
+                 ) -> None:
         self._conn = conn
         self._plain = plain
         self._n = names
@@ -172,7 +172,8 @@ class Transaction:
         # statement's message, or in COMMIT's. An insert reads nothing and returns nothing,
         # so a transaction whose writes are all inserts is one message, BEGIN to COMMIT;
         # every other statement sends them first, so it sees them. The price: no xid.
-        self.buffered = buffered and plain is not None
+        # Buffering goes with a lazy BEGIN (`Store.write(buffered=True)`).
+        self.buffered = plain is not None and plain.lazy
         self._pending: list[str] = []
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
         self.logged_writes: str | None = None  # the write set `commit_writes` logged
