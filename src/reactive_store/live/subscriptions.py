@@ -219,13 +219,8 @@ class SubscriptionManager:
         # A watcher whose client waits on this result to acknowledge its own write (an
         # `urgent` one) goes first: in a fan-out to many sockets the writer is not kept
         # waiting for its turn.
-        watchers = list(live.watchers)
-        urgent = [w for w in watchers if getattr(w, "urgent", False)]
-        for watcher in urgent:
+        for watcher in sorted(live.watchers, key=lambda w: not getattr(w, "urgent", False)):
             watcher()
-        for watcher in watchers:
-            if not urgent or watcher not in urgent:
-                watcher()
 
     def _register(self, live: LiveQuery, reads: ReadSet) -> None:
         self._unregister(live)

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON_BYTES = 123
-TRANSPORT = "reactive_store.transport"
 PROTOCOL = "reactive_store.ws_protocol"
 
 
@@ -33,8 +32,9 @@ def close_reason(text: str) -> str:
 
 
 class TransportProbe:
-    """ASGI middleware (outermost): puts a socket's transport in its scope, when the server
-    exposes it, so the endpoint can see how much output a client has not taken yet.
+    """ASGI middleware (outermost): puts a socket's server protocol in its scope, when the
+    server exposes its transport, so the endpoint can see how much output a client has not
+    taken yet (and write a frame at once, `immediate_sender`).
 
     uvicorn's WebSocket protocols write to the transport without waiting, so a client that
     stops reading never blocks a send; the transport's write buffer is where it shows."""
@@ -47,7 +47,6 @@ class TransportProbe:
             protocol = getattr(send, "__self__", None)
             transport = getattr(protocol, "transport", None)
             if transport is not None and hasattr(transport, "get_write_buffer_size"):
-                scope[TRANSPORT] = transport
                 scope[PROTOCOL] = protocol
         await self.app(scope, receive, send)
 
@@ -123,12 +122,13 @@ class SyncEndpoint:
             return await self.deployment.auth.caller(message.token_type, message.value,
                                                       message.acting_as)
 
-        transport: Any = websocket.scope.get(TRANSPORT)
+        protocol = websocket.scope.get(PROTOCOL)
+        transport: Any = getattr(protocol, "transport", None)
         buffered = transport.get_write_buffer_size if transport is not None else None
         d = self.deployment
         connection = SyncConnection(d.engine, d.subscriptions, receive, websocket.send_text,
                                     verify, limits, buffered,
-                                    immediate_sender(websocket.scope.get(PROTOCOL)))
+                                    immediate_sender(protocol))
         await connection.run()
         if connection.close_reason is not None:
             await self._close(websocket, connection.close_code, connection.close_reason)

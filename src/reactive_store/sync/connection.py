@@ -138,9 +138,7 @@ class SyncConnection:
             return False  # the pump waits for that timestamp
         assert self._send_now is not None
         if self._buffered() + len(step) >= UNWATCHED_SEND_BYTES or not self._send_now(step):
-            # Built already (the session moved on): the pump sends it, first.
-            self._responses.append(step)
-            self._queued_bytes += len(step)
+            self._queue(step)  # built already (the session moved on): the pump sends it
             return False
         self._last_send = asyncio.get_running_loop().time()
         return True
@@ -209,10 +207,13 @@ class SyncConnection:
 
     def _respond(self, message: dict[str, Any]) -> None:
         """Queue a response, encoded once; the sender closes a socket whose queue overflows."""
-        text = orjson.dumps(message).decode()
+        self._queue(orjson.dumps(message).decode())
+        self._poke()
+
+    def _queue(self, text: str) -> None:
+        """Text for the pump to send before anything it builds next."""
         self._queued_bytes += len(text)
         self._responses.append(text)
-        self._poke()
 
     def _subscribe(self, query: SessionQuery[LiveQuery]) -> None:
         try:
