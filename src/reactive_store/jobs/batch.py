@@ -34,7 +34,7 @@ from reactive_store.storage import Transaction, TransientConflict
 from reactive_store.storage.job_claims import lock_due, take_slot
 from reactive_store.storage.store import DatabaseUnavailable
 
-_PENDING = encode_tuple(["pending"])
+PENDING = encode_tuple(["pending"])  # the `by_state` key prefix of pending jobs
 # A batch stops starting jobs after this long: a slow job delays the others in its batch
 # (and holds their row locks) for at most about this, plus its own time limit.
 BUDGET_SECONDS = 0.2
@@ -51,7 +51,7 @@ class JobFailed(Exception):
 
 def due_range(now: float) -> tuple[bytes, bytes]:
     """The `by_state` keys of pending jobs scheduled at or before `now` (ms)."""
-    return _PENDING, encode_tuple(["pending", float(now)]) + TOP
+    return PENDING, encode_tuple(["pending", float(now)]) + TOP
 
 
 @dataclass

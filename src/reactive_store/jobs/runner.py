@@ -21,10 +21,9 @@ from reactive_store.engine.engine import Engine
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
 from reactive_store.errors import ConflictError
-from reactive_store.jobs.batch import JobFailed, MutationBatch
+from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
-from reactive_store.keys import encode_tuple
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,6 @@ IDLE_POLL_SECONDS = 30.0
 COALESCE_SECONDS = 0.005
 RECHECK_SECONDS = 0.25  # while due jobs are pending that this process could not claim
 BATCH = 128
-_PENDING = encode_tuple(["pending"])
 
 
 class JobRunner:
@@ -75,7 +73,7 @@ class JobRunner:
         # Finishing a job writes its old pending key and its new finished key; a commit with
         # more pending keys than others added (or rescheduled) at least one job.
         keys = writes.keys.get((SCHEDULED_FUNCTIONS, "by_state"), ())
-        pending = sum(key.startswith(_PENDING) for key in keys)
+        pending = sum(key.startswith(PENDING) for key in keys)
         if pending > len(keys) - pending or any(table == CRON_JOBS for table, _ in writes.keys):
             self._wake.set()
 
