@@ -35,8 +35,13 @@ def convex_id(table_number: int, internal: bytes | None = None) -> str:
     (standard library) without padding, Convex's alphabet."""
     internal = os.urandom(16) if internal is None else internal
     assert len(internal) == 16
-    body = _vint(table_number) + internal
-    footer = (_fletcher256(body) ^ 0).to_bytes(2, "little")
+    return raw_id(_vint(table_number) + internal)
+
+
+def raw_id(body: bytes, spoil_footer: bool = False) -> str:
+    """`body` and its footer (version 0; one bit flipped with `spoil_footer`) in Convex's
+    base32, whatever the body's structure: for ids that are wrong in a chosen way."""
+    footer = (_fletcher256(body) ^ spoil_footer).to_bytes(2, "little")
     text = base64.b32encode(body + footer).decode().rstrip("=")
     return text.translate(_TO_CONVEX)
 

@@ -3,7 +3,6 @@ ids raise ValueError naming the id and what is wrong."""
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from reactive_store.ids import (
     table_number_of,
     table_of,
 )
-from tests.id_formats import CONVEX_ALPHABET, convex_id, decode_convex_id, legacy_id
+from tests.id_formats import CONVEX_ALPHABET, convex_id, decode_convex_id, legacy_id, raw_id
 
 
 def invalid(doc_id: object, reason: str) -> AbstractContextManager[Any]:
@@ -146,8 +145,7 @@ def test_every_single_character_change_is_caught() -> None:
 
 def test_checksum_mismatch() -> None:
     body = b"\x91\x4e" + bytes(range(16))  # table 10001
-    good = _encode(body + _footer(body))
-    bad = _encode(body + bytes([_footer(body)[0] ^ 1, _footer(body)[1]]))
+    good, bad = raw_id(body), raw_id(body, spoil_footer=True)
     assert table_number_of(good) == 10001
     with invalid(bad, "checksum mismatch"):
         table_number_of(bad)
@@ -168,39 +166,21 @@ def test_zero_table_number() -> None:
 
 
 def test_truncated_varint() -> None:
-    bad = _raw_id(b"\xff" * 5 + bytes(14))  # all five first bytes continue
+    bad = raw_id(b"\xff" * 5 + bytes(14))  # all five first bytes continue
     with invalid(bad, "truncated table number varint"):
         table_number_of(bad)
 
 
 def test_table_number_beyond_u32() -> None:
-    bad = _raw_id(b"\xff\xff\xff\xff\x7f" + bytes(16))  # 35 bits
+    bad = raw_id(b"\xff\xff\xff\xff\x7f" + bytes(16))  # 35 bits
     with invalid(bad, "table number too large"):
         table_number_of(bad)
 
 
 def test_varint_longer_than_the_length_allows() -> None:
-    bad = _raw_id(b"\x91\x4e" + bytes(15))  # 31 characters: 19 bytes, a 2-byte varint
+    bad = raw_id(b"\x91\x4e" + bytes(15))  # 31 characters: 19 bytes, a 2-byte varint
     with invalid(bad, "bad length 31 for a table number of 2 bytes"):
         table_number_of(bad)
-
-
-def _footer(body: bytes) -> bytes:
-    c0 = c1 = 0
-    for byte in body:
-        c0 = (c0 + byte) % 256
-        c1 = (c1 + c0) % 256
-    return bytes([c0, c1])
-
-
-def _encode(data: bytes) -> str:
-    text = base64.b32encode(data).decode().rstrip("=")
-    return text.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CONVEX_ALPHABET))
-
-
-def _raw_id(body: bytes) -> str:
-    """Base32 of `body` plus a correct footer, whatever the body's structure."""
-    return _encode(body + _footer(body))
 
 
 # -- table_of --------------------------------------------------------------------------
