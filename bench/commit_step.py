@@ -158,33 +158,41 @@ async def setup(ns: str) -> None:
 
 
 def sequence_ddl(ns: str) -> str:
-    """A commit log keyed by xid and `_sequence` as storage/ddl.py has them (simplified)."""
+    """A commit log keyed by xid and `_sequence` as storage/commit_log_ddl.py has them
+    (simplified): the unsequenced rows are searched from the watermark up."""
+    unsequenced = "{a}.ts IS NULL AND {a}.xid >= (SELECT below FROM " + ns + ".sequencing)"
     return f"""
         CREATE TABLE {ns}.clog (ts bigint UNIQUE, xid bigint UNIQUE, writes text NOT NULL);
         CREATE INDEX ON {ns}.clog (xid) WHERE ts IS NULL;
+        CREATE TABLE {ns}.sequencing (below bigint NOT NULL);
+        INSERT INTO {ns}.sequencing VALUES (0);
         CREATE SEQUENCE {ns}.s2;
         CREATE FUNCTION {ns}.sequence(wanted bigint[], async boolean)
         RETURNS TABLE (xid bigint, ts bigint)
         LANGUAGE plpgsql AS $$
         #variable_conflict use_column
-        DECLARE t bigint; k bigint; r record;
+        DECLARE t bigint; k bigint := 0; w bigint; r record;
         BEGIN
-            IF EXISTS (SELECT 1 FROM {ns}.clog c WHERE c.ts IS NULL) THEN
+            IF EXISTS (SELECT 1 FROM {ns}.clog c WHERE {unsequenced.format(a="c")}) THEN
                 IF async THEN
                     PERFORM set_config('synchronous_commit', 'off', true);
                 END IF;
                 PERFORM pg_advisory_xact_lock({lock_key(ns) + 2});
+                w := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
                 t := greatest(nextval('{ns}.s2'),
                               (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
-                UPDATE {ns}.clog c SET ts = t + p.i
-                FROM (SELECT u.xid, row_number() OVER (ORDER BY u.xid) - 1 AS i
-                      FROM {ns}.clog u WHERE u.ts IS NULL) p WHERE c.xid = p.xid;
-                GET DIAGNOSTICS k = ROW_COUNT;
-                PERFORM setval('{ns}.s2', t + greatest(k, 1) - 1);
-                FOR r IN SELECT c.ts, c.writes FROM {ns}.clog c WHERE c.ts >= t ORDER BY c.ts
+                FOR r IN
+                    WITH p AS (SELECT u.ctid AS tid, row_number() OVER (ORDER BY u.xid) - 1
+                                   AS i FROM {ns}.clog u WHERE {unsequenced.format(a="u")}),
+                         given AS (UPDATE {ns}.clog c SET ts = t + p.i FROM p
+                                   WHERE c.ctid = p.tid RETURNING c.ts, c.writes)
+                    SELECT given.ts, given.writes FROM given ORDER BY given.ts
                 LOOP
+                    k := k + 1;
                     PERFORM pg_notify('rs_bench', r.ts::text || ' ' || r.writes);
                 END LOOP;
+                PERFORM setval('{ns}.s2', t + greatest(k, 1) - 1);
+                UPDATE {ns}.sequencing SET below = w;
             END IF;
             RETURN QUERY SELECT c.xid, c.ts FROM {ns}.clog c
                 WHERE c.xid = ANY(wanted) AND c.ts IS NOT NULL;

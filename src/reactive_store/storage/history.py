@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from reactive_store.storage.commit_log_ddl import unsequenced_sql
 from reactive_store.storage.connections import sql_literal
 from reactive_store.storage.names import Names
 from reactive_store.storage.transaction import Row, Transaction
@@ -124,11 +125,12 @@ async def versions_at(tx: Transaction, table: str, ts: int, limit: int) -> list[
     # the cost follows the commits after `ts`, never the size of the whole log. OFFSET 0
     # keeps the planner from flattening the lateral probe into a hash join over the whole
     # table (7 ms instead of 0.9 ms for 500 commits over a 50,000-row log).
-    commits = tx.names.system("commits")
+    commits, unsequenced = tx.names.system("commits"), unsequenced_sql(tx.names)
     sql = (f"SELECT DISTINCT ON (h.id) h.id, h.creation_time, h.before FROM "
            f"(SELECT xid, ts FROM {commits} WHERE ts > $1 UNION ALL SELECT xid, NULL::bigint "
-           f"FROM {commits} WHERE ts IS NULL) c CROSS JOIN LATERAL (SELECT id, creation_time, "
-           f"before FROM {tx.names.system('history')} h WHERE h.xid = c.xid AND h.tbl = $2 "
+           f"FROM {commits} c WHERE {unsequenced}) c CROSS JOIN LATERAL (SELECT id, "
+           f"creation_time, before FROM {tx.names.system('history')} h "
+           "WHERE h.xid = c.xid AND h.tbl = $2 "
            "OFFSET 0) h ORDER BY h.id, c.ts NULLS LAST, c.xid LIMIT $3")
     rows = await tx.fetch(sql, ts, table, limit)
     return [BeforeImage(table, r[0], r[1], r[2]) for r in rows]

@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from reactive_store.errors import InternalError
+from reactive_store.storage.commit_log_ddl import unsequenced_sql
 from reactive_store.storage.connections import (
     FAILURES,
     PlainTransaction,
@@ -141,7 +142,7 @@ def newest_commit_sql(names: Names) -> str:
 def snapshot_sql(names: Names) -> str:
     commits = names.system("commits")
     return (f"SELECT coalesce((SELECT max(ts) FROM {commits}), 0), "
-            f"ARRAY(SELECT writes FROM {commits} WHERE ts IS NULL ORDER BY xid)")
+            f"ARRAY(SELECT writes FROM {commits} c WHERE {unsequenced_sql(names)} ORDER BY xid)")
 
 
 class Transaction:
