@@ -454,3 +454,18 @@ async def test_serve_exports_metrics_on_a_separate_port(tmp_path: Path,
         await drop_namespace(database_url, namespace)
     assert f"metrics   http://127.0.0.1:{metrics_port}/metrics" in banner.decode()
     assert "/_dashboard" in banner.decode()
+
+
+def test_serving_freezes_what_startup_made_and_collects_less_often() -> None:
+    import gc
+
+    from reactive_store.cli import serve as serve_module
+
+    before = gc.get_threshold()
+    try:
+        serve_module._tune_gc()
+        assert gc.get_threshold()[0] == serve_module.GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -27,6 +27,7 @@ from reactive_store.server.client_bundle import ClientBundle
 from reactive_store.server.cors import cors_middleware
 from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
+from reactive_store.server.fast_calls import FastCalls
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
 from reactive_store.server.function_api import FunctionApi, JSONResponse
 from reactive_store.server.info import InfoEndpoints
@@ -78,12 +79,15 @@ def snapshot_jobs(deployment: Deployment) -> tuple[SnapshotJobs, list[BaseRoute]
     return jobs, SnapshotEndpoints(deployment, jobs).routes()
 
 
-def middleware(deployment: Deployment) -> list[Middleware]:
-    """Outermost first: the transport probe, the body limit, CORS."""
+def middleware(deployment: Deployment, api: FunctionApi) -> list[Middleware]:
+    """Outermost first: function calls from servers, the transport probe, the body limit,
+    CORS."""
     cors = cors_middleware(deployment.settings.cors_origins)
-    limit = Middleware(BodyLimit, max_bytes=deployment.settings.limits.request_body_bytes,
+    max_bytes = deployment.settings.limits.request_body_bytes
+    limit = Middleware(BodyLimit, max_bytes=max_bytes,
                        exempt=(UPLOAD_PATH, *PUSH_PATHS))  # a refused push is never read
-    return [Middleware(TransportProbe), limit, cors]
+    fast = Middleware(FastCalls, api=api, max_bytes=max_bytes)
+    return [fast, Middleware(TransportProbe), limit, cors]
 
 
 def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
@@ -140,6 +144,6 @@ def create_app(deployment: Deployment, *, manage_lifespan: bool = True,
         *observability_routes(deployment), *convex_cli_routes(info),
         Mount("/", AppRoutes(deployment)),
     ]
-    return Starlette(routes=routes, middleware=middleware(deployment), lifespan=lifespan,
+    return Starlette(routes=routes, middleware=middleware(deployment, api), lifespan=lifespan,
                      exception_handlers={BadRequest: _error_response,
                                          AuthError: _error_response})

@@ -28,7 +28,7 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await refusal(send, self.max_bytes)
             return
         seen = 0
         started = False
@@ -51,12 +51,14 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except BodyTooLarge:
             if not started:
-                await self._refuse(send)
+                await refusal(send, self.max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        body = orjson.dumps({"code": "PayloadTooLarge", "message": (
-            f"request body is larger than the limit of {self.max_bytes} bytes")})
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+
+async def refusal(send: Send, max_bytes: int) -> None:
+    """Answer 413 and close the connection (the rest of the body is never read)."""
+    body = orjson.dumps({"code": "PayloadTooLarge", "message": (
+        f"request body is larger than the limit of {max_bytes} bytes")})
+    await send({"type": "http.response.start", "status": 413, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

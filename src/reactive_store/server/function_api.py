@@ -46,7 +46,11 @@ def clean_error_data(body: dict[str, Any], fmt: str) -> dict[str, Any]:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    return body_object(await request.body())
+
+
+def body_object(raw: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (an empty body is an empty object)."""
     try:
         body = orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError as exc:
@@ -89,6 +93,15 @@ class FunctionApi:
     async def _caller(self, request: Request) -> Caller:
         return await self.deployment.auth.caller_from_header(request.headers.get("authorization"))
 
+    async def call(self, kind: Kind | None, body: dict[str, Any],
+                   authorization: str | None) -> dict[str, Any]:
+        """The UdfResponse to one parsed request body of `/api/query` (POST), `/api/mutation`,
+        `/api/action` or `/api/function`; BadRequest and AuthError are raised."""
+        fmt = parse_format(body)
+        args = parse_args(body.get("args"))
+        return await self._respond(fmt, lambda: self._run(kind, body.get("path"), args,
+                                                          authorization))
+
     @staticmethod
     async def _respond(fmt: str, run: Callable[[], Awaitable[Outcome]]) -> dict[str, Any]:
         try:
@@ -102,9 +115,9 @@ class FunctionApi:
         return {"status": "success", "value": value, "logLines": outcome.log_lines}
 
     async def _run(self, kind: Kind | None, path: Any, args: dict[str, Any],
-                   request: Request) -> Outcome:
+                   authorization: str | None) -> Outcome:
         canonical_path(path)  # malformed paths are a 400, before any function runs
-        caller = await self._caller(request)
+        caller = await self.deployment.auth.caller_from_header(authorization)
         engine, identity, internal = self.deployment.engine, caller.identity, caller.admin
         with source("HttpApi", caller.admin):
             if kind is Kind.QUERY:
@@ -121,10 +134,7 @@ class FunctionApi:
 
         async def endpoint(request: Request) -> Response:
             body = _query_params(request) if request.method == "GET" else await json_body(request)
-            fmt = parse_format(body)
-            args = parse_args(body.get("args"))
-            return JSONResponse(await self._respond(
-                fmt, lambda: self._run(kind, body.get("path"), args, request)))
+            return JSONResponse(await self.call(kind, body, request.headers.get("authorization")))
 
         return endpoint
 
@@ -138,8 +148,9 @@ class FunctionApi:
         body = await json_body(request)
         fmt = parse_format(body)
         args = parse_args(body.get("args"))
+        authorization = request.headers.get("authorization")
         return JSONResponse(await self._respond(fmt, lambda: self._run(None, path, args,
-                                                                       request)))
+                                                                       authorization)))
 
     async def query_ts(self, request: Request) -> Response:
         ts = await self.deployment.store.latest_ts()
@@ -165,6 +176,7 @@ class FunctionApi:
         if not isinstance(queries, list):
             raise BadRequest("query_batch expects {'queries': [...]}", "BadJsonBody")
         results = []
+        authorization = request.headers.get("authorization")
         for item in queries:
             if not isinstance(item, dict):
                 raise BadRequest("each query must be an object", "BadJsonBody")
@@ -172,7 +184,7 @@ class FunctionApi:
             args = parse_args(item.get("args"))
             path = item.get("path")
             results.append(await self._respond(
-                fmt, lambda p=path, a=args: self._run(Kind.QUERY, p, a, request)))  # type: ignore[misc]
+                fmt, lambda p=path, a=args: self._run(Kind.QUERY, p, a, authorization)))  # type: ignore[misc]
         return JSONResponse({"results": results})
 
 
