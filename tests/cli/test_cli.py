@@ -458,8 +458,9 @@ async def test_serve_exports_metrics_on_a_separate_port(tmp_path: Path,
 
 def test_serving_freezes_what_startup_made_and_collects_less_often() -> None:
     import gc
+    import importlib
 
-    from reactive_store.cli import serve as serve_module
+    serve_module = importlib.import_module("reactive_store.cli.serve")
 
     before = gc.get_threshold()
     try:
