@@ -17,12 +17,14 @@ New ids are always Convex's, also in tables that have legacy ids.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _INTERNAL_BYTES = 16
 _MAX_TABLE_NUMBER = 2**32 - 1  # a u32, as Convex's; at most 5 varint bytes
 # The lengths of 19 to 23 bytes in base32 without padding (8 characters per 5 bytes, and
@@ -123,10 +125,9 @@ def _footer(body: bytes) -> bytes:
 
 
 def _b32(data: bytes) -> str:
-    bits = len(data) * 8
-    length = (bits + 4) // 5
-    value = int.from_bytes(data, "big") << (length * 5 - bits)  # zero bits at the end
-    return "".join(_ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(length)))
+    # RFC 4648 base32 also reads 5 bits at a time from the first byte and pads the last
+    # group with zero bits; only its alphabet and its "=" padding differ.
+    return base64.b32encode(data).rstrip(b"=").translate(_FROM_RFC4648).decode()
 
 
 def _digits(text: str) -> int:

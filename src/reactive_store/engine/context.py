@@ -63,7 +63,8 @@ class MutationCtx:
         self.storage = storage
         self.scheduler = scheduler
         self._now = now_ms
-        self._random = random.Random(seed)
+        self._seed = seed
+        self._random: random.Random | None = None  # seeded on first use
 
     @staticmethod
     def clock() -> float:
@@ -81,6 +82,8 @@ class MutationCtx:
 
     def random(self) -> float:
         """A random float in [0, 1) from this call's seeded source."""
+        if self._random is None:
+            self._random = random.Random(self._seed)
         return self._random.random()
 
 
