@@ -157,8 +157,8 @@ async def test_a_fan_out_is_written_at_once_and_chains_on_every_socket(
         send_now = make_sender(protocol)
         assert send_now is not None, "the server's WebSocket protocol is not the expected one"
 
-        def send(text: str) -> bool:
-            sent = send_now(text)
+        def send(*texts: str) -> bool:
+            sent = send_now(*texts)
             written[0] += sent
             return sent
         return send
@@ -184,6 +184,46 @@ async def test_a_fan_out_is_written_at_once_and_chains_on_every_socket(
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_a_mutation_response_and_its_transition_share_one_write(
+        make_app: Any, serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket's mutation response and the Transition reaching its timestamp are usually
+    ready together: they go out in one write, response first, and still chain."""
+    from reactive_store.server import sync_endpoint
+
+    writes: list[list[str]] = []
+    make_sender = sync_endpoint.immediate_sender
+
+    def recording(protocol: Any) -> Any:
+        send_now = make_sender(protocol)
+        assert send_now is not None, "the server's WebSocket protocol is not the expected one"
+
+        def send(*texts: str) -> bool:
+            sent = send_now(*texts)
+            if sent:
+                writes.append([json.loads(t)["type"] for t in texts])
+            return sent
+        return send
+
+    monkeypatch.setattr(sync_endpoint, "immediate_sender", recording)
+    base, _ = await serve(make_app(ACCOUNTS_APP))
+    async with websockets.connect(base.replace("http", "ws") + "/api/1.48.0/sync") as ws:
+        client = Client(ws)
+        await client.connect(session="together")
+        await client.modify(add(1, "accounts:total", {}))
+        await client.recv()
+        for n in range(1, 11):
+            await client.send(type="Mutation", requestId=n, udfPath="accounts:open",
+                              args=[{"owner": f"t{n}", "balance": integer(1)}])
+            response = await client.recv()
+            assert response["type"] == "MutationResponse" and response["success"]
+            transition = await client.recv()  # Client.recv checks the chaining
+            assert ts_of(transition["endVersion"]) >= struct.unpack(
+                "<Q", base64.b64decode(response["ts"]))[0]
+            assert transition["modifications"][0]["value"] == integer(n)
+    together = [w for w in writes if w == ["MutationResponse", "Transition"]]
+    assert len(together) >= 5, writes
 
 
 async def test_failing_queries_report_and_others_keep_working(client: Client) -> None:

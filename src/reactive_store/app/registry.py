@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -187,6 +188,11 @@ def canonical_path(path: Any) -> str:
     if not isinstance(path, str) or not path:
         raise BadRequest(f"function path must be a non-empty string, got {path!r}",
                          "BadConvexFunctionIdentifier")
+    return _canonical(path)
+
+
+@functools.lru_cache(maxsize=4096)  # a call names its function up to three times
+def _canonical(path: str) -> str:
     module, sep, name = path.rpartition(":")
     if not sep:
         module, name = path, "default"

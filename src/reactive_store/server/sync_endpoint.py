@@ -51,7 +51,7 @@ class TransportProbe:
         await self.app(scope, receive, send)
 
 
-def immediate_sender(protocol: Any) -> Callable[[str], bool] | None:
+def immediate_sender(protocol: Any) -> Callable[..., bool] | None:
     """A send that writes a text frame to the socket now, without a task or an await, or
     None when the server's WebSocket protocol is not one this knows.
 
@@ -66,11 +66,12 @@ def immediate_sender(protocol: Any) -> Callable[[str], bool] | None:
             and hasattr(protocol, "close_sent") and transport is not None):
         return None
 
-    def send_now(text: str) -> bool:
+    def send_now(*texts: str) -> bool:
         if protocol.close_sent or transport.is_closing():
             return False
-        conn.send_text(text.encode())
-        transport.write(b"".join(conn.data_to_send()))
+        for each in texts:
+            conn.send_text(each.encode())
+        transport.write(b"".join(conn.data_to_send()))  # one write for all of them
         return True
 
     return send_now

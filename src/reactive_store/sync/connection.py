@@ -50,6 +50,9 @@ STALL_CHECK_SECONDS = 1.0
 
 # Sends smaller than this, onto a transport holding less than it, go out unwatched: asyncio
 # transports pause (and a draining send waits) only above 64 KiB.
+# How long a mutation's response may wait for the Transition reaching its timestamp, to
+# share its write; the commit stream takes it in well within this.
+RESPONSE_HOLD_SECONDS = 0.005
 UNWATCHED_SEND_BYTES = 8 * 1024  # characters: at most 4 bytes each, 40 KiB in all
 
 class ConnectionClosed(Exception):
@@ -83,7 +86,7 @@ class SyncConnection:
                  verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
                  limits: ServerLimits | None = None,
                  buffered: Callable[[], int] | None = None,
-                 send_now: Callable[[str], bool] | None = None) -> None:
+                 send_now: Callable[..., bool] | None = None) -> None:
         self.engine = engine
         self.manager = manager
         self._verify = verify
@@ -112,6 +115,7 @@ class SyncConnection:
         self.close_reason: str | None = None
         self.close_code = 1000
         self._last_send = 0.0
+        self._hold_until = 0.0  # a mutation response may wait for its Transition until then
 
     def _poke(self) -> None:
         self._idle = False
@@ -275,6 +279,7 @@ class SyncConnection:
                 response = mutation_response(request.request_id, value=outcome.encoded,
                                              ts=outcome.ts, log_lines=outcome.log_lines)
                 self.session.min_ts = max(self.session.min_ts, outcome.ts)
+                self._hold_until = asyncio.get_running_loop().time() + RESPONSE_HOLD_SECONDS
             self._respond(response)
             self.session.force = True
             self.session.mutations_in_flight -= 1
@@ -342,6 +347,21 @@ class SyncConnection:
             raise ClientLimitExceeded(f"client is not reading: no output taken for "
                                       f"{self.limits.stalled_socket_seconds:g} s")
 
+    async def _send_all(self, step: str | None) -> None:
+        """Send the queued responses, then `step`: in one write when the socket takes it at
+        once, else one by one, watched (`_send_text`)."""
+        texts = [*self._responses, step] if step is not None else [*self._responses]
+        if (self._send_now is not None and self._stall is None
+                and self._buffered() + sum(map(len, texts)) < UNWATCHED_SEND_BYTES
+                and self._send_now(*texts)):
+            self._responses.clear()
+            self._queued_bytes = 0
+            self._last_send = asyncio.get_running_loop().time()
+            return
+        await self._flush_responses()
+        if step is not None:
+            await self._send_text(step)
+
     async def _flush_responses(self) -> None:
         while self._responses:
             text = self._responses.popleft()
@@ -349,28 +369,40 @@ class SyncConnection:
             await self._send_text(text)
 
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            await self._flush_responses()
             step = self.session.next_transition(self.manager.processed_ts)
             if isinstance(step, str):
-                await self._send_text(step)
+                await self._send_all(step)
+                continue
+            # A mutation's response waits (briefly) for the Transition that reaches its
+            # timestamp, its commit taken in and the queries it changed run again: the
+            # client needs both, and one write serves them. Not behind another mutation.
+            hold = self._hold_until - loop.time()
+            if self._responses and not (step is not None and hold > 0
+                                        and not self.session.mutations_in_flight):
+                await self._send_all(None)
                 continue
             waiter: asyncio.Task[None] | None = None
             if isinstance(step, Waiting) and step.for_ts is not None:
                 waiter = asyncio.create_task(self.manager.wait_processed(step.for_ts))
                 waiter.add_done_callback(lambda _: self._poke())
-            silent_for = asyncio.get_running_loop().time() - self._last_send
-            wait = max(0.0, HEARTBEAT_SECONDS - silent_for)
+            wait = max(0.0, HEARTBEAT_SECONDS - (loop.time() - self._last_send))
+            if self._stall:
+                wait = min(wait, STALL_CHECK_SECONDS)
+            if self._responses:
+                wait = min(wait, hold)
             try:
-                async with asyncio.timeout(min(wait, STALL_CHECK_SECONDS) if self._stall
-                                           else wait):
+                async with asyncio.timeout(wait):
                     self._idle = True
                     try:
                         await self._wake.wait()
                     finally:
                         self._idle = False
             except TimeoutError:
+                if self._responses:
+                    continue  # held long enough: sent on the next round
                 if self._stall is not None:
                     self._check_output()
                 else:
