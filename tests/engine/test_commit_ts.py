@@ -109,19 +109,18 @@ async def test_a_conflicting_attempt_forgets_its_watch(
     assert not stream._watches
 
 
-async def test_among_other_writers_one_batched_call_gives_the_timestamp(
+async def test_concurrent_writers_each_learn_their_timestamp_from_the_stream(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With another write transaction of this process in flight, the commit is not
-    sequenced in its own message (each such call would wait at the commit lock for the
-    one before): the sequencer's batched call finds it by its request."""
+    """Socket mutations committing at once are each sequenced in COMMIT's message (one
+    call sequences every commit it finds; the others then skip the commit lock): none asks
+    the sequencer, and each gets the timestamp the commit log holds."""
+    import asyncio
+
     calls = count_sequencing(engine, monkeypatch)
-    engine.writing += 1  # another mutation between BEGIN and COMMIT
-    try:
-        outcome = await engine.run_mutation("ranked:add", {"rank": 5.0, "group": "a"},
-                                            request=("busy", 1))
-    finally:
-        engine.writing -= 1
-    assert outcome.ts is not None and outcome.ts == await recorded_ts(engine, "busy", 1)
-    assert ["busy", 1] in [list(key) for batch in calls for key in batch
-                           if isinstance(key, tuple)]
-    assert engine.writing == 0
+    outcomes = await asyncio.gather(*[
+        engine.run_mutation("ranked:add", {"rank": float(n), "group": "a"},
+                            request=("busy", n)) for n in range(8)])
+    for n, outcome in enumerate(outcomes):
+        assert outcome.ts is not None and outcome.ts == await recorded_ts(engine, "busy", n)
+    assert len({o.ts for o in outcomes}) == 8
+    assert not [key for batch in calls for key in batch if isinstance(key, tuple)]

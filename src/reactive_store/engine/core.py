@@ -51,7 +51,6 @@ class EngineCore:
     env: EnvironmentCache
     files: FileService
     timestamps: CommitTimestamps
-    writing: int
 
     @property
     def app(self) -> App:

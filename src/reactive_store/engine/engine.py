@@ -80,7 +80,6 @@ class Engine(QueryRunner, MutationRunner):
                                  self.write_system)  # started by the deployment
         # The deployment gives it the commit stream (`timestamps.stream`).
         self.timestamps = CommitTimestamps(store)
-        self.writing = 0  # write transactions of this process between BEGIN and COMMIT
 
     # -- actions ----------------------------------------------------------------------------
     async def run_action(

@@ -133,7 +133,6 @@ class MutationRunner(EngineCore):
         unavailable: DatabaseUnavailable | None = None  # what ended the last attempt
         for attempt in range(self.config.max_attempts):
             watch: asyncio.Future[int] | None = None
-            self.writing += 1
             try:
                 # A caller that wants the timestamp of a commit with no request to name it
                 # by needs its xid, so its inserts are sent as they come.
@@ -161,8 +160,6 @@ class MutationRunner(EngineCore):
             except BaseException:
                 cancel(watch)
                 raise
-            finally:
-                self.writing -= 1
             commit = xid if xid is not None or not db.writes else request
             if watch is not None:
                 ts: int | None = await self.timestamps.watched(watch, commit)
@@ -184,11 +181,11 @@ class MutationRunner(EngineCore):
                                      request_hash=call)
         if db.before:
             await history.record(tx, list(db.before.values()))
-        if xid is not None or not timestamp or self.writing > 1:
-            # Among others, one batched sequencing call serves them all (inline calls
-            # would each wait for the one before at the commit lock).
-            return xid, None
-        watch = self.timestamps.watch(db.writes)  # alone: sequenced in COMMIT's message
+        if xid is not None or not timestamp:
+            return xid, None  # the batched sequencer serves it (or nobody waits)
+        # Sequenced in COMMIT's own message: a call whose commit an earlier call already
+        # sequenced skips the commit lock, so concurrent writers mostly share one call.
+        watch = self.timestamps.watch(db.writes)
         tx.sequence_after = watch is not None
         return xid, watch
 
