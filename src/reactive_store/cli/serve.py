@@ -140,7 +140,9 @@ def serve(ns: argparse.Namespace) -> int:
                       codegen=not ns.no_codegen) if ns.command == "dev" else None
     deployment.on_started = lambda: _started(ns, deployment, dev is not None)
     app = create_app(deployment, dev=dev)
+    # Access lines are info: below that level uvicorn would still format each one unseen.
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, lifespan="on",
+                access_log=ns.log_level in ("trace", "debug", "info"),
                 ws="websockets-sansio", ws_max_size=message_bytes or 2**62,
                 ws_per_message_deflate=ns.ws_compression == "on")
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from reactive_store.engine.files import FileService
 from reactive_store.engine.history import PastReads, PastVersions
 from reactive_store.engine.outcome import EngineConfig, usage_of
 from reactive_store.engine.system_tables import with_system_tables
+from reactive_store.engine.time_limit import run_limited
 from reactive_store.errors import (
     FunctionTimeout,
     InternalError,
@@ -104,10 +104,9 @@ class EngineCore:
         try:
             try:
                 with self.observer.attempt(usage_of(ctx)):
-                    async with asyncio.timeout(seconds):
-                        result = spec.handler(ctx, **spec.arguments(args))
-                        if inspect.isawaitable(result):
-                            result = await result
+                    result = spec.handler(ctx, **spec.arguments(args))
+                    if inspect.isawaitable(result):
+                        result = await run_limited(result, seconds)
             except TimeoutError:
                 raise FunctionTimeout(
                     f"{spec.path} ran past its time limit of {seconds:g} s and was cancelled"
