@@ -87,15 +87,6 @@ def _jsonb_decode(data: bytes) -> bytes:
     return data[1:]
 
 
-async def keep_session(conn: asyncpg.Connection) -> None:
-    """Pool release hook: skip asyncpg's reset query, a round trip per transaction.
-
-    Nothing here changes session state: no SET (lock_timeout is a connection setting),
-    no LISTEN on pool connections, advisory locks are transaction-scoped, and a connection
-    released mid-transaction is rolled back or terminated first (`rollback`).
-    """
-
-
 def _json_encode(data: bytes | str) -> bytes:
     return data.encode() if isinstance(data, str) else data
 

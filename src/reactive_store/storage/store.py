@@ -29,7 +29,6 @@ from reactive_store.storage.connections import (
     application_name,
     discard,
     init_connection,
-    keep_session,
     lost,
     rollback,
 )
@@ -43,6 +42,7 @@ from reactive_store.storage.history import (
 )
 from reactive_store.storage.listener import Listener
 from reactive_store.storage.names import Names
+from reactive_store.storage.pool import ConnectionPool
 from reactive_store.storage.search import compact_stats
 from reactive_store.storage.search_ddl import push_search_indexes
 from reactive_store.storage.sequencer import CommitKey, Sequencer, SequencingFailed
@@ -91,7 +91,7 @@ class Store:
         self.table_names: dict[int, str] = {}
         self.transactions = 0  # transactions started through this store, for /api/_stats
         self._unavailable = Throttle()
-        self._connected: asyncpg.Pool | None = None
+        self._connected: ConnectionPool | None = None
         self._attempts = 1
         # Gives committed transactions their timestamps, coalescing this process's calls.
         self.sequencer = Sequencer(self._sequence)
@@ -109,22 +109,30 @@ class Store:
     async def connect(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
         """Open the pool (built unconnected: an embedded server's URL is known only once it
         runs)."""
+        settings = {"lock_timeout": LOCK_TIMEOUT,
+                    "application_name": application_name(self.names.namespace)}
+
+        async def open_connection() -> asyncpg.Connection:
+            conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT,
+                                         server_settings=settings)
+            try:
+                await init_connection(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            return conn
+
+        pool = ConnectionPool(open_connection, min_size=min_size, max_size=max_size)
         try:
-            pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, init=init_connection,
-                reset=keep_session, timeout=CONNECT_TIMEOUT,
-                server_settings={"lock_timeout": LOCK_TIMEOUT,
-                                 "application_name": application_name(self.names.namespace)},
-            )
+            await pool.start()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageError(f"cannot connect to the database: {exc}") from exc
-        assert pool is not None
         self._connected, self.url = pool, url
         # Every pooled connection may be dead at once (all backends terminated): try each.
-        self._attempts = pool.get_max_size() + 1
+        self._attempts = max_size + 1
 
     @property
-    def _pool(self) -> asyncpg.Pool:
+    def _pool(self) -> ConnectionPool:
         if self._connected is None:
             raise StorageError("the store is not connected")
         return self._connected
@@ -142,8 +150,7 @@ class Store:
         pool = self._connected
         if pool is None:
             return {}
-        return {"pool_size": pool.get_size(), "pool_idle": pool.get_idle_size(),
-                "pool_max": pool.get_max_size()}
+        return {"pool_size": pool.size, "pool_idle": pool.idle, "pool_max": pool.max_size}
 
     async def push_schema(self, schema: Schema, decode_row: RowDecoder,
                           progress: Callable[[str], None] | None = None,
@@ -179,10 +186,7 @@ class Store:
             raise DatabaseUnavailable() from exc
 
     async def _release(self, conn: Any) -> None:
-        try:
-            await self._pool.release(conn)
-        except Exception as exc:  # the pool has dropped the connection by then
-            log.debug("releasing a database connection failed: %r", exc)
+        self._pool.release(conn)
 
     async def _begin(self, options: dict[str, Any]) -> tuple[Any, Any]:
         """A pooled connection with a transaction started on it; dead ones are skipped.
@@ -404,7 +408,7 @@ class Store:
         filter values, so a search sums few rows (`storage/search.py`)."""
         for side in list(self.names.side_tables.values()):
             if side.kind == "search":
-                await compact_stats(self._pool, side)
+                await self._pooled(functools.partial(compact_stats, side=side))
 
     async def drop(self) -> None:
         """Drop the whole deployment schema (tests and `reset` only)."""
