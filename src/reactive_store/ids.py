@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
 
@@ -40,9 +41,36 @@ def new_id(table_number: int) -> str:
         raise ValueError(f"table number {table_number} is not in 1..{_MAX_TABLE_NUMBER}")
     prefix = _varint(table_number)
     while True:
-        body = prefix + os.urandom(_INTERNAL_BYTES)
+        body = prefix + _random_bytes(_INTERNAL_BYTES)
         if _legacy_check(body[:-2]) != body[-2:]:  # never looks like a converted legacy id
             return _b32(body + _footer(body))
+
+
+class _RandomPool:
+    """os.urandom read 4 KiB at a time (a system call per 256 ids, not per id); emptied in
+    a forked child, which must not repeat its parent's ids."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.at = 0
+        self.lock = threading.Lock()  # no two threads take the same bytes
+
+    def take(self, n: int) -> bytes:
+        with self.lock:
+            if self.at + n > len(self.data):
+                self.data, self.at = os.urandom(4096), 0
+            chunk = self.data[self.at:self.at + n]
+            self.at += n
+            return chunk
+
+    def clear(self) -> None:
+        self.data, self.at = b"", 0
+        self.lock = threading.Lock()
+
+
+_RANDOM = _RandomPool()
+_random_bytes = _RANDOM.take
+os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 def convex_form(doc_id: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reactive_store import ids as ids_module
 from reactive_store.ids import (
     TABLE_NAMES,
     convex_form,
@@ -244,7 +245,7 @@ def test_new_ids_never_look_like_converted_legacy_ids(monkeypatch: pytest.Monkey
     (1 in 65,025), so an import never mistakes a new id for a converted legacy one."""
     marker_bytes = _legacy_internal(10001)
     draws = iter([marker_bytes, bytes(range(16))])
-    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(ids_module, "_random_bytes", lambda n: next(draws))
     made = new_id(10001)
     assert decode_convex_id(made) == (10001, bytes(range(16)))
     assert legacy_form(made) is None
@@ -253,3 +254,29 @@ def test_new_ids_never_look_like_converted_legacy_ids(monkeypatch: pytest.Monkey
 def _legacy_internal(number: int) -> bytes:
     """16 internal bytes that make a converted legacy id in table `number`."""
     return decode_convex_id(convex_form(legacy_id(number)))[1]
+
+
+def test_fresh_ids_do_not_repeat_across_a_fork() -> None:
+    """Random bytes are read ahead; a forked child must not hand out its parent's."""
+    new_id(10001)  # the parent has bytes read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next ids and leave at once
+        os.close(read)
+        os.write(write, " ".join(new_id(10001) for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_id(10001) for _ in range(50)}
+    assert len(child) == 50 and not child & parent
+
+
+def test_ids_from_many_threads_are_all_distinct() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [new_id(10001) for _ in range(2000)], range(8)))
+    made = [i for batch in batches for i in batch]
+    assert len(set(made)) == len(made)

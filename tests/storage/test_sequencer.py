@@ -169,3 +169,28 @@ async def test_announcements_during_a_call_wait_for_its_next_round() -> None:
         await asyncio.sleep(0.01)
     assert calls.batches == [[1], [2, 3, 4]]
     assert running[1] == 1, "an announcement started a call of its own"
+
+
+async def test_unwaited_work_right_after_a_call_waits_for_the_gap_and_batches() -> None:
+    calls = Calls()
+    sequencer = Sequencer(calls, gap=0.05)
+    await sequencer.timestamp(1)  # a call just ended
+    started = asyncio.get_running_loop().time()
+    for xid in range(2, 7):
+        sequencer.announce(xid)
+        await asyncio.sleep(0.005)
+    for _ in range(100):
+        if len(calls.batches) > 1:
+            break
+        await asyncio.sleep(0.01)
+    assert calls.batches[1:] == [[2, 3, 4, 5, 6]]
+    assert asyncio.get_running_loop().time() - started >= 0.04
+
+
+async def test_a_waiter_is_not_held_by_the_gap() -> None:
+    calls = Calls()
+    sequencer = Sequencer(calls, gap=5.0)
+    await sequencer.timestamp(1)
+    started = asyncio.get_running_loop().time()
+    assert await sequencer.timestamp(2) > 1000
+    assert asyncio.get_running_loop().time() - started < 1.0

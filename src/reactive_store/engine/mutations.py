@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -65,9 +64,11 @@ class MutationRunner(EngineCore):
                         timestamp: bool) -> Outcome:
         spec, checked = self.prepare(ref, args, Kind.MUTATION, internal_ok)
         hooks = hooks or MutationHooks()
-        if seed is None:
-            seed = repr(request) if request is not None else os.urandom(16).hex()
-        rng_seed = seed_of(str(spec.path), seed)
+        if seed is None and request is not None:
+            seed = repr(request)
+        # A call named by nothing draws from an arbitrary seed, the same on every attempt.
+        rng_seed = (seed_of(str(spec.path), seed) if seed is not None
+                    else random.getrandbits(64))
         env_overrides: dict[str, str | None] = {}  # the last attempt's true variables
 
         # A recorded result answers only the very same call: same caller, function, arguments.

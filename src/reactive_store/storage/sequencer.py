@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 CommitKey = int | tuple[str, int]
 SequenceCall = Callable[[list[CommitKey]], Awaitable[dict[CommitKey, int]]]
 RETRY_SECONDS = 5.0
+# Under load, a call for commits nobody waits for starts at least this long after the last
+# call ended, so each call sequences a batch rather than two or three commits.
+UNWAITED_GAP_SECONDS = 0.001
 
 
 class SequencingFailed(Exception):
@@ -29,9 +32,12 @@ class SequencingFailed(Exception):
 class Sequencer:
     """Turns committed transaction ids into commit timestamps, a batch per call."""
 
-    def __init__(self, call: SequenceCall, *, in_flight: int = 2) -> None:
+    def __init__(self, call: SequenceCall, *, in_flight: int = 2,
+                 gap: float = UNWAITED_GAP_SECONDS) -> None:
         self._call = call
         self._limit = in_flight
+        self._gap = gap
+        self._last_call = 0.0
         self._running = 0
         self._waiting: dict[CommitKey, list[asyncio.Future[int]]] = {}
         self._wanted: set[int] = set()
@@ -82,8 +88,13 @@ class Sequencer:
             task.add_done_callback(self._tasks.discard)
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._waiting or self._wanted or self._nudged or self._flushes:
+                # Work nobody waits for, right after a call: let a batch gather first.
+                rest = self._last_call + self._gap - loop.time()
+                if rest > 0 and not self._waiting and not self._flushes:
+                    await asyncio.sleep(rest)
                 waiting, self._waiting = self._waiting, {}
                 flushes, self._flushes = self._flushes, []
                 keys: list[CommitKey] = sorted(self._wanted.union(
@@ -92,6 +103,7 @@ class Sequencer:
                 self._wanted, self._nudged = set(), False
                 try:
                     found = await self._call_retrying(keys)
+                    self._last_call = loop.time()
                 except asyncio.CancelledError:
                     _fail(waiting, "the store was closed", flushes)
                     raise
