@@ -8,7 +8,7 @@ from reactive_store.app.loader import App
 from reactive_store.app.registry import Kind, Registry
 from reactive_store.engine.commit_ts import CommitTimestamps
 from reactive_store.engine.context import ActionCtx, Identity
-from reactive_store.engine.core import PERMISSION_DENIED, EngineCore, _encode_result
+from reactive_store.engine.core import PERMISSION_DENIED, EngineCore
 from reactive_store.engine.db import DatabaseReader
 from reactive_store.engine.environment import EnvironmentCache
 from reactive_store.engine.files import FileService
@@ -29,7 +29,6 @@ from reactive_store.engine.queries import (
     ENV_ATTEMPTS,
     MAX_LOST_SNAPSHOTS,
     QueryRunner,
-    _BrokenSnapshot,
 )
 from reactive_store.engine.scheduler import ActionScheduler
 from reactive_store.engine.storage_api import ActionStorage
@@ -53,8 +52,6 @@ __all__ = [
     "QueryFailure",
     "QueryRunner",
     "WriteBody",
-    "_BrokenSnapshot",
-    "_encode_result",
     "ahead_of",
     "label",
     "seed_of",
