@@ -86,9 +86,9 @@ async def test_a_conflicting_attempt_forgets_its_watch(
     attempts = [0]
     original = engine.store.write
 
-    def flaky(buffered: bool = False) -> Any:
+    def flaky(buffered: bool = False, buffer_updates: bool = False) -> Any:
         attempts[0] += 1
-        context = original(buffered)
+        context = original(buffered, buffer_updates)
         if attempts[0] == 1:
             class Conflicting:
                 async def __aenter__(self) -> Any:

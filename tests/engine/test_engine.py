@@ -240,8 +240,10 @@ async def test_conflicts_past_the_retry_bound_fail_clearly(make_app: Any, deploy
     assert (await engine.run_query("accounts:by_owner", {"owner": "c"})).value["balance"] == done
 
 
-async def test_concurrent_transfers_keep_the_total(engine: Any) -> None:
-    """Many concurrent transfers: the total never changes and no balance goes negative."""
+@pytest.mark.parametrize("timestamp", [True, False], ids=["socket", "http"])
+async def test_concurrent_transfers_keep_the_total(engine: Any, timestamp: bool) -> None:
+    """Many concurrent transfers: the total never changes and no balance goes negative
+    (also when, as over HTTP, the updates wait for COMMIT's message)."""
     ids = [(await engine.run_mutation("accounts:open", {"owner": f"p{i}", "balance": 100})).value
            for i in range(6)]
     rng = random.Random(7)
@@ -252,7 +254,8 @@ async def test_concurrent_transfers_keep_the_total(engine: Any) -> None:
             src, dst = rng.sample(ids, 2)
             try:
                 await engine.run_mutation(
-                    "accounts:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 60)})
+                    "accounts:transfer", {"src": src, "dst": dst, "amount": rng.randint(1, 60)},
+                    timestamp=timestamp)
                 ok += 1
             except ConvexError:
                 refused += 1

@@ -253,3 +253,75 @@ async def test_sequencing_after_commit_never_fails_the_commit(
         assert await store.commit_ts(("s", 7)) > 0
     finally:
         await conn.close()
+
+
+async def put(store: Store, doc_id: str, n: int) -> None:
+    async with store.write() as tx:
+        await tx.insert("items", doc_id, float(n), b'{"n": %d}' % n, keys(doc_id.encode()))
+        await tx.commit_writes("{}")
+
+
+async def test_updates_and_deletes_wait_too_when_asked(store: Store, database_url: str) -> None:
+    await put(store, "u1", 1)
+    await put(store, "u2", 2)
+    async with store.write(buffered=True, buffer_updates=True) as tx:
+        await tx.insert("items", "u3", 3.0, b'{"n": 3}', keys(b"u3"))
+        await tx.update("items", "u1", b'{"n": 10}', keys(b"u1-new"))
+        await tx.delete("items", "u2")
+        assert await tx.commit_writes("{}") is None and tx.xid is None
+        assert await state_of(database_url, tx._conn.get_server_pid()) == "idle"
+    async with store.read() as tx:
+        rows = {r.id: r for r in await tx.scan("items", INDEX, b"", None, False, 10)}
+    assert set(rows) == {"u1", "u3"}
+    assert rows["u1"].doc == b'{"n": 10}' and rows["u1"].key == b"u1-new"
+
+
+async def test_a_read_after_a_waiting_update_sees_it(store: Store) -> None:
+    await put(store, "r1", 1)
+    async with store.write(buffered=True, buffer_updates=True) as tx:
+        await tx.update("items", "r1", b'{"n": 5}', keys(b"r1"))
+        row = await tx.get("items", "r1")
+        assert row is not None and row.doc == b'{"n": 5}'
+        await tx.delete("items", "r1")
+        assert await tx.get("items", "r1") is None
+        await tx.commit_writes("{}")
+
+
+async def test_updated_values_arrive_exactly(store: Store) -> None:
+    ids = [f"x{i}" for i in range(len(AWKWARD_DOCS))]
+    for doc_id in ids:
+        await put(store, doc_id, 0)
+    async with store.write(buffered=True, buffer_updates=True) as tx:
+        for doc_id, doc, key in zip(ids, AWKWARD_DOCS, AWKWARD_KEYS, strict=True):
+            await tx.update("items", doc_id, doc.encode(), keys(key))
+        await tx.commit_writes("{}")
+    async with store.read() as tx:
+        rows = {r.id: r for r in await tx.scan("items", INDEX, b"", None, False, 100)}
+    for doc_id, doc, key in zip(ids, AWKWARD_DOCS, AWKWARD_KEYS, strict=True):
+        assert rows[doc_id].doc == doc.encode() and rows[doc_id].key == key
+
+
+async def test_a_waiting_update_that_conflicts_fails_at_commit(store: Store) -> None:
+    """Two transactions read a document and update it: the second to commit conflicts,
+    from COMMIT's message, and its update is not applied."""
+    await put(store, "w1", 1)
+    with pytest.raises(TransientConflict):
+        async with store.write(buffered=True, buffer_updates=True) as first:
+            await first.get("items", "w1")
+            await first.update("items", "w1", b'{"n": 2}', keys(b"w1"))
+            await first.commit_writes("{}")
+            async with store.write() as second:
+                await second.get("items", "w1")
+                await second.update("items", "w1", b'{"n": 3}', keys(b"w1"))
+                await second.commit_writes("{}")
+    async with store.read() as tx:
+        row = await tx.get("items", "w1")
+    assert row is not None and row.doc == b'{"n": 3}'
+
+
+async def test_without_buffer_updates_an_update_reads_the_xid(store: Store) -> None:
+    await put(store, "v1", 1)
+    async with store.write(buffered=True) as tx:
+        await tx.update("items", "v1", b'{"n": 2}', keys(b"v1"))
+        assert tx.xid is not None
+        assert await tx.commit_writes("{}") == tx.xid

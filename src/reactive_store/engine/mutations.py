@@ -137,7 +137,9 @@ class MutationRunner(EngineCore):
             try:
                 # A caller that wants the timestamp of a commit with no request to name it
                 # by needs its xid, so its inserts are sent as they come.
-                async with s.write(buffered=request is not None or not timestamp) as tx:
+                # One that wants none is found by nothing it wrote: all its writes wait.
+                async with s.write(buffered=request is not None or not timestamp,
+                                   buffer_updates=not timestamp) as tx:
                     db = self.writer(tx, limits)
                     result = await body(db, tx)
                     if isinstance(result, Outcome):

@@ -241,10 +241,12 @@ class Store:
 
     # -- transactions -----------------------------------------------------------------------
     @asynccontextmanager
-    async def _transaction(self, **options: Any) -> AsyncIterator[Transaction]:
+    async def _transaction(self, buffer_updates: bool = False, **options: Any
+                           ) -> AsyncIterator[Transaction]:
         self.transactions += 1
         conn, tx = await self._begin(options)
         transaction = Transaction(conn, self.names, self._unavailable, tx)
+        transaction.buffer_updates = buffer_updates
         handed_off = False
         try:
             try:
@@ -282,13 +284,16 @@ class Store:
         """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
         return self._transaction(isolation="repeatable_read", readonly=True)
 
-    def write(self, buffered: bool = False) -> AbstractAsyncContextManager[Transaction]:
+    def write(self, buffered: bool = False, buffer_updates: bool = False
+              ) -> AbstractAsyncContextManager[Transaction]:
         """A SERIALIZABLE transaction; TransientConflict means: run the whole thing again.
 
         With `buffered`, BEGIN waits for the first statement and inserts for the next
         statement or COMMIT (`Transaction.buffered`): the commit may then have no xid.
+        With `buffer_updates` too, updates and deletes wait the same way.
         """
-        return self._transaction(isolation="serializable", lazy=buffered)
+        return self._transaction(isolation="serializable", lazy=buffered,
+                                 buffer_updates=buffered and buffer_updates)
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:

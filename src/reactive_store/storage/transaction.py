@@ -175,6 +175,10 @@ class Transaction:
         # every other statement sends them first, so it sees them. The price: no xid.
         # Buffering goes with a lazy BEGIN (`Store.write(buffered=True)`).
         self.buffered = plain is not None and plain.lazy
+        # Updates and deletes too, when nobody will look for the commit by a document it
+        # inserted (engine: a caller that waits for no timestamp). A batch of scheduled jobs,
+        # each an insert and its job's update, is then one message, not one per job.
+        self.buffer_updates = False
         self._pending: list[str] = []
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
         self.logged_writes: str | None = None  # the write set `commit_writes` logged
@@ -283,13 +287,30 @@ class Transaction:
         await self._write_row(f"{into} ({params})", doc_id, creation_time, doc, *keys.values())
 
     async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes]) -> None:
+        if self._buffering_updates():
+            sets = "".join(f", {self._n.key_column(i)} = {sql_literal(k)}"
+                           for i, k in keys.items())
+            self._pending.append(f"UPDATE {self._n.table(table)} SET doc = "
+                                 f"{sql_literal(doc.decode())}{sets} "
+                                 f"WHERE _id = {sql_literal(doc_id)}")
+            return
         sets = ", ".join(f"{self._n.key_column(i)} = ${n + 3}" for n, i in enumerate(keys))
         sql = f"UPDATE {self._n.table(table)} SET doc = $2, {sets} WHERE _id = $1"
         await self._write_row(sql, doc_id, doc, *keys.values())
 
     async def delete(self, table: str, doc_id: str) -> None:
+        if self._buffering_updates():
+            self._pending.append(
+                f"DELETE FROM {self._n.table(table)} WHERE _id = {sql_literal(doc_id)}")
+            return
         sql = f"DELETE FROM {self._n.table(table)} WHERE _id = $1"
         await self._write_row(sql, doc_id)
+
+    def _buffering_updates(self) -> bool:
+        if self.buffer_updates and self.buffered and self.xid is None:
+            self.wrote = True
+            return True
+        return False
 
     async def commit_writes(
         self, writes: str, request: tuple[str, int] | None = None, result: str | None = None,
