@@ -10,7 +10,7 @@ import pytest
 
 from reactive_store.engine.db import document_from_row
 from reactive_store.schema import Schema
-from reactive_store.storage import store as store_module
+from reactive_store.storage import maintenance
 from reactive_store.storage.history import BeforeImage, horizon, record, versions_at
 from reactive_store.storage.store import Store
 from tests.support import new_namespace
@@ -98,7 +98,7 @@ async def test_pruning_raises_the_horizon_to_the_newest_old_commit_then_deletes(
 
 async def test_pruning_with_history_off_deletes_every_row_in_batches(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(maintenance, "PRUNE_BATCH", 2)
     await store.start_history(True)
     for i in range(5):
         await commit(store, image(f"d{i}", None))

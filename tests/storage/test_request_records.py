@@ -9,7 +9,7 @@ import pytest
 
 from reactive_store.engine.db import document_from_row
 from reactive_store.schema import Schema
-from reactive_store.storage import store as store_module
+from reactive_store.storage import maintenance
 from reactive_store.storage.ddl import system_ddl
 from reactive_store.storage.store import RecordedRequest, Store, request_hash
 from tests.support import new_namespace
@@ -97,7 +97,7 @@ async def test_old_deployment_is_migrated(database_url: str) -> None:
 async def test_prune_bounds_the_internal_tables(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "PRUNE_BATCH", 3)  # several batches
+    monkeypatch.setattr(maintenance, "PRUNE_BATCH", 3)  # several batches
     for i in range(8):
         await record(store, "s", i, "null", None)
     newest = await store.latest_ts()

@@ -13,8 +13,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from reactive_store.engine.db import TransactionReads, document_from_row
 from reactive_store.engine.intervals import Interval
+from reactive_store.engine.reads import TransactionReads, document_from_row
 from reactive_store.engine.readset import ReadSet, WriteSet
 from reactive_store.errors import BadRequest, LimitExceeded, QueryError
 from reactive_store.limits import Limits

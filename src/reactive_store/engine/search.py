@@ -44,7 +44,7 @@ _FIRST_BATCH = 16
 
 
 class SearchReader(Protocol):
-    """What a search needs from its transaction (`engine.db.TransactionReads` has it)."""
+    """What a search needs from its transaction (`engine.reads.TransactionReads` has it)."""
 
     tx: Transaction
     usage: Usage

@@ -29,7 +29,7 @@ OPTIONS = ("vector", "limit", "filter")
 
 
 class VectorReader(Protocol):
-    """What a vector search needs from its transaction (`engine.db.TransactionReads`)."""
+    """What a vector search needs from its transaction (`engine.reads.TransactionReads`)."""
 
     tx: Transaction
     usage: Usage
