@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from reactive_store.failures import error_body
 from reactive_store.limits import ServerLimits
 from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
 from reactive_store.observe.observer import lines_of, source
+from reactive_store.sync.outbox import STALL_CHECK_SECONDS, UNWATCHED_SEND_BYTES, Outbox
 from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
@@ -46,14 +46,11 @@ from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15.0
-STALL_CHECK_SECONDS = 1.0
 
-# Sends smaller than this, onto a transport holding less than it, go out unwatched: asyncio
-# transports pause (and a draining send waits) only above 64 KiB.
 # How long a mutation's response may wait for the Transition reaching its timestamp, to
 # share its write; the commit stream takes it in well within this.
 RESPONSE_HOLD_SECONDS = 0.005
-UNWATCHED_SEND_BYTES = 8 * 1024  # characters: at most 4 bytes each, 40 KiB in all
+
 
 class ConnectionClosed(Exception):
     """Raised by `receive` when the client went away."""
@@ -78,8 +75,11 @@ class ResultWatcher:
         return session.min_ts > session.sent.ts
 
 
-class SyncConnection:
-    """Serves one client socket until it closes; `close_reason` says why we closed it."""
+class SyncConnection(Outbox):
+    """Serves one client socket until it closes; `close_reason` says why we closed it.
+
+    The output queue and the watched writes come from `Outbox` (sync/outbox.py).
+    """
 
     def __init__(self, engine: Engine, manager: SubscriptionManager,
                  receive: Callable[[], Awaitable[str]], send: Callable[[str], Awaitable[None]],
@@ -87,34 +87,22 @@ class SyncConnection:
                  limits: ServerLimits | None = None,
                  buffered: Callable[[], int] | None = None,
                  send_now: Callable[..., bool] | None = None) -> None:
+        super().__init__(send, limits or ServerLimits(), buffered, send_now)
         self.engine = engine
         self.manager = manager
         self._verify = verify
         self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
-        self._send = send
-        self.limits = limits or ServerLimits()
         self.session: SyncSession[LiveQuery] = SyncSession(
             max_queries=self.limits.subscriptions_per_socket)
-        # Bytes written to the socket and not yet taken by the client (the transport's
-        # buffer): the only measure of a client that stopped reading, since sends never block.
-        self._buffered = buffered or (lambda: 0)
-        self._sees_buffer = buffered is not None
-        # Writes a frame at once (False: it could not); lets `_on_result` push a Transition
-        # itself while the pump is idle, so a fan-out wakes no task per socket.
-        self._send_now = send_now if buffered is not None else None
         self._idle = False  # the pump is parked in its wait, nothing of it in flight
         self._watcher = ResultWatcher(self)
-        self._stall: tuple[float, int] | None = None  # (since, buffered bytes then)
         self.identity: dict[str, Any] | None = None
-        self._responses: deque[str] = deque()  # encoded once, sent in order
-        self._queued_bytes = 0
         self._mutations: asyncio.Queue[MutationRequest] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._actions: set[asyncio.Task[None]] = set()
         self.close_reason: str | None = None
         self.close_code = 1000
-        self._last_send = 0.0
         self._hold_until = 0.0  # a mutation response may wait for its Transition until then
 
     def _poke(self) -> None:
@@ -214,11 +202,6 @@ class SyncConnection:
         self._queue(orjson.dumps(message).decode())
         self._poke()
 
-    def _queue(self, text: str) -> None:
-        """Text for the pump to send before anything it builds next."""
-        self._queued_bytes += len(text)
-        self._responses.append(text)
-
     def _subscribe(self, query: SessionQuery[LiveQuery]) -> None:
         try:
             path = canonical_path(query.path)
@@ -300,74 +283,6 @@ class SyncConnection:
         self._respond(response)
 
     # -- sending ----------------------------------------------------------------------
-    async def _send_text(self, text: str) -> None:
-        """Send, watching for a client that stopped reading: the server's send waits while
-        the socket's buffer is full, and a buffer that does not shrink for
-        `stalled_socket_seconds` closes the socket."""
-        self._check_output()
-        loop = asyncio.get_running_loop()
-        if self._sees_buffer and self._buffered() + len(text) < UNWATCHED_SEND_BYTES:
-            # Below the transport's high-water mark a send cannot wait for the client (a
-            # protocol that drains only waits on a paused transport): no watcher needed.
-            await self._send(text)
-            self._last_send = loop.time()
-            return
-        started = loop.time()
-        sending = asyncio.ensure_future(self._send(text))
-        try:
-            while not (await asyncio.wait({sending}, timeout=STALL_CHECK_SECONDS))[0]:
-                self._check_output()
-                stalled = self.limits.stalled_socket_seconds
-                if not self._sees_buffer and stalled and loop.time() - started > stalled:
-                    raise ClientLimitExceeded(f"client is not reading: a send made no "
-                                              f"progress for {stalled:g} s")
-            sending.result()
-        finally:
-            if not sending.done():
-                sending.cancel()
-        self._last_send = loop.time()
-
-    async def _send_json(self, message: dict[str, Any]) -> None:
-        await self._send_text(orjson.dumps(message).decode())
-
-    def _check_output(self) -> None:
-        """Close a client that lets output pile up, or that takes none for too long."""
-        limit = self.limits.queued_bytes_per_socket
-        waiting = self._buffered() + self._queued_bytes
-        if limit and waiting > limit:
-            raise ClientLimitExceeded(f"client is not reading: over {limit} bytes waiting "
-                                      "to be sent")
-        now = asyncio.get_running_loop().time()
-        if waiting == 0:
-            self._stall = None
-        elif self._stall is None or waiting < self._stall[1]:
-            self._stall = (now, waiting)
-        elif self.limits.stalled_socket_seconds and (
-                now - self._stall[0] > self.limits.stalled_socket_seconds):
-            raise ClientLimitExceeded(f"client is not reading: no output taken for "
-                                      f"{self.limits.stalled_socket_seconds:g} s")
-
-    async def _send_all(self, step: str | None) -> None:
-        """Send the queued responses, then `step`: in one write when the socket takes it at
-        once, else one by one, watched (`_send_text`)."""
-        texts = [*self._responses, step] if step is not None else [*self._responses]
-        if (self._send_now is not None and self._stall is None
-                and self._buffered() + sum(map(len, texts)) < UNWATCHED_SEND_BYTES
-                and self._send_now(*texts)):
-            self._responses.clear()
-            self._queued_bytes = 0
-            self._last_send = asyncio.get_running_loop().time()
-            return
-        await self._flush_responses()
-        if step is not None:
-            await self._send_text(step)
-
-    async def _flush_responses(self) -> None:
-        while self._responses:
-            text = self._responses.popleft()
-            self._queued_bytes -= len(text)
-            await self._send_text(text)
-
     async def _pump(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
