@@ -24,7 +24,7 @@ from reactive_store.failures import error_body
 from reactive_store.limits import ServerLimits
 from reactive_store.live.subscriptions import LiveQuery, SubscriptionManager
 from reactive_store.observe.observer import lines_of, source
-from reactive_store.sync.outbox import STALL_CHECK_SECONDS, UNWATCHED_SEND_BYTES, Outbox
+from reactive_store.sync.outbox import STALL_CHECK_SECONDS, Outbox
 from reactive_store.sync.protocol import (
     PING,
     ActionRequest,
@@ -128,11 +128,9 @@ class SyncConnection(Outbox):
             return True
         if isinstance(step, Waiting):
             return False  # the pump waits for that timestamp
-        assert self._send_now is not None
-        if self._buffered() + len(step) >= UNWATCHED_SEND_BYTES or not self._send_now(step):
+        if not self._write_now(step):
             self._queue(step)  # built already (the session moved on): the pump sends it
             return False
-        self._last_send = asyncio.get_running_loop().time()
         return True
 
     async def run(self) -> None:

@@ -95,16 +95,23 @@ class Outbox:
             raise ClientLimitExceeded(f"client is not reading: no output taken for "
                                       f"{self.limits.stalled_socket_seconds:g} s")
 
+    def _write_now(self, *texts: str) -> bool:
+        """Write `texts` at once, in one write, when the socket takes them without waiting
+        (below the high-water mark, no stall); False, having written nothing, otherwise."""
+        if (self._send_now is None or self._stall is not None
+                or self._buffered() + sum(map(len, texts)) >= UNWATCHED_SEND_BYTES
+                or not self._send_now(*texts)):
+            return False
+        self._last_send = asyncio.get_running_loop().time()
+        return True
+
     async def _send_all(self, step: str | None) -> None:
         """Send the queued responses, then `step`: in one write when the socket takes it at
         once, else one by one, watched (`_send_text`)."""
         texts = [*self._responses, step] if step is not None else [*self._responses]
-        if (self._send_now is not None and self._stall is None
-                and self._buffered() + sum(map(len, texts)) < UNWATCHED_SEND_BYTES
-                and self._send_now(*texts)):
+        if self._write_now(*texts):
             self._responses.clear()
             self._queued_bytes = 0
-            self._last_send = asyncio.get_running_loop().time()
             return
         await self._flush_responses()
         if step is not None:
