@@ -19,7 +19,7 @@ from reactive_store.auth import AuthError
 from reactive_store.dashboard.system import LiveRefresh, install
 from reactive_store.deployment import Deployment
 from reactive_store.dev import DevReloader
-from reactive_store.errors import BadRequest, ReactiveStoreError
+from reactive_store.errors import BadRequest
 from reactive_store.server.app_routes import AppRoutes
 from reactive_store.server.body_limit import BodyLimit
 from reactive_store.server.client_bundle import PATH as BUNDLE_PATH
@@ -29,7 +29,7 @@ from reactive_store.server.dashboard import DashboardFiles, to_dashboard
 from reactive_store.server.environment import EnvironmentEndpoints
 from reactive_store.server.fast_calls import FastCalls
 from reactive_store.server.files import UPLOAD_PATH, FileEndpoints
-from reactive_store.server.function_api import FunctionApi, JSONResponse
+from reactive_store.server.function_api import FunctionApi, JSONResponse, refused
 from reactive_store.server.info import InfoEndpoints
 from reactive_store.server.observe_api import ObserveApi
 from reactive_store.server.snapshot_api import SnapshotEndpoints
@@ -39,10 +39,10 @@ from reactive_store.snapshot.jobs import SnapshotJobs
 
 
 async def _error_response(request: Request, exc: Exception) -> Response:
-    """BadRequest is a 400 and AuthError a 401, each with `{"code", "message"}`."""
-    assert isinstance(exc, ReactiveStoreError)
-    status = 401 if isinstance(exc, AuthError) else 400
-    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=status)
+    """BadRequest and AuthError as `function_api.refused` answers them."""
+    assert isinstance(exc, BadRequest | AuthError)
+    status, body = refused(exc)
+    return JSONResponse(body, status_code=status)
 
 
 def observability_routes(deployment: Deployment) -> list[BaseRoute]:

@@ -27,7 +27,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared_over(declared, self.max_bytes):
             await refusal(send, self.max_bytes)
             return
         seen = 0
@@ -52,6 +52,13 @@ class BodyLimit:
         except BodyTooLarge:
             if not started:
                 await refusal(send, self.max_bytes)
+
+
+def declared_over(content_length: bytes | None, max_bytes: int) -> bool:
+    """Whether a request's `Content-Length` header declares more than `max_bytes` (a limit
+    of 0 or less is none)."""
+    return (max_bytes > 0 and content_length is not None and content_length.isdigit()
+            and int(content_length) > max_bytes)
 
 
 async def refusal(send: Send, max_bytes: int) -> None:

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from reactive_store.app.registry import Kind
 from reactive_store.auth import AuthError
 from reactive_store.errors import BadRequest
-from reactive_store.server.body_limit import refusal
-from reactive_store.server.function_api import FunctionApi, body_object
+from reactive_store.server.body_limit import declared_over, refusal
+from reactive_store.server.function_api import FunctionApi, body_object, refused
 
 PATHS: dict[str, Kind | None] = {
     "/api/query": Kind.QUERY,
@@ -57,7 +57,7 @@ class FastCalls:
             elif name == b"content-length":
                 length = value
         limit = self.max_bytes
-        if limit > 0 and length is not None and length.isdigit() and int(length) > limit:
+        if declared_over(length, limit):
             await refusal(send, limit)
             return
         try:
@@ -71,8 +71,7 @@ class FastCalls:
             status, answer = 200, await self.api.call(PATHS[scope["path"]], body_object(raw),
                                                       authorization)
         except (BadRequest, AuthError) as exc:
-            status = 401 if isinstance(exc, AuthError) else 400
-            answer = {"code": exc.code, "message": exc.message}
+            status, answer = refused(exc)
         payload = orjson.dumps(answer)
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-length", str(len(payload)).encode()), JSON_HEADER]})

@@ -49,6 +49,13 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body_object(await request.body())
 
 
+def refused(exc: BadRequest | AuthError) -> tuple[int, dict[str, str]]:
+    """A refused request's status and body: BadRequest is a 400 and AuthError a 401, each
+    with `{"code", "message"}`."""
+    return (401 if isinstance(exc, AuthError) else 400), {"code": exc.code,
+                                                          "message": exc.message}
+
+
 def body_object(raw: bytes) -> dict[str, Any]:
     """A request body that must be a JSON object (an empty body is an empty object)."""
     try:
