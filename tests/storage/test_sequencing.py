@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -106,5 +107,24 @@ async def test_a_rolled_back_sequencing_call_leaves_the_watermark(
             f"SELECT ts FROM {store.names.system('commits')} WHERE xid = $1", xid)
         assert ts is None
         assert await store.commit_ts(xid) > 0
+    finally:
+        await conn.close()
+
+
+async def test_a_write_set_too_long_for_a_notification_is_announced_by_timestamp(
+        store: Store, database_url: str) -> None:
+    """`ts writes` when it fits a notification; `ts` alone when the write set is longer
+    than NOTIFY_WRITES_CHARS (listeners read it from the log)."""
+    from reactive_store.storage.commit_log_ddl import NOTIFY_WRITES_CHARS
+
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.add_listener(store.names.channel, lambda *a: heard.put_nowait(a[3]))
+        short, long = "w" * NOTIFY_WRITES_CHARS, "w" * (NOTIFY_WRITES_CHARS + 1)
+        for writes in (short, long):
+            ts = await store.commit_ts(await log_commit(store, writes))
+            payload = await asyncio.wait_for(heard.get(), 5)
+            assert payload == (f"{ts} {short}" if writes == short else str(ts))
     finally:
         await conn.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from reactive_store.storage.names import Names
 
+NOTIFY_WRITES_CHARS = 7000  # Postgres refuses a notification payload of 8000 bytes
+
 
 def commit_log_ddl(n: Names) -> list[str]:
     """The commit log, client request records, and the two steps of committing.
@@ -87,6 +89,14 @@ def _commit_log_migration(n: Names) -> str:
     return f"DO $$ BEGIN\n{body}\nEND $$"
 
 
+def _announce(n: Names, ts: str, writes: str) -> str:
+    """PL/pgSQL that NOTIFYs one commit: `ts writes`, or `ts` alone when the write set would
+    not fit a notification (listeners then read it from the log)."""
+    return (f"IF length({writes}) <= {NOTIFY_WRITES_CHARS} THEN "
+            f"PERFORM pg_notify('{n.channel}', {ts}::text || ' ' || {writes}); "
+            f"ELSE PERFORM pg_notify('{n.channel}', {ts}::text); END IF;")
+
+
 def _legacy_commit_ddl(n: Names) -> str:
     # The commit step of servers not yet upgraded (a rolling upgrade): ordering by a lock
     # held through COMMIT, which `_sequence` also takes, so both kinds of commit get
@@ -111,11 +121,7 @@ def _legacy_commit_ddl(n: Names) -> str:
                     xid = NULL, result = excluded.result, request_hash = excluded.request_hash,
                     committed_at = now();
             END IF;
-            IF length(writes) <= 7000 THEN
-                PERFORM pg_notify('{n.channel}', t::text || ' ' || writes);
-            ELSE
-                PERFORM pg_notify('{n.channel}', t::text);
-            END IF;
+            {_announce(n, "t", "writes")}
             RETURN t;
         END $$"""
 
@@ -175,11 +181,7 @@ def _sequence_ddl(n: Names) -> str:
                     SELECT given.ts, given.writes FROM given ORDER BY given.ts
                 LOOP
                     k := k + 1;
-                    IF length(r.writes) <= 7000 THEN
-                        PERFORM pg_notify('{n.channel}', r.ts::text || ' ' || r.writes);
-                    ELSE
-                        PERFORM pg_notify('{n.channel}', r.ts::text);
-                    END IF;
+                    {_announce(n, "r.ts", "r.writes")}
                 END LOOP;
                 PERFORM setval('{seq}', t + greatest(k, 1) - 1);
                 UPDATE {n.system('sequencing')} SET sequenced_below = below;
