@@ -164,7 +164,7 @@ class Store(Maintenance):
             report = await push_schema(conn, self.names, schema, decode_row,
                                      history_and_search, preferred_numbers)
         finally:
-            await self._release(conn)
+            self._pool.release(conn)
         self.table_numbers = dict(report.table_numbers)
         self.table_names = {n: t for t, n in self.table_numbers.items()}
         self.names.side_tables = dict(report.side_tables)
@@ -179,9 +179,6 @@ class Store(Maintenance):
         except Exception as exc:  # refused, 55000 not accepting connections, 57P03, 53300...
             self._unavailable.warn("cannot connect to the database: %r", exc)
             raise DatabaseUnavailable() from exc
-
-    async def _release(self, conn: Any) -> None:
-        self._pool.release(conn)
 
     async def _begin(self, options: dict[str, Any]) -> tuple[Any, Any]:
         """A pooled connection with a transaction started on it; dead ones are skipped.
@@ -199,7 +196,7 @@ class Store(Maintenance):
             except BaseException as exc:
                 gone = isinstance(exc, Exception) and lost(exc, conn)
                 discard(conn)
-                await self._release(conn)
+                self._pool.release(conn)
                 if gone:
                     last = exc
                     continue
@@ -230,7 +227,7 @@ class Store(Maintenance):
                 discard(conn)  # cancelled mid-statement: the connection's state is unknown
                 raise
             finally:
-                await self._release(conn)
+                self._pool.release(conn)
         self._unavailable.warn("database connections keep failing: %r", last)
         raise DatabaseUnavailable() from last
 
@@ -240,8 +237,7 @@ class Store(Maintenance):
                            ) -> AsyncIterator[Transaction]:
         self.transactions += 1
         conn, tx = await self._begin(options)
-        transaction = Transaction(conn, self.names, self._unavailable, tx)
-        transaction.buffer_updates = buffer_updates
+        transaction = Transaction(conn, self.names, self._unavailable, tx, buffer_updates)
         handed_off = False
         try:
             try:
@@ -264,7 +260,7 @@ class Store(Maintenance):
             await commit(conn, tx, transaction, self._unavailable, self._resolve)
         finally:
             if not handed_off:
-                await self._release(conn)
+                self._pool.release(conn)
 
     async def _end_read(self, conn: Any, tx: Any, transaction: Transaction) -> None:
         """COMMIT a finished read-only transaction, then hand its connection back."""
@@ -273,7 +269,7 @@ class Store(Maintenance):
         except StorageError as exc:  # a lost connection: nothing was at stake
             log.debug("ending a read-only transaction failed: %r", exc)
         finally:
-            await self._release(conn)
+            self._pool.release(conn)
 
     def read(self) -> AbstractAsyncContextManager[Transaction]:
         """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
@@ -288,7 +284,7 @@ class Store(Maintenance):
         With `buffer_updates` too, updates and deletes wait the same way.
         """
         return self._transaction(isolation="serializable", lazy=buffered,
-                                 buffer_updates=buffered and buffer_updates)
+                                 buffer_updates=buffer_updates)
 
     # -- single statements ------------------------------------------------------------------
     async def latest_ts(self) -> int:

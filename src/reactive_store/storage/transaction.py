@@ -149,8 +149,8 @@ class Transaction:
     """One Postgres transaction. Calls are serialised, so a function may gather() them."""
 
     def __init__(self, conn: asyncpg.Connection, names: Names,
-                 throttle: Throttle | None = None, plain: PlainTransaction | None = None
-                 ) -> None:
+                 throttle: Throttle | None = None, plain: PlainTransaction | None = None,
+                 buffer_updates: bool = False) -> None:
         self._conn = conn
         self._plain = plain
         self._n = names
@@ -178,7 +178,7 @@ class Transaction:
         # Updates and deletes too, when nobody will look for the commit by a document it
         # inserted (engine: a caller that waits for no timestamp). A batch of scheduled jobs,
         # each an insert and its job's update, is then one message, not one per job.
-        self.buffer_updates = False
+        self.buffer_updates = self.buffered and buffer_updates
         self._pending: list[str] = []
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
         self.logged_writes: str | None = None  # the write set `commit_writes` logged
@@ -307,7 +307,7 @@ class Transaction:
         await self._write_row(sql, doc_id)
 
     def _buffering_updates(self) -> bool:
-        if self.buffer_updates and self.buffered and self.xid is None:
+        if self.buffer_updates and self.xid is None:
             self.wrote = True
             return True
         return False
