@@ -52,6 +52,16 @@ APP = {
 }
 
 
+async def states_once_all_succeeded(url: str, count: int, seconds: float) -> list[str]:
+    """The jobs' states as soon as all `count` succeeded, else as they are after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        states: list[str] = await http_call(url, "query", "work:states", {})
+        if states == ["success"] * count or time.monotonic() > deadline:
+            return states
+        await asyncio.sleep(0.1)
+
+
 async def test_each_job_runs_exactly_once_across_two_processes(
     serve_app: ServeApp, tmp_path: Path
 ) -> None:
@@ -60,12 +70,7 @@ async def test_each_job_runs_exactly_once_across_two_processes(
     second = await serve_app(app, namespace=serve_app.server(first).namespace)
     await http_call(first, "mutation", "work:schedule",
                     {"count": 60.0, "delay": 1.0, "pause": 0.0})
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        states = await http_call(second, "query", "work:states", {})
-        if states == ["success"] * 60:
-            break
-        await asyncio.sleep(0.1)
+    states = await states_once_all_succeeded(second, 60, seconds=20)
     assert states == ["success"] * 60, states
     assert await http_call(first, "query", "work:runs", {}) == [float(i) for i in range(60)]
 
@@ -90,11 +95,6 @@ async def test_a_process_killed_mid_batch_loses_and_repeats_no_job(
     victim = servers[int(pid)]
     survivor = second if victim == first else first
     await serve_app.server(victim).kill()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = await http_call(survivor, "query", "work:states", {})
-        if states == ["success"] * 200:
-            break
-        await asyncio.sleep(0.1)
+    states = await states_once_all_succeeded(survivor, 200, seconds=30)
     assert states == ["success"] * 200, states
     assert await http_call(survivor, "query", "work:runs", {}) == [float(i) for i in range(200)]
