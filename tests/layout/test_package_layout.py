@@ -23,7 +23,8 @@ ORDER = [
 ]
 FACADES = {"reactive_store", "reactive_store.__main__"}  # the public API and `python -m`
 CORE = set(ORDER[: ORDER.index("storage")])
-SANS_IO = {"reactive_store.sync.protocol", "reactive_store.sync.session"}
+SANS_IO = {"reactive_store.sync.protocol", "reactive_store.sync.session",
+           "reactive_store.sync.shared_encodings"}
 IO_LIBRARIES = {"asyncio", "asyncpg", "starlette", "uvicorn", "websockets", "httpx", "socket"}
 
 

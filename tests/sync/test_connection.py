@@ -152,8 +152,8 @@ def record_immediate_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     writes: list[list[str]] = []
     make_sender = sync_endpoint.immediate_sender
 
-    def recording(protocol: Any) -> Any:
-        send_now = make_sender(protocol)
+    def recording(protocol: Any, shared: Any = None, held: Any = None) -> Any:
+        send_now = make_sender(protocol, shared, held)
         assert send_now is not None, "the server's WebSocket protocol is not the expected one"
 
         def send(*texts: str) -> bool:
@@ -189,6 +189,40 @@ async def test_a_fan_out_is_written_at_once_and_chains_on_every_socket(
                     got = await c.recv()
                     assert got["modifications"][0]["value"] == integer(n)
         assert len(writes) >= 20 * 5 - 5, len(writes)
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_sockets_in_the_same_state_get_the_same_transition_text(
+        make_app: Any, serve: Any) -> None:
+    """A fan-out encodes once: sockets holding the same versions and query get the very same
+    text (one serverTs), while a socket whose query id differs gets its own."""
+    base, _ = await serve(make_app(ACCOUNTS_APP))
+    url = base.replace("http", "ws") + "/api/1.48.0/sync"
+    sockets = [await websockets.connect(url) for _ in range(6)]
+    try:
+        for i, ws in enumerate(sockets):
+            c = Client(ws)
+            await c.connect(session=f"same{i}")
+            await c.modify(add(2 if i == 5 else 1, "accounts:total", {}))
+            await c.recv()
+        async with httpx.AsyncClient() as http:
+            await http.post(base + "/api/mutation", json={
+                "path": "accounts:open", "args": {"owner": "o", "balance": integer(7)}})
+        texts = []
+        for ws in sockets:
+            text = await asyncio.wait_for(ws.recv(), 5)
+            while json.loads(text)["type"] == "Ping":
+                text = await asyncio.wait_for(ws.recv(), 5)
+            texts.append(text)
+        assert len(set(texts[:5])) == 1, "one text for the sockets in the same state"
+        same, other = json.loads(texts[0]), json.loads(texts[5])
+        assert same["modifications"][0] == {"type": "QueryUpdated", "queryId": 1,
+                                            "value": integer(7), "logLines": [],
+                                            "journal": None}
+        assert other["modifications"][0]["queryId"] == 2
+        assert other["endVersion"] == same["endVersion"]
     finally:
         for ws in sockets:
             await ws.close()

@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,10 @@ class SubscriptionManager:
         self.runs = 0  # executions, for tests and benchmarks
         self._running = 0
         self.generation = 0  # bumped by rerun_all; a run records the one it started in
+        self._urgent: set[Callable[[], None]] = set()  # see `mark_urgent`
+        # Wraps each pass of (non-urgent) notifications: the sync endpoint holds the socket
+        # writes the watchers make and writes them after, in one tight loop.
+        self.notify_scope: Callable[[], AbstractContextManager[object]] = nullcontext
 
     def start(self, processed_ts: int) -> None:
         self.write_log = WriteLog(processed_ts)
@@ -209,18 +214,33 @@ class SubscriptionManager:
         if live.state is LiveState.FRESH:
             live.state = LiveState.PENDING
             self._mark_dirty(live)
-        self._notify(live)
+        # No watcher is called: a result usable at fewer timestamps lets no session send
+        # anything it could not send before. The next result calls them (`_complete`).
 
     def _mark_dirty(self, live: LiveQuery) -> None:
         self._dirty[live] = None
         self._work.set()
 
+    def mark_urgent(self, watcher: Callable[[], None]) -> None:
+        """`watcher`'s client waits for a result to acknowledge its own write: it is called
+        before the others while its `urgent` attribute stays true."""
+        self._urgent.add(watcher)
+
+    def forget_urgent(self, watcher: Callable[[], None]) -> None:
+        """`watcher`'s client is gone."""
+        self._urgent.discard(watcher)
+
     def _notify(self, live: LiveQuery) -> None:
-        # A watcher whose client waits on this result to acknowledge its own write (an
-        # `urgent` one) goes first: in a fan-out to many sockets the writer is not kept
-        # waiting for its turn.
-        for watcher in sorted(live.watchers, key=lambda w: not getattr(w, "urgent", False)):
-            watcher()
+        # Urgent watchers go first: in a fan-out to many sockets the writer is not kept
+        # waiting for its turn. They are few, so the common case copies the set and no more.
+        first = self._urgent & live.watchers if self._urgent else None
+        if first:
+            for watcher in first:
+                watcher()
+            self._urgent = {w for w in self._urgent if getattr(w, "urgent", False)}
+        with self.notify_scope():
+            for watcher in (live.watchers - first if first else tuple(live.watchers)):
+                watcher()
 
     def _register(self, live: LiveQuery, reads: ReadSet) -> None:
         self._unregister(live)

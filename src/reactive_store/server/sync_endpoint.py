@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,8 +15,10 @@ from reactive_store.auth import Caller
 from reactive_store.deployment import Deployment
 from reactive_store.limits import ServerLimits
 from reactive_store.server.cors import websocket_origin_allowed
+from reactive_store.server.socket_writes import HeldWrites, SharedFrame, immediate_sender
 from reactive_store.sync.connection import ConnectionClosed, SyncConnection
 from reactive_store.sync.protocol import Authenticate, ProtocolError
+from reactive_store.sync.shared_encodings import SharedEncodings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def close_reason(text: str) -> str:
 class TransportProbe:
     """ASGI middleware (outermost): puts a socket's server protocol in its scope, when the
     server exposes its transport, so the endpoint can see how much output a client has not
-    taken yet (and write a frame at once, `immediate_sender`).
+    taken yet (and write a frame at once, server/socket_writes.py).
 
     uvicorn's WebSocket protocols write to the transport without waiting, so a client that
     stops reading never blocks a send; the transport's write buffer is where it shows."""
@@ -51,38 +52,17 @@ class TransportProbe:
         await self.app(scope, receive, send)
 
 
-def immediate_sender(protocol: Any) -> Callable[..., bool] | None:
-    """A send that writes a text frame to the socket now, without a task or an await, or
-    None when the server's WebSocket protocol is not one this knows.
-
-    uvicorn's sans-I/O protocol sends a text message by framing it with its websockets
-    `conn` and writing the bytes to the transport, nothing more; this does the same, so a
-    commit watched by many sockets is written to all of them in one pass instead of waking
-    a task per socket. It declines (False) once the protocol has begun closing.
-    """
-    conn: Any = getattr(protocol, "conn", None)
-    transport: Any = getattr(protocol, "transport", None)
-    if not (hasattr(conn, "send_text") and hasattr(conn, "data_to_send")
-            and hasattr(protocol, "close_sent") and transport is not None):
-        return None
-
-    def send_now(*texts: str) -> bool:
-        if protocol.close_sent or transport.is_closing():
-            return False
-        for each in texts:
-            conn.send_text(each.encode())
-        transport.write(b"".join(conn.data_to_send()))  # one write for all of them
-        return True
-
-    return send_now
-
-
 class SyncEndpoint:
     """Accepts a socket and serves the sync protocol on it until either side closes."""
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
         self.open_by_address: Counter[str] = Counter()
+        # Shared by every socket of the deployment: a fan-out encodes and frames once.
+        self.encodings = SharedEncodings()
+        self.frame = SharedFrame()
+        self.writes = HeldWrites()
+        deployment.subscriptions.notify_scope = self.writes.holding
 
     async def serve(self, websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
@@ -129,7 +109,8 @@ class SyncEndpoint:
         d = self.deployment
         connection = SyncConnection(d.engine, d.subscriptions, receive, websocket.send_text,
                                     verify, limits, buffered,
-                                    immediate_sender(protocol))
+                                    immediate_sender(protocol, self.frame, self.writes),
+                                    self.encodings)
         await connection.run()
         if connection.close_reason is not None:
             await self._close(websocket, connection.close_code, connection.close_reason)

@@ -42,6 +42,7 @@ from reactive_store.sync.protocol import (
     parse_client_message,
 )
 from reactive_store.sync.session import SessionQuery, SyncSession, Waiting
+from reactive_store.sync.shared_encodings import SharedEncodings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ HEARTBEAT_SECONDS = 15.0
 # How long a mutation's response may wait for the Transition reaching its timestamp, to
 # share its write; the commit stream takes it in well within this.
 RESPONSE_HOLD_SECONDS = 0.005
+PING_TEXT = orjson.dumps(PING).decode()
 
 
 class ConnectionClosed(Exception):
@@ -86,7 +88,8 @@ class SyncConnection(Outbox):
                  verify: Callable[[Authenticate], Awaitable[Caller]] | None = None,
                  limits: ServerLimits | None = None,
                  buffered: Callable[[], int] | None = None,
-                 send_now: Callable[..., bool] | None = None) -> None:
+                 send_now: Callable[..., bool] | None = None,
+                 encodings: SharedEncodings | None = None) -> None:
         super().__init__(send, limits or ServerLimits(), buffered, send_now)
         self.engine = engine
         self.manager = manager
@@ -94,7 +97,8 @@ class SyncConnection(Outbox):
         self.admin = False  # holds the admin key: may call internal mutations and actions
         self._receive = receive
         self.session: SyncSession[LiveQuery] = SyncSession(
-            max_queries=self.limits.subscriptions_per_socket)
+            max_queries=self.limits.subscriptions_per_socket,
+            encodings=encodings or SharedEncodings())
         self._idle = False  # the pump is parked in its wait, nothing of it in flight
         self._watcher = ResultWatcher(self)
         self.identity: dict[str, Any] | None = None
@@ -151,6 +155,7 @@ class SyncConnection(Outbox):
             for task in [*tasks, *self._actions]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._actions, return_exceptions=True)
+            self.manager.forget_urgent(self._watcher)
             for query in self.session.queries.values():
                 if query.live is not None:
                     self.manager.unsubscribe(query.live, self._watcher)
@@ -260,6 +265,7 @@ class SyncConnection(Outbox):
                 response = mutation_response(request.request_id, value=outcome.encoded,
                                              ts=outcome.ts, log_lines=outcome.log_lines)
                 self.session.min_ts = max(self.session.min_ts, outcome.ts)
+                self.manager.mark_urgent(self._watcher)
                 self._hold_until = asyncio.get_running_loop().time() + RESPONSE_HOLD_SECONDS
             self._respond(response)
             self.session.force = True
@@ -318,8 +324,8 @@ class SyncConnection(Outbox):
                     continue  # held long enough: sent on the next round
                 if self._stall is not None:
                     self._check_output()
-                else:
-                    await self._send_json(PING)
+                elif not self._write_now(PING_TEXT):
+                    await self._send_text(PING_TEXT)
             finally:
                 if waiter is not None and not waiter.done():
                     waiter.cancel()

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-import orjson
 
 from reactive_store.limits import ServerLimits
 from reactive_store.sync.protocol import ClientLimitExceeded
@@ -74,9 +71,6 @@ class Outbox:
             if not sending.done():
                 sending.cancel()
         self._last_send = loop.time()
-
-    async def _send_json(self, message: dict[str, Any]) -> None:
-        await self._send_text(orjson.dumps(message).decode())
 
     def _check_output(self) -> None:
         """Close a client that lets output pile up, or that takes none for too long."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -60,9 +60,11 @@ class AuthenticationRefused(ProtocolError):
     close_code = 1000
 
 
-@dataclass(frozen=True)
-class StateVersion:
-    """What a client holds: query-set version, identity version, snapshot timestamp."""
+class StateVersion(NamedTuple):
+    """What a client holds: query-set version, identity version, snapshot timestamp.
+
+    A named tuple, not a dataclass: one is built per Transition per socket, and its hash and
+    equality (the shared encodings' keys, sync/shared_encodings.py) are the tuple's own."""
 
     query_set: int = 0
     identity: int = 0

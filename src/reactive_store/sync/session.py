@@ -13,7 +13,6 @@ Rule 3: a Transition is never built while one of the client's mutations is in fl
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -29,9 +28,8 @@ from reactive_store.sync.protocol import (
     StateVersion,
     query_failed,
     query_removed,
-    query_result_json,
-    transition_json,
 )
+from reactive_store.sync.shared_encodings import SharedEncodings
 
 
 class QueryResult(Protocol):
@@ -104,6 +102,9 @@ class SyncSession(Generic[R]):
     min_ts: int = 0
     force: bool = False
     mutations_in_flight: int = 0
+    # Shared by the sessions of a process (the subscription manager's), so a fan-out
+    # encodes each result and Transition once.
+    encodings: SharedEncodings = field(default_factory=SharedEncodings, repr=False)
 
     def connect(self, msg: Connect) -> None:
         """The socket's first message: who the client is, and whether it is reconnecting."""
@@ -191,14 +192,14 @@ class SyncSession(Generic[R]):
             if (live.result_json == query.sent_json and live.lines_json == query.sent_lines
                     and live.journal == query.sent_journal):
                 continue
-            modifications.append(query_result_json(query.query_id, live.result_json,
-                                                   live.lines_json, live.journal))
+            modifications.append(self.encodings.update(query.query_id, live.result_json,
+                                                       live.lines_json, live.journal))
             query.sent_json, query.sent_lines = live.result_json, live.lines_json
             query.sent_journal = live.journal
         end = StateVersion(self.received_query_set, self.received_identity, target)
         if not modifications and end == self.sent and not self.force:
             return None
-        message = transition_json(self.sent, end, modifications, time.time_ns())
+        message = self.encodings.transition(self.sent, end, modifications)
         self.sent = end
         self.removed.clear()
         self.force = False
