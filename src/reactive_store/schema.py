@@ -252,6 +252,17 @@ def index_keys(table: TableDefinition, doc: Document) -> dict[str, bytes]:
     return {name: index.key(doc) for name, index in all_indexes(table).items()}
 
 
+def index_keys_after(table: TableDefinition, old: Document, old_keys: dict[str, bytes],
+                     new: Document) -> dict[str, bytes]:
+    """The index keys of `new`, a new version of `old` (same _id and _creationTime) whose
+    keys are `old_keys`: an index whose fields hold the very same objects in both (a patch
+    leaves the fields it does not name untouched) keeps its key, which is not encoded again."""
+    return {name: old_keys[name]
+            if all(field_value(old, f) is field_value(new, f) for f in index.fields)
+            else index.key(new)
+            for name, index in all_indexes(table).items()}
+
+
 def id_key(doc_id: str) -> bytes:
     """The key of a document in its table's by_id index (point reads and writes)."""
     return encode_tuple([doc_id])

@@ -28,6 +28,7 @@ from reactive_store.schema import (
     TableDefinition,
     id_key,
     index_keys,
+    index_keys_after,
     validate_document,
 )
 from reactive_store.storage import Transaction
@@ -195,7 +196,7 @@ class DatabaseWriter(DatabaseReader):
         raw = self._encode(table, fields)
         new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
         old_keys = index_keys(definition, old)
-        new_keys = index_keys(definition, new)
+        new_keys = index_keys_after(definition, old, old_keys, new)
         indexes = IndexWrites.plan(table, definition, old, new)
         await self.reads.tx.update(table, old["_id"], raw, new_keys)
         self._remember(table, old["_id"], old)

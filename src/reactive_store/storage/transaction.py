@@ -22,6 +22,7 @@ from reactive_store.storage.connections import (
     sql_literal,
 )
 from reactive_store.storage.names import Names
+from reactive_store.storage.pending_writes import PendingWrites
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class Transaction:
         # inserted (engine: a caller that waits for no timestamp). A batch of scheduled jobs,
         # each an insert and its job's update, is then one message, not one per job.
         self.buffer_updates = self.buffered and buffer_updates
-        self._pending: list[str] = []
+        self._pending = PendingWrites()
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
         self.logged_writes: str | None = None  # the write set `commit_writes` logged
         # Sequence right after COMMIT, in its message: the commit gets its timestamp with
@@ -194,8 +195,7 @@ class Transaction:
                 raise DatabaseUnavailable()
             try:
                 if self._plain is not None and (self._pending or not self._plain.begun):
-                    pending, self._pending = "; ".join(self._pending), []
-                    await self._plain.start_with(pending)
+                    await self._plain.start_with(self._pending.take_sql())
                 return await op()
             except RETRYABLE as exc:
                 self.conflicted = True
@@ -273,26 +273,22 @@ class Transaction:
     async def insert(
         self, table: str, doc_id: str, creation_time: float, doc: bytes, keys: dict[str, bytes]
     ) -> None:
-        cols = ", ".join(["_id, _creation_time, doc", *map(self._n.key_column, keys)])
-        into = f"INSERT INTO {self._n.table(table)} ({cols}) VALUES"
+        columns = ("_id", "_creation_time", "doc", *map(self._n.key_column, keys))
         if self.buffered and self.xid is None:
             self.wrote = True
             if self.first_insert is None:
                 self.first_insert = (table, doc_id)
-            values: tuple[str | float | bytes, ...] = (doc_id, creation_time, doc.decode(),
-                                                        *keys.values())
-            self._pending.append(f"{into} ({', '.join(map(sql_literal, values))})")
+            self._pending.insert(self._n.table(table), columns,
+                                 (doc_id, creation_time, doc.decode(), *keys.values()))
             return
+        into = f"INSERT INTO {self._n.table(table)} ({', '.join(columns)}) VALUES"
         params = ", ".join(f"${i + 1}" for i in range(3 + len(keys)))
         await self._write_row(f"{into} ({params})", doc_id, creation_time, doc, *keys.values())
 
     async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes]) -> None:
         if self._buffering_updates():
-            sets = "".join(f", {self._n.key_column(i)} = {sql_literal(k)}"
-                           for i, k in keys.items())
-            self._pending.append(f"UPDATE {self._n.table(table)} SET doc = "
-                                 f"{sql_literal(doc.decode())}{sets} "
-                                 f"WHERE _id = {sql_literal(doc_id)}")
+            self._pending.update(self._n.table(table), doc_id, doc.decode(),
+                                 {self._n.key_column(i): k for i, k in keys.items()})
             return
         sets = ", ".join(f"{self._n.key_column(i)} = ${n + 3}" for n, i in enumerate(keys))
         sql = f"UPDATE {self._n.table(table)} SET doc = $2, {sets} WHERE _id = $1"
@@ -300,8 +296,7 @@ class Transaction:
 
     async def delete(self, table: str, doc_id: str) -> None:
         if self._buffering_updates():
-            self._pending.append(
-                f"DELETE FROM {self._n.table(table)} WHERE _id = {sql_literal(doc_id)}")
+            self._pending.delete(self._n.table(table), doc_id)
             return
         sql = f"DELETE FROM {self._n.table(table)} WHERE _id = $1"
         await self._write_row(sql, doc_id)
@@ -340,7 +335,7 @@ class Transaction:
 
     def final_statements(self) -> str:
         """What travels in COMMIT's message: the buffered inserts, then the commit step."""
-        return "; ".join(s for s in (*self._pending, self.commit_step) if s)
+        return "; ".join(s for s in (self._pending.take_sql(), self.commit_step) if s)
 
     async def find_request(self, session: str, request_id: int) -> RecordedRequest | None:
         """An already committed client request: its commit, result and call hash."""

@@ -1,0 +1,119 @@
+"""Buffered document writes, sent as few statements as they can be.
+
+A transaction that buffers its writes (storage/transaction.py) sends them with its next
+statement or with COMMIT, as SQL with literal values. Each statement Postgres parses and
+plans on its own, so a batch of scheduled jobs (an insert and a job update each) would cost
+two statements per job. When no document is written twice, the order of the writes cannot
+change the outcome: every row is touched once, and every index key ends with its document's
+id, so two documents never compete for one key. The writes are then grouped, one multi-row
+INSERT per table and column list, one UPDATE ... FROM (VALUES ...) per table and column list
+and one DELETE per table. A document written twice keeps every write in order, one statement
+each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reactive_store.storage.connections import sql_literal
+
+SqlValue = str | float | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """One buffered write. `columns` are what an insert fills, or what an update sets after
+    `doc`; `values` the row as SQL literals, in that order (an update's starts with its id
+    and its document)."""
+
+    kind: str  # "insert", "update" or "delete"
+    table: str  # the table's SQL name
+    columns: tuple[str, ...]
+    doc_id: str
+    literals: tuple[str, ...]  # empty for a delete
+
+    @property
+    def row(self) -> str:
+        return "(" + ", ".join(self.literals) + ")"
+
+
+class PendingWrites:
+    """The buffered writes of one transaction, in the order they were made."""
+
+    def __init__(self) -> None:
+        self._writes: list[PendingWrite] = []
+        self._targets: set[tuple[str, str]] = set()
+        self._distinct = True  # no document is written twice
+
+    def __bool__(self) -> bool:
+        return bool(self._writes)
+
+    def __len__(self) -> int:
+        return len(self._writes)
+
+    def insert(self, table: str, columns: tuple[str, ...], values: Sequence[SqlValue]) -> None:
+        """`values` fill `columns`, which start with `_id`."""
+        self._add(PendingWrite("insert", table, columns, str(values[0]),
+                               tuple(map(sql_literal, values))))
+
+    def update(self, table: str, doc_id: str, doc: str, keys: dict[str, bytes]) -> None:
+        """Set the document to `doc` and the key columns (name: key) to their keys."""
+        values: list[SqlValue] = [doc_id, doc, *keys.values()]
+        self._add(PendingWrite("update", table, ("doc", *keys), doc_id,
+                               tuple(map(sql_literal, values))))
+
+    def delete(self, table: str, doc_id: str) -> None:
+        self._add(PendingWrite("delete", table, (), doc_id, ()))
+
+    def _add(self, write: PendingWrite) -> None:
+        target = (write.table, write.doc_id)
+        if target in self._targets:
+            self._distinct = False
+        self._targets.add(target)
+        self._writes.append(write)
+
+    def take_sql(self) -> str:
+        """The statements that make every buffered write (";"-separated), and forget them."""
+        writes, distinct = self._writes, self._distinct
+        self._writes, self._targets, self._distinct = [], set(), True
+        if not distinct or len(writes) < 2:
+            return "; ".join(one_statement(w) for w in writes)
+        return "; ".join(grouped_statements(writes))
+
+
+def one_statement(write: PendingWrite) -> str:
+    if write.kind == "insert":
+        return f"INSERT INTO {write.table} ({', '.join(write.columns)}) VALUES {write.row}"
+    if write.kind == "update":
+        sets = ", ".join(f"{c} = {v}" for c, v in zip(write.columns, write.literals[1:],
+                                                       strict=True))
+        return f"UPDATE {write.table} SET {sets} WHERE _id = {write.literals[0]}"
+    return f"DELETE FROM {write.table} WHERE _id = {sql_literal(write.doc_id)}"
+
+
+def grouped_statements(writes: list[PendingWrite]) -> list[str]:
+    """One statement per kind, table and column list, in the order each group first
+    appears; only for writes that touch every document once."""
+    groups: dict[tuple[str, str, tuple[str, ...]], list[PendingWrite]] = {}
+    for write in writes:
+        groups.setdefault((write.kind, write.table, write.columns), []).append(write)
+    statements = []
+    for (kind, table, columns), group in groups.items():
+        if kind == "insert":
+            statements.append(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                              + ", ".join(w.row for w in group))
+        elif kind == "update":
+            statements.append(update_sql(table, columns, [w.row for w in group]))
+        else:
+            ids = ", ".join(sql_literal(w.doc_id) for w in group)
+            statements.append(f"DELETE FROM {table} WHERE _id IN ({ids})")
+    return statements
+
+
+def update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> str:
+    """An UPDATE setting `columns` (the first is the json document, the rest bytea keys)
+    from `rows` of (id, document, keys...), matched by id."""
+    sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
+    return (f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
+            f"AS v(_id, {', '.join(columns)}) WHERE t._id = v._id COLLATE \"C\"")
