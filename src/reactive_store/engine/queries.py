@@ -75,7 +75,7 @@ class QueryRunner(EngineCore):
     async def _query_in_snapshot(self, spec: FunctionSpec, checked: dict[str, Any],
                                  identity: Identity | None, at_ts: int | None,
                                  journal: str | None) -> Outcome:
-        async with self.store.read() as tx:
+        async with self.store.read(snapshot=at_ts is not None) as tx:
             snapshot = await tx.snapshot() if at_ts is not None else None
             ts = None if snapshot is None else snapshot.ts
             past = None if snapshot is None or at_ts is None else await past_at(
@@ -111,7 +111,7 @@ class QueryRunner(EngineCore):
         lost = 0
         while len(results) < len(calls):
             try:
-                async with self.store.read() as tx:
+                async with self.store.read(snapshot=True) as tx:
                     snapshot = await tx.snapshot()
                     ts, pending = snapshot.ts, unsequenced(snapshot)
                     for call in calls[len(results):]:

@@ -47,6 +47,7 @@ def commit_log_ddl(n: Names) -> list[str]:
         _sequence_ddl(n),
         _sequence_requests_ddl(n),
         _sequence_now_ddl(n),
+        _snapshot_notice_ddl(n),
     ]
 
 
@@ -221,4 +222,24 @@ def _sequence_now_ddl(n: Names) -> str:
             PERFORM {n.system('sequence')}('{{}}'::bigint[]);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'sequencing after COMMIT failed: %', SQLERRM;
+        END $$"""
+
+
+SNAPSHOT_NOTICE = "reactive-store snapshot "
+
+
+def _snapshot_notice_ddl(n: Names) -> str:
+    # Sent with BEGIN in one message (storage/connections.py): the driver drops the rows of
+    # such a message, so the snapshot travels back as a NOTICE. As the transaction's first
+    # statement, its SELECT is what takes the snapshot (REPEATABLE READ), exactly as
+    # `transaction.snapshot_sql` would: the newest timestamp, then the write sets of the
+    # commits it sees that have none yet, in xid order (a JSON array of strings).
+    commits = n.system("commits")
+    return f"""CREATE OR REPLACE FUNCTION {n.system('snapshot_notice')}() RETURNS void
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE NOTICE '{SNAPSHOT_NOTICE}% %',
+                (SELECT coalesce(max(ts), 0) FROM {commits}),
+                coalesce((SELECT json_agg(c.writes ORDER BY c.xid) FROM {commits} c
+                          WHERE {unsequenced_sql(n)}), '[]'::json);
         END $$"""

@@ -145,6 +145,23 @@ class PlainTransaction:
         if statements:
             await self._conn.execute(statements)
 
+    async def start_hearing(self, statement: str) -> list[str]:
+        """BEGIN and `statement` in one message; the NOTICEs it raised, in order (the way a
+        statement sent with BEGIN answers: the driver drops a simple query's rows)."""
+        heard: list[str] = []
+
+        def hear(_: Any, message: Any) -> None:
+            heard.append(str(message.message))
+
+        # The driver schedules listeners as it reads each NOTICE, before the reply that
+        # ends the message resumes this coroutine: all of them have run by the return.
+        self._conn.add_log_listener(hear)
+        try:
+            await self.start_with(statement)
+        finally:
+            self._conn.remove_log_listener(hear)
+        return heard
+
     async def commit(self, first: str = "", after: str = "") -> None:
         """COMMIT, after the statements `first` and before `after` (simple protocol: one
         round trip; `after` runs in a transaction of its own and must not fail). A

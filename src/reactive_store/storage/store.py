@@ -54,6 +54,7 @@ from reactive_store.storage.transaction import (
     TransientConflict,
     newest_commit_sql,
     request_hash,
+    snapshot_of,
 )
 
 __all__ = ["CommitOutcomeUnknown", "DatabaseUnavailable", "PruneReport", "RecordedRequest", "Row",
@@ -180,19 +181,29 @@ class Store(Maintenance):
             self._unavailable.warn("cannot connect to the database: %r", exc)
             raise DatabaseUnavailable() from exc
 
-    async def _begin(self, options: dict[str, Any]) -> tuple[Any, Any]:
+    async def _begin(self, options: dict[str, Any]) -> tuple[Any, Any, Snapshot | None]:
         """A pooled connection with a transaction started on it; dead ones are skipped.
+        With `snapshot`, BEGIN's message takes the transaction's snapshot too, and it is
+        returned (None when the server did not send it back: `Transaction.snapshot` asks).
 
         BEGIN on a connection whose backend is gone fails (closed socket, or the driver
         still digesting the server's FATAL: "another operation is in progress") before
         anything of ours ran, so the next connection can be tried safely.
         """
         last: BaseException | None = None
+        options = dict(options)
+        with_snapshot = options.pop("snapshot", False)
         for _ in range(self._attempts):
             conn = await self._acquire()
             tx = PlainTransaction(conn, **options)
+            snapshot = None
             try:
-                await tx.start()
+                if with_snapshot:
+                    heard = await tx.start_hearing(
+                        f"SELECT {self.names.system('snapshot_notice')}()")
+                    snapshot = snapshot_of(heard)
+                else:
+                    await tx.start()
             except BaseException as exc:
                 gone = isinstance(exc, Exception) and lost(exc, conn)
                 discard(conn)
@@ -204,7 +215,7 @@ class Store(Maintenance):
                     log.error("cannot begin a transaction: %r", exc)
                     raise StorageError() from exc
                 raise
-            return conn, tx
+            return conn, tx, snapshot
         self._unavailable.warn("database connections keep failing: %r", last)
         raise DatabaseUnavailable() from last
 
@@ -236,8 +247,9 @@ class Store(Maintenance):
     async def _transaction(self, buffer_updates: bool = False, **options: Any
                            ) -> AsyncIterator[Transaction]:
         self.transactions += 1
-        conn, tx = await self._begin(options)
-        transaction = Transaction(conn, self.names, self._unavailable, tx, buffer_updates)
+        conn, tx, snapshot = await self._begin(options)
+        transaction = Transaction(conn, self.names, self._unavailable, tx, buffer_updates,
+                                  snapshot)
         handed_off = False
         try:
             try:
@@ -271,9 +283,11 @@ class Store(Maintenance):
         finally:
             self._pool.release(conn)
 
-    def read(self) -> AbstractAsyncContextManager[Transaction]:
-        """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads."""
-        return self._transaction(isolation="repeatable_read", readonly=True)
+    def read(self, snapshot: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A REPEATABLE READ, READ ONLY transaction: one snapshot for everything it reads.
+        With `snapshot`, its first round trip also brings what `Transaction.snapshot`
+        returns (a caller that starts with it saves a round trip)."""
+        return self._transaction(isolation="repeatable_read", readonly=True, snapshot=snapshot)
 
     def write(self, buffered: bool = False, buffer_updates: bool = False
               ) -> AbstractAsyncContextManager[Transaction]:

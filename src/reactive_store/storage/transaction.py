@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from reactive_store.errors import InternalError
-from reactive_store.storage.commit_log_ddl import unsequenced_sql
+from reactive_store.storage.commit_log_ddl import SNAPSHOT_NOTICE, unsequenced_sql
 from reactive_store.storage.connections import (
     FAILURES,
     PlainTransaction,
@@ -136,6 +136,15 @@ class PruneReport:
     history: int = 0
 
 
+def snapshot_of(notices: list[str]) -> Snapshot | None:
+    """The snapshot `_snapshot_notice` sent back as a NOTICE, if it is among `notices`."""
+    for text in notices:
+        if text.startswith(SNAPSHOT_NOTICE):
+            ts, _, unsequenced = text[len(SNAPSHOT_NOTICE):].partition(" ")
+            return Snapshot(int(ts), tuple(orjson.loads(unsequenced)))
+    return None
+
+
 def newest_commit_sql(names: Names) -> str:
     return f"SELECT coalesce(max(ts), 0) FROM {names.system('commits')}"
 
@@ -151,8 +160,9 @@ class Transaction:
 
     def __init__(self, conn: asyncpg.Connection, names: Names,
                  throttle: Throttle | None = None, plain: PlainTransaction | None = None,
-                 buffer_updates: bool = False) -> None:
+                 buffer_updates: bool = False, snapshot: Snapshot | None = None) -> None:
         self._conn = conn
+        self._snapshot = snapshot  # taken with BEGIN (`Store.read(snapshot=True)`)
         self._plain = plain
         self._n = names
         self.names = names  # the deployment's SQL names (search modules find their tables)
@@ -349,6 +359,8 @@ class Transaction:
     async def snapshot(self) -> Snapshot:
         """What this transaction's snapshot holds of the commit log: the newest timestamp,
         and the writes of commits it sees that have no timestamp yet."""
+        if self._snapshot is not None:
+            return self._snapshot
         rec = await self._run(lambda: self._conn.fetchrow(snapshot_sql(self._n)))
         return Snapshot(rec[0], tuple(rec[1]))
 
