@@ -14,18 +14,17 @@ each.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from reactive_store.storage.connections import sql_literal
 
 SqlValue = str | float | bytes
 
 
-@dataclass(frozen=True, slots=True)
-class PendingWrite:
-    """One buffered write. `columns` are what an insert fills, or what an update sets after
-    `doc`; `values` the row as SQL literals, in that order (an update's starts with its id
-    and its document)."""
+class PendingWrite(NamedTuple):
+    """One buffered write. `columns` are what an insert fills, or what an update sets (`doc`,
+    then key columns); `literals` are the row's values as SQL literals in that order, an
+    update's preceded by its id."""
 
     kind: str  # "insert", "update" or "delete"
     table: str  # the table's SQL name

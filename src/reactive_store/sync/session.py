@@ -102,8 +102,8 @@ class SyncSession(Generic[R]):
     min_ts: int = 0
     force: bool = False
     mutations_in_flight: int = 0
-    # Shared by the sessions of a process (the subscription manager's), so a fan-out
-    # encodes each result and Transition once.
+    # Shared by the sessions of a deployment (the sync endpoint's), so a fan-out encodes
+    # each result and Transition once.
     encodings: SharedEncodings = field(default_factory=SharedEncodings, repr=False)
 
     def connect(self, msg: Connect) -> None:
