@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "and open the sync socket; repeat it for more, '*' for any (default: "
                  "$REACTIVE_STORE_CORS_ORIGINS, comma-separated, else "
                  + ("same-origin pages only)" if name == "serve" else "any origin)"))
+        add_job_options(command)
         command.add_argument(
             "--ws-compression", choices=("on", "off"), default="off",
             help="permessage-deflate on sync sockets: less bandwidth on slow links, but one "
@@ -119,6 +120,30 @@ def parse_size(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 200MB or 1GiB")
     return int(match.group(1)) * UNITS[match.group(2).lower()]
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_job_options(command: argparse.ArgumentParser) -> None:
+    """How this process runs due scheduled functions (docs/architecture.md, Background work);
+    left out, `deployment.Settings` decides (the defaults the help names)."""
+    command.add_argument("--job-concurrency", type=at_least_one, metavar="N",
+                         help="scheduled actions running at once in this process (default 8)")
+    command.add_argument("--job-batch-size", type=at_least_one, metavar="N",
+                         help="due scheduled mutations run in one transaction, at most "
+                              "(default 64)")
+    command.add_argument("--job-batch-slots", type=at_least_one, metavar="N",
+                         help="such transactions running at once in the whole deployment; "
+                              "above 1 they can conflict on the job rows (default 1)")
 
 
 def add_file_options(command: argparse.ArgumentParser) -> None:

@@ -99,6 +99,9 @@ def cors_origins(ns: argparse.Namespace) -> tuple[str, ...]:
         raise SystemExit(f"error: {source}: {exc}") from None
 
 
+JOB_OPTIONS = ("job_concurrency", "job_batch_size", "job_batch_slots")
+
+
 def settings_from(ns: argparse.Namespace) -> Settings:
     from reactive_store.engine.engine import EngineConfig
 
@@ -117,6 +120,7 @@ def settings_from(ns: argparse.Namespace) -> Settings:
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         observe=ObserveSettings(enabled=getattr(ns, "observe", "on") == "on"),
         cors_origins=cors_origins(ns),
+        **{name: getattr(ns, name) for name in JOB_OPTIONS if getattr(ns, name, None)},
     )
 
 
