@@ -10,8 +10,9 @@ import pytest
 
 from reactive_store.engine.db import document_from_row
 from reactive_store.schema import Schema, TableDefinition
+from reactive_store.storage.commit_log_ddl import snapshot_sql
 from reactive_store.storage.store import Store
-from reactive_store.storage.transaction import snapshot_of, snapshot_sql
+from reactive_store.storage.transaction import snapshot_of
 from reactive_store.validators import v
 from tests.support import new_namespace
 

@@ -228,18 +228,23 @@ def _sequence_now_ddl(n: Names) -> str:
 SNAPSHOT_NOTICE = "reactive-store snapshot "
 
 
+def snapshot_sql(n: Names) -> str:
+    """What a transaction's snapshot holds of the commit log: the newest timestamp, and the
+    write sets of the commits it sees that have none yet, in xid order."""
+    commits = n.system("commits")
+    return (f"SELECT coalesce((SELECT max(ts) FROM {commits}), 0), "
+            f"ARRAY(SELECT writes FROM {commits} c WHERE {unsequenced_sql(n)} ORDER BY xid)")
+
+
 def _snapshot_notice_ddl(n: Names) -> str:
     # Sent with BEGIN in one message (storage/connections.py): the driver drops the rows of
-    # such a message, so the snapshot travels back as a NOTICE. As the transaction's first
-    # statement, its SELECT is what takes the snapshot (REPEATABLE READ), exactly as
-    # `transaction.snapshot_sql` would: the newest timestamp, then the write sets of the
-    # commits it sees that have none yet, in xid order (a JSON array of strings).
-    commits = n.system("commits")
+    # such a message, so the snapshot travels back as a NOTICE (the write sets as a JSON
+    # array of strings). As the transaction's first statement, its SELECT is what takes
+    # the snapshot (REPEATABLE READ), as `snapshot_sql` sent on its own would.
     return f"""CREATE OR REPLACE FUNCTION {n.system('snapshot_notice')}() RETURNS void
         LANGUAGE plpgsql AS $$
+        DECLARE t bigint; w text[];
         BEGIN
-            RAISE NOTICE '{SNAPSHOT_NOTICE}% %',
-                (SELECT coalesce(max(ts), 0) FROM {commits}),
-                coalesce((SELECT json_agg(c.writes ORDER BY c.xid) FROM {commits} c
-                          WHERE {unsequenced_sql(n)}), '[]'::json);
+            SELECT * INTO t, w FROM ({snapshot_sql(n)}) AS s;
+            RAISE NOTICE '{SNAPSHOT_NOTICE}% %', t, to_json(w);
         END $$"""

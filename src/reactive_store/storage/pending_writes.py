@@ -48,9 +48,6 @@ class PendingWrites:
     def __bool__(self) -> bool:
         return bool(self._writes)
 
-    def __len__(self) -> int:
-        return len(self._writes)
-
     def insert(self, table: str, columns: tuple[str, ...], values: Sequence[SqlValue]) -> None:
         """`values` fill `columns`, which start with `_id`."""
         self._add(PendingWrite("insert", table, columns, str(values[0]),

@@ -181,9 +181,10 @@ class Store(Maintenance):
             self._unavailable.warn("cannot connect to the database: %r", exc)
             raise DatabaseUnavailable() from exc
 
-    async def _begin(self, options: dict[str, Any]) -> tuple[Any, Any, Snapshot | None]:
+    async def _begin(self, options: dict[str, Any], with_snapshot: bool = False
+                     ) -> tuple[Any, Any, Snapshot | None]:
         """A pooled connection with a transaction started on it; dead ones are skipped.
-        With `snapshot`, BEGIN's message takes the transaction's snapshot too, and it is
+        With `with_snapshot`, BEGIN's message takes the transaction's snapshot too, and it is
         returned (None when the server did not send it back: `Transaction.snapshot` asks).
 
         BEGIN on a connection whose backend is gone fails (closed socket, or the driver
@@ -191,8 +192,6 @@ class Store(Maintenance):
         anything of ours ran, so the next connection can be tried safely.
         """
         last: BaseException | None = None
-        options = dict(options)
-        with_snapshot = options.pop("snapshot", False)
         for _ in range(self._attempts):
             conn = await self._acquire()
             tx = PlainTransaction(conn, **options)
@@ -244,12 +243,12 @@ class Store(Maintenance):
 
     # -- transactions -----------------------------------------------------------------------
     @asynccontextmanager
-    async def _transaction(self, buffer_updates: bool = False, **options: Any
-                           ) -> AsyncIterator[Transaction]:
+    async def _transaction(self, buffer_updates: bool = False, snapshot: bool = False,
+                           **options: Any) -> AsyncIterator[Transaction]:
         self.transactions += 1
-        conn, tx, snapshot = await self._begin(options)
+        conn, tx, taken = await self._begin(options, snapshot)
         transaction = Transaction(conn, self.names, self._unavailable, tx, buffer_updates,
-                                  snapshot)
+                                  taken)
         handed_off = False
         try:
             try:

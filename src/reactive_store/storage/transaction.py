@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 
 from reactive_store.errors import InternalError
-from reactive_store.storage.commit_log_ddl import SNAPSHOT_NOTICE, unsequenced_sql
+from reactive_store.storage.commit_log_ddl import SNAPSHOT_NOTICE, snapshot_sql
 from reactive_store.storage.connections import (
     FAILURES,
     PlainTransaction,
@@ -147,12 +147,6 @@ def snapshot_of(notices: list[str]) -> Snapshot | None:
 
 def newest_commit_sql(names: Names) -> str:
     return f"SELECT coalesce(max(ts), 0) FROM {names.system('commits')}"
-
-
-def snapshot_sql(names: Names) -> str:
-    commits = names.system("commits")
-    return (f"SELECT coalesce((SELECT max(ts) FROM {commits}), 0), "
-            f"ARRAY(SELECT writes FROM {commits} c WHERE {unsequenced_sql(names)} ORDER BY xid)")
 
 
 class Transaction:
