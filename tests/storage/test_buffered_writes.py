@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -31,18 +32,27 @@ def keys(key: bytes) -> dict[str, bytes]:
     return {INDEX: key}
 
 
-async def open_store(url: str, namespace: str) -> Store:
-    store = await Store.open(url, namespace, min_size=1, max_size=3)
+async def open_store(url: str, namespace: str, max_size: int = 3) -> Store:
+    store = await Store.open(url, namespace, min_size=1, max_size=max_size)
     await store.push_schema(SCHEMA, document_from_row)
     return store
 
 
+@asynccontextmanager
+async def items_store(url: str, max_size: int = 3) -> AsyncIterator[Store]:
+    """A store with the items table on a namespace of its own, dropped afterwards."""
+    store = await open_store(url, new_namespace(), max_size)
+    try:
+        yield store
+    finally:
+        await store.drop()
+        await store.close()
+
+
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    store = await open_store(database_url, new_namespace())
-    yield store
-    await store.drop()
-    await store.close()
+    async with items_store(database_url) as store:
+        yield store
 
 
 async def state_of(url: str, pid: int) -> str:

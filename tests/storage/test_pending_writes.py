@@ -9,8 +9,7 @@ import pytest
 
 from reactive_store.storage.pending_writes import PendingWrites
 from reactive_store.storage.store import Store
-from tests.storage.test_buffered_writes import INDEX, keys, open_store, put
-from tests.support import new_namespace
+from tests.storage.test_buffered_writes import INDEX, items_store, keys, put
 
 T = '"ns"."items"'
 K = '"k_by_creation_time"'
@@ -18,10 +17,8 @@ K = '"k_by_creation_time"'
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    store = await open_store(database_url, new_namespace())
-    yield store
-    await store.drop()
-    await store.close()
+    async with items_store(database_url) as store:
+        yield store
 
 
 def statements(pending: PendingWrites) -> list[str]:

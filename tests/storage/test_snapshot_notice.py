@@ -8,30 +8,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from reactive_store.engine.db import document_from_row
-from reactive_store.schema import Schema, TableDefinition
 from reactive_store.storage.commit_log_ddl import snapshot_sql
 from reactive_store.storage.store import Store
 from reactive_store.storage.transaction import snapshot_of
-from reactive_store.validators import v
-from tests.support import new_namespace
+from tests.storage.test_buffered_writes import items_store
+from tests.storage.test_sequencing import log_commit
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url, new_namespace(), min_size=1, max_size=1)
-    await store.push_schema(Schema({"items": TableDefinition(v.object({}))}), document_from_row)
-    yield store
-    await store.drop()
-    await store.close()
-
-
-async def log_commit(store: Store, writes: str) -> int:
-    """A committed commit with no timestamp (nothing sequences it here)."""
-    async with store.write() as tx:
-        await tx.execute("SELECT 1")
-        xid: int = await tx.commit_writes(writes)
-    return xid
+    async with items_store(database_url, max_size=1) as store:  # one connection (below)
+        yield store
 
 
 async def queried(store: Store) -> tuple[int, tuple[str, ...]]:
