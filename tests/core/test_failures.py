@@ -41,7 +41,8 @@ def test_error_body_convex_error_with_none() -> None:
     assert body == {"errorMessage": "ConvexError", "errorData": None}
 
 
-@pytest.mark.parametrize("data", [object(), {"$bad": 1}, 2**70, {1: "x"}], ids=repr)
+@pytest.mark.parametrize("data", [object(), {"$bad": 1}, 2**70, {1: "x"}],
+                         ids=["object", "dollar-key", "2**70", "int-key"])
 def test_error_body_convex_error_with_unencodable_data(data: Any) -> None:
     body = error_body(ConvexError(data))
     assert body["errorMessage"] == "ConvexError"
