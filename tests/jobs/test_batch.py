@@ -12,9 +12,12 @@ import asyncpg
 import pytest
 
 from reactive_store.deployment import Deployment, Settings
+from reactive_store.engine.db import document_from_row
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
-from reactive_store.jobs.batch import JobFailed, MutationBatch
+from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
+from reactive_store.jobs.execution import now_ms
+from reactive_store.storage.job_claims import due_jobs
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
@@ -27,7 +30,7 @@ schema = define_schema({
 """
 FUNCTIONS = """
 import asyncio
-from reactive_store import internal_mutation, mutation, query, v
+from reactive_store import internal_action, internal_mutation, mutation, query, v
 from reactive_store.storage import TransientConflict
 
 @internal_mutation(args={"tag": v.string()})
@@ -44,6 +47,14 @@ async def record(ctx, tag):
 @mutation(args={"tags": v.array(v.string()), "delay": v.float64()})
 async def schedule(ctx, tags, delay):
     return [await ctx.scheduler.run_after(delay, record, {"tag": tag}) for tag in tags]
+
+@internal_action(args={})
+async def ping(ctx):
+    return "pong"
+
+@mutation(args={})
+async def schedule_ping(ctx):
+    return await ctx.scheduler.run_after(0, ping, {})
 
 @mutation(args={"id": v.string()})
 async def cancel(ctx, id):
@@ -139,6 +150,25 @@ async def test_jobs_not_due_canceled_or_held_elsewhere_are_not_claimed(
     assert (await MutationBatch(quiet).run([held])).ran == 1
     assert (await state(quiet, canceled))["state"] == {"kind": "canceled"}
     assert (await state(quiet, later[0]))["state"] == {"kind": "pending"}
+
+
+async def test_the_due_scan_names_mutations_and_reads_actions_in_due_order(
+    quiet: Engine
+) -> None:
+    first = await schedule(quiet, "a", "b")
+    ping: str = (await quiet.run_mutation("work:schedule_ping", {})).value
+    await schedule(quiet, "later", delay=3600)
+    last = await schedule(quiet, "c")
+
+    async def scan(limit: int) -> tuple[list[str], list[dict[str, Any]]]:
+        ids, rows = await quiet.read(lambda db: due_jobs(
+            db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now_ms()), limit))
+        return ids, [document_from_row(row.id, row.creation_time, row.doc) for row in rows]
+
+    assert await scan(10) == ([*first, *last], [await state(quiet, ping)])
+    assert await scan(2) == (first, [])  # the limit counts every kind, in due order
+    await MutationBatch(quiet).run(first)
+    assert await scan(10) == (last, [await state(quiet, ping)])  # done: no longer due
 
 
 async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:

@@ -140,7 +140,7 @@ def add_job_options(command: argparse.ArgumentParser) -> None:
                          help="scheduled actions running at once in this process (default 8)")
     command.add_argument("--job-batch-size", type=at_least_one, metavar="N",
                          help="due scheduled mutations run in one transaction, at most "
-                              "(default 64)")
+                              "(default 512; a batch also stops starting jobs after 200 ms)")
     command.add_argument("--job-batch-slots", type=at_least_one, metavar="N",
                          help="such transactions running at once in the whole deployment; "
                               "above 1 they can conflict on the job rows (default 1)")

@@ -16,14 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from reactive_store.app.crons import Crons
-from reactive_store.engine.db import DatabaseReader
+from reactive_store.engine.db import DatabaseReader, document_from_row
 from reactive_store.engine.engine import Engine
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
 from reactive_store.errors import ConflictError
-from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch
+from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch, due_range
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
+from reactive_store.storage.job_claims import due_jobs
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class JobRunner:
     time (`execution.py`).
     """
 
-    def __init__(self, engine: Engine, *, concurrency: int = 8, batch_size: int = 64,
+    def __init__(self, engine: Engine, *, concurrency: int = 8, batch_size: int = 512,
                  batch_slots: int = 1, on_lag: Callable[[float], None] | None = None) -> None:
         if min(concurrency, batch_size, batch_slots) < 1:
             raise ValueError(f"job runner: concurrency, batch size and batch slots must be "
@@ -65,6 +66,7 @@ class JobRunner:
         self._queue: deque[str] = deque()
         self._mine: set[str] = set()  # queued or in a batch of this process
         self._in_batches = 0  # mutation jobs in batches not yet ended
+        self._batch_ended = False  # a batch ran since the last scan
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -106,10 +108,20 @@ class JobRunner:
             except Exception:
                 log.exception("the job runner failed; trying again shortly")
                 wait = 1.0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+            if wait > 0 and not await self._woken_within(wait):
+                continue  # a due time came: no burst of commits to wait out
+            if self._batch_ended:
+                self._batch_ended = False
+                continue  # more may be due at once: scan now
             await asyncio.sleep(COALESCE_SECONDS)  # one scan for a burst of commits
+
+    async def _woken_within(self, seconds: float) -> bool:
+        """Wait for a wake-up (a commit, a finished batch) for at most `seconds`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+                return True
+        return False
 
     async def _tick(self) -> float:
         """Start batch workers for due mutations and tasks for due actions up to the free
@@ -120,10 +132,9 @@ class JobRunner:
         # ready, without tasks queueing by the hundred behind the semaphore.
         free = 2 * self._concurrency - len(self._running)
         wanted = self._batch_slots * self._batch_size * 2 + len(self._running) + max(free, 0)
-        due, next_job, crons, next_cron = await self._engine.read(
+        due, actions, next_job, crons, next_cron = await self._engine.read(
             lambda db: self._scan(db, now, wanted))
-        fresh = [job["_id"] for job in due
-                 if job["kind"] == "mutation" and job["_id"] not in self._mine]
+        fresh = [job_id for job_id in due if job_id not in self._mine]
         # Every process scans the same index order: shuffled, two processes mostly take
         # different jobs into their batches instead of racing for the same rows.
         random.shuffle(fresh)
@@ -135,8 +146,7 @@ class JobRunner:
             task = asyncio.create_task(self._work())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
-        actions = [job for job in due
-                   if job["kind"] != "mutation" and job["_id"] not in self._running]
+        actions = [job for job in actions if job["_id"] not in self._running]
         random.shuffle(actions)  # as above
         for job in actions[:max(free, 0)]:
             task = asyncio.create_task(self._run_action(job))
@@ -149,7 +159,7 @@ class JobRunner:
         # Due jobs still pending after a scan may be held by another process (which may
         # die holding them) or by a batch that failed: look again soon.
         upcoming = [t for t in (next_job, next_cron) if t is not None]
-        idle = RECHECK_SECONDS if due else IDLE_POLL_SECONDS
+        idle = RECHECK_SECONDS if due or actions else IDLE_POLL_SECONDS
         if not upcoming:
             return idle
         soonest: float = min(upcoming)
@@ -195,7 +205,8 @@ class JobRunner:
             self._queue.extendleft(reversed(back))
             self._mine.update(back)
         if ran:
-            self._wake.set()  # rescan: more may be due, or due soon
+            self._batch_ended = True  # rescan: more may be due, or due soon
+            self._wake.set()
 
     async def _run_single(self, job: dict[str, Any]) -> None:
         try:
@@ -212,20 +223,23 @@ class JobRunner:
         return forget
 
     @staticmethod
-    async def _scan(db: DatabaseReader, now: float, wanted: int
-                    ) -> tuple[list[dict[str, Any]], float | None, list[str], float | None]:
+    async def _scan(db: DatabaseReader, now: float, wanted: int) -> tuple[
+            list[str], list[dict[str, Any]], float | None, list[str], float | None]:
+        """Due mutation jobs (ids) and action jobs (documents), the next due time, due
+        crons and the next cron's time, from one snapshot."""
         # Jobs running here stay pending (and first in the index) until they finish, so
-        # `wanted` counts them too; the caller drops them.
-        due = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
-            "by_state", lambda q: q.eq("state.kind", "pending").lte("scheduledTime", now)
-        ).take(min(wanted, 4 * BATCH)) if wanted > 0 else []
+        # `wanted` counts them too; the caller drops them. Only the actions' documents are
+        # decoded: hundreds of due mutations cost a scan of ids (a batch locks and reads them).
+        due, rows = await due_jobs(db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now),
+                                   min(wanted, 4 * BATCH)) if wanted > 0 else ([], [])
+        actions = [document_from_row(row.id, row.creation_time, row.doc) for row in rows]
         later = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
             "by_state", lambda q: q.eq("state.kind", "pending").gt("scheduledTime", now)).first()
         crons = await db.system.query(CRON_JOBS).with_index(
             "by_next_run", lambda q: q.lte("nextRun", now)).take(BATCH)
         next_cron = await db.system.query(CRON_JOBS).with_index(
             "by_next_run", lambda q: q.gt("nextRun", now)).first()
-        return (due, None if later is None else float(later["scheduledTime"]),
+        return (due, actions, None if later is None else float(later["scheduledTime"]),
                 [c["_id"] for c in crons],
                 None if next_cron is None else float(next_cron["nextRun"]))
 

@@ -1,7 +1,8 @@
-"""The SQL of scheduled-job batches: a deployment-wide batch slot, and due jobs locked by id.
+"""The SQL of scheduled jobs: the scan for due ones, a deployment-wide batch slot, id locks.
 
-Both run inside the batch's own SERIALIZABLE transaction (`jobs/batch.py`), so the slot and
-the row locks are held until it commits or rolls back, and nothing outlives a dead process.
+The scan runs in the runner's read-only snapshot (`jobs/runner.py`). The slot and the row
+locks are taken inside the batch's own SERIALIZABLE transaction (`jobs/batch.py`), so they
+are held until it commits or rolls back, and nothing outlives a dead process.
 """
 
 from __future__ import annotations
@@ -29,3 +30,17 @@ async def lock_due(tx: Transaction, table: str, job_ids: list[str], lo: bytes, h
         f"AND {key} >= $2 AND {key} < $3 ORDER BY {key} FOR UPDATE SKIP LOCKED",
         job_ids, lo, hi)
     return [Row(r[0], r[1], r[2], None) for r in recs]
+
+
+async def due_jobs(tx: Transaction, table: str, lo: bytes, hi: bytes, limit: int
+                   ) -> tuple[list[str], list[Row]]:
+    """The first `limit` jobs of `table` whose `by_state` key lies in [lo, hi) (pending and
+    due), in due order: the ids of scheduled mutations (a batch reads them again under its
+    lock), and the rows of the others (actions, which run from what was scanned)."""
+    sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
+    recs = await tx.fetch(
+        f"SELECT _id, _creation_time, CASE WHEN doc->>'kind' = 'mutation' THEN NULL "
+        f"ELSE doc END FROM {sql_table} WHERE {key} >= $1 AND {key} < $2 ORDER BY {key} "
+        f"LIMIT $3", lo, hi, limit)
+    mutations = [r[0] for r in recs if r[2] is None]
+    return mutations, [Row(r[0], r[1], r[2], None) for r in recs if r[2] is not None]
