@@ -128,3 +128,29 @@ async def test_a_write_set_too_long_for_a_notification_is_announced_by_timestamp
             assert payload == (f"{ts} {short}" if writes == short else str(ts))
     finally:
         await conn.close()
+
+
+async def test_a_call_that_waited_while_its_commit_was_sequenced_writes_nothing(
+        store: Store, database_url: str) -> None:
+    """Calls queue on the commit lock; one that finds, once it has the lock, that the
+    holder gave every commit its timestamp returns those without writing anything (no
+    transaction id), so the next in the queue is not kept waiting by it."""
+    holder, waiter = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    sequence = store.names.system("sequence")
+    try:
+        xid = await log_commit(store, "one")
+        await holder.execute("BEGIN")
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", store.names.commit_lock)
+        call = asyncio.create_task(waiter.fetch(
+            f"SELECT s.*, txid_current_if_assigned() FROM {sequence}($1::bigint[]) s", [xid]))
+        pid = waiter.get_server_pid()
+        while not await holder.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)", pid):
+            await asyncio.sleep(0.01)
+        given = await holder.fetch(f"SELECT * FROM {sequence}($1::bigint[])", [xid])
+        await holder.execute("COMMIT")
+        rows = await asyncio.wait_for(call, 5)
+        assert [tuple(row) for row in rows] == [(xid, given[0]["ts"], None)]
+    finally:
+        await holder.close()
+        await waiter.close()

@@ -171,6 +171,14 @@ def _sequence_ddl(n: Names) -> str:
                 PERFORM set_config('lock_timeout', '0', true);
                 PERFORM set_config('synchronous_commit', 'off', true);
                 PERFORM pg_advisory_xact_lock({n.commit_lock});
+                -- A fresh snapshot (this statement's): the holder this call waited for may
+                -- have sequenced everything, this call's own commit included. Then it
+                -- writes nothing, so the next waiter gets the lock at once.
+                IF NOT EXISTS (SELECT 1 FROM {commits} c WHERE {unsequenced_sql(n)}) THEN
+                    RETURN QUERY SELECT c.xid, c.ts FROM {commits} c
+                        WHERE c.xid = ANY(wanted) AND c.ts IS NOT NULL;
+                    RETURN;
+                END IF;
                 below := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
                 t := greatest(nextval('{seq}'),
                               (extract(epoch FROM clock_timestamp()) * 1e9)::bigint);
