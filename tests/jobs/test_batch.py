@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
+from reactive_store import values
 from reactive_store.deployment import Deployment, Settings
 from reactive_store.engine.db import document_from_row
 from reactive_store.engine.engine import Engine, EngineConfig
-from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABLES
 from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
 from reactive_store.jobs.execution import now_ms
-from reactive_store.storage.job_claims import due_jobs
+from reactive_store.schema import all_indexes, index_keys
+from reactive_store.storage.job_claims import due_jobs, lock_due
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
@@ -169,6 +172,23 @@ async def test_the_due_scan_names_mutations_and_reads_actions_in_due_order(
     assert await scan(2) == (first, [])  # the limit counts every kind, in due order
     await MutationBatch(quiet).run(first)
     assert await scan(10) == (last, [await state(quiet, ping)])  # done: no longer due
+
+
+async def test_a_locked_job_comes_as_encoding_it_again_would_store_it(quiet: Engine) -> None:
+    """A batch hands each job's stored JSON and index keys to its success mark instead of
+    encoding the document again: they must be exactly what encoding would give."""
+    ids = await schedule(quiet, "a", "b")
+    await quiet.run_mutation("work:schedule_ping", {})
+    definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+    async with quiet.store.write() as tx:
+        locked = await lock_due(tx, SCHEDULED_FUNCTIONS, ids, *due_range(now_ms()),
+                                indexes=list(all_indexes(definition)))
+    assert [job.row.id for job in locked] == ids
+    for job in locked:
+        doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+        assert job.keys == index_keys(definition, doc)
+        fields = {k: value for k, value in doc.items() if not k.startswith("_")}
+        assert job.row.doc == orjson.dumps(values.encode(fields, SCHEDULED_FUNCTIONS))
 
 
 async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:

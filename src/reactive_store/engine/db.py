@@ -8,7 +8,7 @@ The reads themselves, and their recording, are `TransactionReads` (`engine/reads
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -104,6 +104,14 @@ class SystemReader:
         return Query(self._reads, table, system=True)
 
 
+class StoredVersion(NamedTuple):
+    """A document as stored, read by the transaction that writes it next: its raw JSON and
+    its index keys by index name (a writer given it encodes neither again)."""
+
+    raw: bytes
+    keys: dict[str, bytes]
+
+
 class DatabaseWriter(DatabaseReader):
     """`ctx.db` of a mutation: read and write access inside its SERIALIZABLE transaction."""
 
@@ -117,14 +125,17 @@ class DatabaseWriter(DatabaseReader):
         # transaction first wrote it (a later write of the same document keeps the first).
         self.before: dict[tuple[str, str], BeforeImage] | None = {} if history else None
 
-    def _remember(self, table: str, doc_id: str, old: Document | None) -> None:
+    def _remember(self, table: str, doc_id: str, old: Document | None,
+                  raw: bytes | None = None) -> None:
+        """Keep `old` as the before-image; `raw` is its stored JSON, when already read."""
         if self.before is None or (table, doc_id) in self.before:
             return
         if old is None:
             self.before[(table, doc_id)] = BeforeImage(table, doc_id, None, None)
             return
-        fields = {k: v for k, v in old.items() if not k.startswith("_")}
-        raw = orjson.dumps(values.encode(fields, table))
+        if raw is None:
+            fields = {k: v for k, v in old.items() if not k.startswith("_")}
+            raw = orjson.dumps(values.encode(fields, table))
         self.before[(table, doc_id)] = BeforeImage(table, doc_id, old["_creationTime"], raw)
 
     def _encode(self, table: str, fields: Document) -> bytes:
@@ -190,16 +201,17 @@ class DatabaseWriter(DatabaseReader):
         return table, self.reads.schema.tables[table], old
 
     async def _store(
-        self, table: str, definition: TableDefinition, old: Document, fields: Document
+        self, table: str, definition: TableDefinition, old: Document, fields: Document,
+        stored: StoredVersion | None = None,
     ) -> None:
         fields = validate_document(table, definition, fields)
         raw = self._encode(table, fields)
         new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
-        old_keys = index_keys(definition, old)
+        old_keys = index_keys(definition, old) if stored is None else stored.keys
         new_keys = index_keys_after(definition, old, old_keys, new)
         indexes = IndexWrites.plan(table, definition, old, new)
         await self.reads.tx.update(table, old["_id"], raw, new_keys)
-        self._remember(table, old["_id"], old)
+        self._remember(table, old["_id"], old, None if stored is None else stored.raw)
         await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, old_keys)
         self._record_keys(table, new_keys)
@@ -210,8 +222,10 @@ class DatabaseWriter(DatabaseReader):
         await self._patch(doc_id, _plain(fields), system=False)
 
     async def _patch(self, doc_id: str, fields: Document, system: bool,
-                     current: Document | None = None) -> None:
-        """Patch; `current` is the document as this transaction already read it, if so."""
+                     current: Document | None = None, stored: StoredVersion | None = None
+                     ) -> None:
+        """Patch; `current` is the document as this transaction already read it, if so, and
+        `stored` its stored form."""
         if not isinstance(fields, dict):
             raise WriteError(f"patch: fields must be an object, got {values.type_name(fields)}")
         if current is None:
@@ -230,7 +244,7 @@ class DatabaseWriter(DatabaseReader):
             else:
                 merged[name] = value
         try:
-            await self._store(table, definition, old, merged)
+            await self._store(table, definition, old, merged, stored)
         except ValidationError as exc:
             if any(value is None for value in fields.values()):
                 raise ValidationError(
@@ -288,10 +302,11 @@ class SystemTableWriter:
         bytes before the document exists), else a fresh one."""
         return await self._db._insert(table, doc, system=True, doc_id=doc_id)
 
-    async def patch(self, doc_id: str, fields: Document, current: Document | None = None
-                    ) -> None:
-        """Patch; `current` is the document as this transaction already read it, if so."""
-        await self._db._patch(doc_id, fields, system=True, current=current)
+    async def patch(self, doc_id: str, fields: Document, current: Document | None = None,
+                    stored: StoredVersion | None = None) -> None:
+        """Patch; `current` is the document as this transaction already read it, if so, and
+        `stored` its stored form (what re-encoding `current` would give)."""
+        await self._db._patch(doc_id, fields, system=True, current=current, stored=stored)
 
     async def delete(self, doc_id: str) -> None:
         await self._db._delete(doc_id, system=True)

@@ -23,13 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reactive_store.app.registry import Kind
-from reactive_store.engine.db import DatabaseWriter, SystemTableWriter, document_from_row
+from reactive_store.engine.db import (
+    DatabaseWriter,
+    StoredVersion,
+    SystemTableWriter,
+    document_from_row,
+)
 from reactive_store.engine.engine import Engine, seed_of
 from reactive_store.engine.environment import StaleEnvironment
-from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS
+from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABLES
 from reactive_store.jobs.execution import now_ms
 from reactive_store.keys import TOP, encode_tuple
 from reactive_store.observe.observer import ExecutionScope, source
+from reactive_store.schema import all_indexes
 from reactive_store.storage import Transaction, TransientConflict
 from reactive_store.storage.job_claims import lock_due, take_slot
 from reactive_store.storage.store import DatabaseUnavailable
@@ -84,6 +90,8 @@ class MutationBatch:
         self.slots = slots  # batches running at once in the whole deployment
         self.budget_seconds = budget_seconds
         self.last_claimed: list[dict[str, Any]] = []  # the last attempt's jobs
+        # Read with each locked job: its success mark then encodes no old key again.
+        self._indexes = list(all_indexes(SYSTEM_TABLES[SCHEDULED_FUNCTIONS]))
 
     async def run(self, job_ids: list[str]) -> BatchResult:
         """Lock those of `job_ids` still pending and due that no one else holds, run them
@@ -100,15 +108,17 @@ class MutationBatch:
             attempt = _Attempt()
             if not await take_slot(tx, self.slots):
                 return None, None  # every slot is busy: another batch is running
-            rows = await lock_due(tx, SCHEDULED_FUNCTIONS, job_ids, *due_range(now_ms()))
-            attempt.jobs = [document_from_row(row.id, row.creation_time, row.doc)
-                            for row in rows]
+            locked = await lock_due(tx, SCHEDULED_FUNCTIONS, job_ids, *due_range(now_ms()),
+                                    indexes=self._indexes)
+            attempt.jobs = [document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+                            for job in locked]
             self.last_claimed = attempt.jobs
             stop = clock() + self.budget_seconds
-            for job in attempt.jobs:
+            for job, lock in zip(attempt.jobs, locked, strict=True):
                 if attempt.ran and clock() > stop:
                     break
-                await self._run_one(db, tx, job, attempt)
+                stored = StoredVersion(lock.row.doc, lock.keys)
+                await self._run_one(db, tx, job, stored, attempt)
                 attempt.ran += 1
             return attempt.ran, None
 
@@ -124,7 +134,7 @@ class MutationBatch:
         return BatchResult(attempt.ran, [job["_id"] for job in attempt.jobs[attempt.ran:]])
 
     async def _run_one(self, db: DatabaseWriter, tx: Transaction, job: dict[str, Any],
-                       attempt: _Attempt) -> None:
+                       stored: StoredVersion, attempt: _Attempt) -> None:
         engine = self.engine
         attempt.lags.append((now_ms() - float(job["scheduledTime"])) / 1000.0)
         writer = engine.writer(tx)
@@ -147,7 +157,7 @@ class MutationBatch:
                 raise JobFailed(job) from exc
         await SystemTableWriter(writer).patch(
             job["_id"], {"state": {"kind": "success"}, "result": value,
-                         "completedTime": now_ms()}, current=job)
+                         "completedTime": now_ms()}, current=job, stored=stored)
         merge(db, writer)
         attempt.scopes.append(scope)
 

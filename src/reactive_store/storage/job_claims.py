@@ -7,6 +7,9 @@ are held until it commits or rolls back, and nothing outlives a dead process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 from reactive_store.storage.transaction import Row, Transaction
 
 
@@ -19,17 +22,26 @@ async def take_slot(tx: Transaction, slots: int) -> bool:
     return bool(rows)
 
 
-async def lock_due(tx: Transaction, table: str, job_ids: list[str], lo: bytes, hi: bytes
-                   ) -> list[Row]:
+class LockedJob(NamedTuple):
+    """A job row locked for its batch, with its index keys as stored (by index name)."""
+
+    row: Row
+    keys: dict[str, bytes]
+
+
+async def lock_due(tx: Transaction, table: str, job_ids: list[str], lo: bytes, hi: bytes,
+                   indexes: Sequence[str] = ()) -> list[LockedJob]:
     """Lock the jobs of `table` with ids in `job_ids` whose `by_state` key lies in [lo, hi)
     (pending and due), skipping rows another transaction holds (never waiting); in key
-    order, which is due order."""
+    order, which is due order. Each comes with its stored keys of `indexes`."""
     sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
+    columns = "".join(f", {tx.names.key_column(index)}" for index in indexes)
     recs = await tx.fetch(
-        f"SELECT _id, _creation_time, doc FROM {sql_table} WHERE _id = ANY($1::text[]) "
+        f"SELECT _id, _creation_time, doc{columns} FROM {sql_table} WHERE _id = ANY($1::text[]) "
         f"AND {key} >= $2 AND {key} < $3 ORDER BY {key} FOR UPDATE SKIP LOCKED",
         job_ids, lo, hi)
-    return [Row(r[0], r[1], r[2], None) for r in recs]
+    return [LockedJob(Row(r[0], r[1], r[2], None), dict(zip(indexes, r[3:], strict=True)))
+            for r in recs]
 
 
 async def due_jobs(tx: Transaction, table: str, lo: bytes, hi: bytes, limit: int
