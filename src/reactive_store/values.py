@@ -237,10 +237,48 @@ def export_clean(value: Value, depth: int = 0) -> Any:
     raise ValidationError(f"{type_name(value)} is not a Convex value")
 
 
+class _ShapeExceeded(Exception):
+    """Raised by the fast shape count; the checked walk then names what is wrong."""
+
+
+def _count_fields(item: Any, depth: int, max_depth: int, max_array: int) -> int:
+    # The walk of every valid write: no paths built (they cost more than the walk itself).
+    if isinstance(item, dict):
+        if depth > max_depth:
+            raise _ShapeExceeded
+        fields = len(item)
+        for child in item.values():
+            if isinstance(child, dict | list | tuple):
+                fields += _count_fields(child, depth + 1, max_depth, max_array)
+        return fields
+    if depth > max_depth or len(item) > max_array:
+        raise _ShapeExceeded
+    fields = 0
+    for child in item:
+        if isinstance(child, dict | list | tuple):
+            fields += _count_fields(child, depth + 1, max_depth, max_array)
+    return fields
+
+
 def check_document_shape(
     value: Value, *, max_depth: int, max_array: int, max_fields: int, path: str = "document"
 ) -> int:
     """Check nesting depth, array lengths and field counts; return the number of fields seen."""
+    if not isinstance(value, dict | list | tuple):
+        return 0
+    try:
+        fields = _count_fields(value, 1, max_depth, max_array)
+    except (_ShapeExceeded, RecursionError):  # a limit set deeper than Python recurses
+        pass
+    else:
+        if fields <= max_fields:
+            return fields
+    return _checked_shape(value, max_depth, max_array, max_fields, path)
+
+
+def _checked_shape(value: Value, max_depth: int, max_array: int, max_fields: int,
+                   path: str) -> int:
+    """The walk that names the first problem it meets (a path to it) and raises."""
     fields = 0
     stack: list[tuple[Any, int, str]] = [(value, 1, path)]
     while stack:

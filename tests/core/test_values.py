@@ -518,3 +518,40 @@ def test_shape_path_argument_prefixes_messages() -> None:
         check_document_shape(
             {"xs": [1, 2, 3]}, max_depth=5, max_array=2, max_fields=9, path="args"
         )
+
+
+def _measure(value: Any, depth: int = 1) -> tuple[int, int, int]:
+    """(fields, deepest container level, longest array) of a value, by plain recursion."""
+    if isinstance(value, dict):
+        parts = [_measure(v, depth + 1) for v in value.values()]
+        return (len(value) + sum(p[0] for p in parts), max([depth, *(p[1] for p in parts)]),
+                max([0, *(p[2] for p in parts)]))
+    if isinstance(value, list):
+        parts = [_measure(v, depth + 1) for v in value]
+        return (sum(p[0] for p in parts), max([depth, *(p[1] for p in parts)]),
+                max([len(value), *(p[2] for p in parts)]))
+    return 0, 0, 0
+
+
+@settings(max_examples=300)
+@given(convex_values, st.integers(1, 5), st.integers(0, 4), st.integers(0, 12))
+def test_shape_accepts_exactly_what_is_within_every_limit(
+    value: Any, depth: int, array: int, fields: int
+) -> None:
+    """Valid documents take a fast walk and invalid ones the walk that names the problem:
+    both must agree with the limits, whichever is hit."""
+    count, deepest, longest = _measure(value)
+    if deepest <= depth and longest <= array and count <= fields:
+        assert shape(value, depth, array, fields) == count
+    else:
+        with pytest.raises(ValidationError):
+            shape(value, depth, array, fields)
+
+
+def test_shape_of_nesting_deeper_than_python_recurses_is_still_counted() -> None:
+    nested: Any = {"leaf": 1}
+    for _ in range(3000):
+        nested = [nested]
+    assert shape(nested, depth=5000) == 1
+    with pytest.raises(ValidationError, match="nesting deeper than 2999 levels"):
+        shape(nested, depth=2999)
