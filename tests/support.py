@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import textwrap
 import time
@@ -54,11 +55,37 @@ def new_namespace() -> str:
     return "t_" + uuid.uuid4().hex[:12]
 
 
+# Servers started by tests listen below the kernel's ephemeral range (32768 and up by
+# default), where outgoing connections never take a port between the check and the bind,
+# and each pytest-xdist worker hands out ports from a slice of its own, in turn.
+PORTS = range(20000, 32768)
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    size = len(PORTS) // count
+    start = PORTS.start + (index % count) * size
+    return range(start, start + size)
+
+
+_next_port = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port no one listens on now, never one this process handed out recently."""
+    ports = _port_slice()
+    for _ in range(len(ports)):
+        port = ports[_next_port[0] % len(ports)]
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (or closing): the next one
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
 
 
 ACCOUNTS_SCHEMA = """
