@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -70,15 +71,14 @@ def _port_slice() -> range:
     return range(start, start + size)
 
 
-_next_port = [0]
+_turns = itertools.count()  # this process's next port, within its slice
 
 
 def free_port() -> int:
     """A port no one listens on now, never one this process handed out recently."""
     ports = _port_slice()
     for _ in range(len(ports)):
-        port = ports[_next_port[0] % len(ports)]
-        _next_port[0] += 1
+        port = ports[next(_turns) % len(ports)]
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
