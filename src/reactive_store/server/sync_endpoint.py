@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -62,7 +63,13 @@ class SyncEndpoint:
         self.encodings = SharedEncodings()
         self.frame = SharedFrame()
         self.writes = HeldWrites()
-        deployment.subscriptions.notify_scope = self.writes.holding
+        deployment.subscriptions.notify_scope = self._fan_out_pass
+
+    @contextlib.contextmanager
+    def _fan_out_pass(self) -> Iterator[None]:
+        """One notification's pass over its sockets: steps shared, writes held to the end."""
+        with self.writes.holding(), self.encodings.sharing_steps():
+            yield
 
     async def serve(self, websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")

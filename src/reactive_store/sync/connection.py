@@ -206,6 +206,7 @@ class SyncConnection(Outbox):
         self._poke()
 
     def _subscribe(self, query: SessionQuery[LiveQuery]) -> None:
+        self.session.state_key = None  # the query's live result is about to change
         try:
             path = canonical_path(query.path)
             args = values.decode(query.args)

@@ -81,6 +81,18 @@ class Waiting:
     for_ts: int | None = None
 
 
+@dataclass(eq=False)
+class SharedStep:
+    """A step one session took during a fan-out pass, for the sessions in its state: what
+    `next_transition` returned, the version and per-query sent values it left, and the
+    state it left as a key (`SyncSession._state`)."""
+
+    step: str | Waiting | None
+    sent: StateVersion
+    queries: tuple[tuple[bytes, bytes, str | None], ...]
+    after: tuple[object, ...] | None
+
+
 @dataclass
 class SyncSession(Generic[R]):
     """The protocol state of one connection.
@@ -105,6 +117,10 @@ class SyncSession(Generic[R]):
     # Shared by the sessions of a deployment (the sync endpoint's), so a fan-out encodes
     # each result and Transition once.
     encodings: SharedEncodings = field(default_factory=SharedEncodings, repr=False)
+    # `_state()` as the last fan-out pass left it, kept so that the next pass need not build
+    # it again; None when not known. Invariant: anything that changes what `_state` reads,
+    # other than a pass's shared step, sets it to None.
+    state_key: tuple[object, ...] | None = field(default=None, repr=False)
 
     def connect(self, msg: Connect) -> None:
         """The socket's first message: who the client is, and whether it is reconnecting."""
@@ -154,12 +170,14 @@ class SyncSession(Generic[R]):
                 self.removed.append(mod.query_id)
                 removed.append(gone)
         self.received_query_set = msg.new_version
+        self.state_key = None
         return added, removed
 
     def authenticate(self, msg: Authenticate) -> None:
         """Check an Authenticate's base version and apply it (call once it is verified)."""
         self.check_authenticate(msg)
         self.received_identity += 1
+        self.state_key = None
 
     def check_authenticate(self, msg: Authenticate) -> None:
         if msg.base_version != self.received_identity:
@@ -168,39 +186,94 @@ class SyncSession(Generic[R]):
             )
 
     def next_transition(self, processed_ts: int) -> str | Waiting | None:
-        """The next Transition (as the text to send), what it waits for, or None."""
+        """The next Transition (as the text to send), what it waits for, or None.
+
+        During a fan-out pass (`SharedEncodings.sharing_steps`) a session in the same state
+        as one that already took its step takes the same step: the same answer, and the
+        same changes to its state, without working them out again.
+        """
+        steps = self.encodings.steps
+        state = None if steps is None or self.removed else self.state_key or self._state()
+        if state is None:
+            self.state_key = None
+            return self._next_transition(processed_ts)
+        assert steps is not None
+        key = (state, processed_ts, self.min_ts, self.force, self.mutations_in_flight)
+        shared: SharedStep | None = steps.get(key)
+        if shared is None:
+            step = self._next_transition(processed_ts)
+            after = self._state() if isinstance(step, str) else state
+            shared = steps[key] = SharedStep(step, self.sent, tuple(
+                (q.sent_json, q.sent_lines, q.sent_journal) for q in self.queries.values()),
+                after)
+        elif isinstance(shared.step, str):
+            self.sent, self.force = shared.sent, False
+            for query, sent in zip(self.queries.values(), shared.queries, strict=True):
+                query.sent_json, query.sent_lines, query.sent_journal = sent
+        self.state_key = shared.after
+        return shared.step
+
+    def _state(self) -> tuple[object, ...] | None:
+        """What a step reads of this session, but for what `next_transition` adds to it, as
+        a key; None when a query has no live result (a step is not shared then)."""
+        key: list[object] = [self.sent, self.received_query_set, self.received_identity]
+        for query in self.queries.values():
+            if query.live is None:
+                return None
+            key += (query.query_id, query.live, query.sent_json, query.sent_lines,
+                    query.sent_journal)
+        return tuple(key)
+
+    def _next_transition(self, processed_ts: int) -> str | Waiting | None:
+        # Runs once per socket in a fan-out: one pass picks the target, one checks and
+        # collects what changed, and only then is any of the session's state written.
         if self.mutations_in_flight:
             return Waiting()
-        target = max(self.sent.ts, self.min_ts)
-        for query in self.queries.values():
-            if query.live is not None and query.live.result_json:
-                target = max(target, query.live.ts)
+        sent = self.sent
+        target = max(sent.ts, self.min_ts)
+        queries = self.queries.values()
+        for query in queries:
+            live = query.live
+            if live is not None and live.result_json and live.ts > target:
+                target = live.ts
         if target > processed_ts:
             return Waiting(for_ts=target)
-        for query in self.queries.values():
-            if query.live is not None and not query.live.usable_at(target):
-                return Waiting()
-        modifications = [orjson.dumps(query_removed(q)) for q in self.removed]
-        for query in self.queries.values():
+        changed: list[SessionQuery[R]] = []
+        for query in queries:
             live = query.live
             if live is None:
                 if query.failure is not None and not query.sent_json:
-                    modifications.append(orjson.dumps(query_failed(
-                        query.query_id, query.failure, query.journal)))
-                    query.sent_json = b"failed"
-                continue
-            if (live.result_json == query.sent_json and live.lines_json == query.sent_lines
-                    and live.journal == query.sent_journal):
+                    changed.append(query)
+            elif not live.usable_at(target):
+                return Waiting()
+            elif (live.result_json != query.sent_json or live.lines_json != query.sent_lines
+                    or live.journal != query.sent_journal):
+                changed.append(query)
+        if not (changed or self.removed or self.force) and target == sent.ts and (
+                self.received_query_set == sent.query_set
+                and self.received_identity == sent.identity):
+            return None
+        end = StateVersion(self.received_query_set, self.received_identity, target)
+        message = self.encodings.transition(sent, end, self._modifications(changed))
+        self.sent = end
+        self.removed.clear()
+        self.force = False
+        return message
+
+    def _modifications(self, changed: list[SessionQuery[R]]) -> list[bytes]:
+        """The encoded modifications for the removed queries and `changed`, in that order;
+        marks each of `changed` as sent."""
+        modifications = [orjson.dumps(query_removed(q)) for q in self.removed]
+        for query in changed:
+            live = query.live
+            if live is None:
+                assert query.failure is not None
+                modifications.append(orjson.dumps(query_failed(
+                    query.query_id, query.failure, query.journal)))
+                query.sent_json = b"failed"
                 continue
             modifications.append(self.encodings.update(query.query_id, live.result_json,
                                                        live.lines_json, live.journal))
             query.sent_json, query.sent_lines = live.result_json, live.lines_json
             query.sent_journal = live.journal
-        end = StateVersion(self.received_query_set, self.received_identity, target)
-        if not modifications and end == self.sent and not self.force:
-            return None
-        message = self.encodings.transition(self.sent, end, modifications)
-        self.sent = end
-        self.removed.clear()
-        self.force = False
-        return message
+        return modifications

@@ -9,8 +9,10 @@ server's WebSocket layer can frame that one text once for all of them
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from reactive_store.sync.protocol import query_result_json, transition_json
 
@@ -42,6 +44,22 @@ class SharedEncodings:
         self._transitions: dict[TransitionKey, tuple[str, int]] = {}
         self._bytes = 0
         self.hits = 0  # lookups answered from the memo, for tests and benchmarks
+        # The steps sessions took during the fan-out pass under way, keyed by all a step
+        # reads of its session (sync/session.py's SharedStep); None outside a pass.
+        self.steps: dict[tuple[object, ...], Any] | None = None
+
+    @contextlib.contextmanager
+    def sharing_steps(self) -> Iterator[None]:
+        """A fan-out pass: the live queries' results and the processed timestamp stay put
+        until it ends (no await inside), so sessions in one state can share one step."""
+        if self.steps is not None:
+            yield
+            return
+        self.steps = {}
+        try:
+            yield
+        finally:
+            self.steps = None
 
     def update(self, query_id: int, result_json: bytes, lines_json: bytes,
                journal: str | None) -> bytes:
