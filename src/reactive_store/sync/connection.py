@@ -138,7 +138,7 @@ class SyncConnection(Outbox):
         return True
 
     async def run(self) -> None:
-        self._last_send = asyncio.get_running_loop().time()
+        self._last_send = self._now()
         tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._run_mutations()),
                  asyncio.create_task(self._pump())]
         try:
@@ -267,7 +267,7 @@ class SyncConnection(Outbox):
                                              ts=outcome.ts, log_lines=outcome.log_lines)
                 self.session.min_ts = max(self.session.min_ts, outcome.ts)
                 self.manager.mark_urgent(self._watcher)
-                self._hold_until = asyncio.get_running_loop().time() + RESPONSE_HOLD_SECONDS
+                self._hold_until = self._now() + RESPONSE_HOLD_SECONDS
             self._respond(response)
             self.session.force = True
             self.session.mutations_in_flight -= 1

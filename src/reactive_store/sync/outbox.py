@@ -39,6 +39,14 @@ class Outbox:
         self._responses: deque[str] = deque()  # encoded once, sent in order
         self._queued_bytes = 0
         self._last_send = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _now(self) -> float:
+        """The event loop's clock. The loop is looked up once: on Python 3.11 each
+        `get_running_loop` makes a system call, once per socket in a fan-out."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     def _queue(self, text: str) -> None:
         """Text for the pump to send before anything it builds next."""
@@ -50,27 +58,26 @@ class Outbox:
         the socket's buffer is full, and a buffer that does not shrink for
         `stalled_socket_seconds` closes the socket."""
         self._check_output()
-        loop = asyncio.get_running_loop()
         if self._sees_buffer and self._buffered() + len(text) < UNWATCHED_SEND_BYTES:
             # Below the transport's high-water mark a send cannot wait for the client (a
             # protocol that drains only waits on a paused transport): no watcher needed.
             await self._send(text)
-            self._last_send = loop.time()
+            self._last_send = self._now()
             return
-        started = loop.time()
+        started = self._now()
         sending = asyncio.ensure_future(self._send(text))
         try:
             while not (await asyncio.wait({sending}, timeout=STALL_CHECK_SECONDS))[0]:
                 self._check_output()
                 stalled = self.limits.stalled_socket_seconds
-                if not self._sees_buffer and stalled and loop.time() - started > stalled:
+                if not self._sees_buffer and stalled and self._now() - started > stalled:
                     raise ClientLimitExceeded(f"client is not reading: a send made no "
                                               f"progress for {stalled:g} s")
             sending.result()
         finally:
             if not sending.done():
                 sending.cancel()
-        self._last_send = loop.time()
+        self._last_send = self._now()
 
     def _check_output(self) -> None:
         """Close a client that lets output pile up, or that takes none for too long."""
@@ -79,7 +86,7 @@ class Outbox:
         if limit and waiting > limit:
             raise ClientLimitExceeded(f"client is not reading: over {limit} bytes waiting "
                                       "to be sent")
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         if waiting == 0:
             self._stall = None
         elif self._stall is None or waiting < self._stall[1]:
@@ -96,7 +103,7 @@ class Outbox:
                 or self._buffered() + sum(map(len, texts)) >= UNWATCHED_SEND_BYTES
                 or not self._send_now(*texts)):
             return False
-        self._last_send = asyncio.get_running_loop().time()
+        self._last_send = self._now()
         return True
 
     async def _send_all(self, step: str | None) -> None:
