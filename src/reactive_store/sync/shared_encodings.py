@@ -4,7 +4,9 @@ In a fan-out every socket watching one query builds the same Transition: the sam
 (the clients subscribed alike), the same modification, the same result. `SharedEncodings`
 hands each socket the text the first one built, so the work per socket is a lookup, and the
 server's WebSocket layer can frame that one text once for all of them
-(server/sync_endpoint.py). No sockets and no awaits here.
+(server/sync_endpoint.py). During a notification's pass it also holds the steps sessions
+took (`sharing_steps`), so sessions in one state work theirs out once
+(sync/session.py). No sockets and no awaits here.
 """
 
 from __future__ import annotations
