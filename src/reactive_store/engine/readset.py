@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -66,7 +66,7 @@ class WriteSet:
     def to_text(self) -> str:
         """A compact JSON form for the commit log and NOTIFY payloads."""
         rows = [
-            [t, i, [base64.b64encode(k).decode() for k in sorted(keys)]]
+            [t, i, [b2a_base64(k, newline=False).decode() for k in sorted(keys)]]
             for (t, i), keys in self.keys.items()
         ]
         return orjson.dumps(rows).decode()
@@ -75,5 +75,5 @@ class WriteSet:
     def from_text(text: str) -> WriteSet:
         ws = WriteSet()
         for table, index, keys in orjson.loads(text):
-            ws.keys[(table, index)] = {base64.b64decode(k) for k in keys}
+            ws.keys[(table, index)] = {a2b_base64(k) for k in keys}
         return ws
