@@ -80,7 +80,11 @@ def server(app: Path, namespace: str, *extra: str,
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # a slow shutdown must not cost the figures
+            proc.kill()
+            proc.wait()
 
 
 def namespace() -> str:
