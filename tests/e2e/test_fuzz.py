@@ -159,7 +159,9 @@ def check_socket(url: str, connect_first: bool, messages: list[str]) -> None:
             ws.send(json.dumps({"type": "Action", "requestId": PING_ID, "udfPath": "notes:echo",
                                 "args": [{"value": "ping"}]}))
             while True:
-                message = json.loads(ws.recv(timeout=5))
+                # Generous: on a loaded 2-core machine a mutation cancelled by the close can
+                # take seconds to end; a socket that hangs still fails here.
+                message = json.loads(ws.recv(timeout=15))
                 if message.get("type") == "ActionResponse" and message["requestId"] == PING_ID:
                     return
         except ConnectionClosed as exc:
