@@ -54,25 +54,36 @@ def state(session: SyncSession) -> Any:
              for q in session.queries.values()])
 
 
-def in_one_pass(encodings: SharedEncodings, sessions: list[SyncSession],
-                processed_ts: int) -> list[str | Waiting | None]:
+def in_one_pass(encodings: SharedEncodings, sessions: list[SyncSession], processed_ts: int
+                ) -> tuple[list[str | Waiting | None], int]:
+    """Every session's step in one fan-out pass, and how many steps were worked out."""
     with encodings.sharing_steps():
-        return [session.next_transition(processed_ts) for session in sessions]
+        steps = [session.next_transition(processed_ts) for session in sessions]
+        assert encodings.steps is not None
+        return steps, len(encodings.steps)
 
 
-def test_sessions_in_one_state_take_one_step_worked_out_once() -> None:
+def one_room(count: int, watching: int | None = None
+             ) -> tuple[SharedEncodings, LiveQuery, list[SyncSession]]:
+    """`count` sessions sharing one memo; the first `watching` of them (all by default)
+    subscribe to a room whose result is ["a"] at 1 and take their first step in one pass."""
     encodings = SharedEncodings()
     live = new_live("room:list")
     set_result(live, 1, ["a"])
-    sessions = [SyncSession(encodings=encodings) for _ in range(100)]
-    for session in sessions:
+    sessions = [SyncSession(encodings=encodings) for _ in range(count)]
+    watchers = sessions[:watching]
+    for session in watchers:
         subscribe(session, 0, live)
-    first = in_one_pass(encodings, sessions, 1)
+    first, _ = in_one_pass(encodings, watchers, 1)
     assert len(set(first)) == 1 and isinstance(first[0], str)
+    return encodings, live, sessions
+
+
+def test_sessions_in_one_state_take_one_step_worked_out_once() -> None:
+    encodings, live, sessions = one_room(100)
     set_result(live, 2, ["a", "b"])
-    with encodings.sharing_steps():
-        second = [session.next_transition(2) for session in sessions]
-        assert encodings.steps is not None and len(encodings.steps) == 1
+    second, worked_out = in_one_pass(encodings, sessions, 2)
+    assert worked_out == 1
     assert len(set(second)) == 1 and comparable(second[0])["modifications"][0]["value"] == [
         "a", "b"]
     assert {session.sent.ts for session in sessions} == {2}
@@ -80,17 +91,12 @@ def test_sessions_in_one_state_take_one_step_worked_out_once() -> None:
 
 
 def test_a_session_in_another_state_takes_its_own_step() -> None:
-    encodings = SharedEncodings()
-    live = new_live("room:list")
-    set_result(live, 1, ["a"])
-    sessions = [SyncSession(encodings=encodings) for _ in range(3)]
-    for session in sessions:
-        subscribe(session, 0, live)
-    in_one_pass(encodings, sessions, 1)
+    encodings, live, sessions = one_room(3)
     sessions[1].mutations_in_flight = 1
     sessions[2].min_ts = 3  # its write commits at 3: the result at 2 is not enough
     set_result(live, 2, ["a", "b"])
-    steps = in_one_pass(encodings, sessions, 2)
+    steps, worked_out = in_one_pass(encodings, sessions, 2)
+    assert worked_out == 3
     assert isinstance(steps[0], str)
     assert comparable(steps[1]) == ("waiting", None)
     assert comparable(steps[2]) == ("waiting", 3)
@@ -98,38 +104,27 @@ def test_a_session_in_another_state_takes_its_own_step() -> None:
 
 
 def test_a_session_that_changed_its_query_set_leaves_its_group() -> None:
-    encodings = SharedEncodings()
-    room, other = new_live("room:list"), new_live("other:list")
-    set_result(room, 1, ["a"])
+    encodings, room, sessions = one_room(2)
+    other = new_live("other:list")
     set_result(other, 1, [])
-    sessions = [SyncSession(encodings=encodings) for _ in range(2)]
-    for session in sessions:
-        subscribe(session, 0, room)
-    in_one_pass(encodings, sessions, 1)
     assert sessions[0].state_key == sessions[1].state_key is not None
     subscribe(sessions[1], 1, other)
     assert sessions[1].state_key is None
     set_result(room, 2, ["a", "b"])
-    first, second = (comparable(step) for step in in_one_pass(encodings, sessions, 2))
+    steps, _ = in_one_pass(encodings, sessions, 2)
+    first, second = (comparable(step) for step in steps)
     assert [m["queryId"] for m in first["modifications"]] == [0]
     assert [m["queryId"] for m in second["modifications"]] == [0, 1]
     assert sessions[0].state_key != sessions[1].state_key
 
 
 def test_a_session_that_joined_between_passes_shares_the_next_step() -> None:
-    encodings = SharedEncodings()
-    live = new_live("room:list")
-    set_result(live, 1, ["a"])
-    sessions = [SyncSession(encodings=encodings) for _ in range(3)]
-    for session in sessions[:2]:
-        subscribe(session, 0, live)
-    in_one_pass(encodings, sessions[:2], 1)
+    encodings, live, sessions = one_room(3, watching=2)
     subscribe(sessions[2], 0, live)
     assert isinstance(sessions[2].next_transition(1), str)  # its pump, outside a pass
     set_result(live, 2, ["a", "b"])
-    with encodings.sharing_steps():
-        steps = [session.next_transition(2) for session in sessions]
-        assert encodings.steps is not None and len(encodings.steps) == 1
+    steps, worked_out = in_one_pass(encodings, sessions, 2)
+    assert worked_out == 1
     assert len(set(steps)) == 1
 
 
@@ -180,10 +175,8 @@ class Run:
                 session.force = True
 
     def fan_out(self) -> None:
-        with self.encodings.sharing_steps():
-            shared = [session.next_transition(self.clock) for session in self.shared]
-            assert self.encodings.steps is not None
-            self.calls += len(self.encodings.steps)
+        shared, worked_out = in_one_pass(self.encodings, self.shared, self.clock)
+        self.calls += worked_out
         alone = [session.next_transition(self.clock) for session in self.alone]
         self.check(shared, alone)
 
