@@ -18,6 +18,8 @@ New ids are always Convex's, also in tables that have legacy ids.
 from __future__ import annotations
 
 import base64
+import functools
+import itertools
 import os
 import threading
 from collections.abc import Mapping
@@ -26,6 +28,11 @@ from contextvars import ContextVar
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _DECODE = {c: i for i, c in enumerate(_ALPHABET)}
 _FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
+# Our digits as int()'s base-32 digits (0-9a-v); every other character int() would take (a
+# digit, a letter, a sign, "_", white space) becomes one it refuses.
+_INT_TAKES = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+-_ \t\n\r\x0b\x0c"
+_TO_INT_DIGITS = str.maketrans({**{c: "!" for c in _INT_TAKES}, **{
+    c: "0123456789abcdefghijklmnopqrstuv"[i] for i, c in enumerate(_ALPHABET)}})
 _INTERNAL_BYTES = 16
 _MAX_TABLE_NUMBER = 2**32 - 1  # a u32, as Convex's; at most 5 varint bytes
 # The lengths of 19 to 23 bytes in base32 without padding (8 characters per 5 bytes, and
@@ -39,7 +46,7 @@ def new_id(table_number: int) -> str:
     """A fresh Convex-format id for a document of the table numbered `table_number`."""
     if not 1 <= table_number <= _MAX_TABLE_NUMBER:
         raise ValueError(f"table number {table_number} is not in 1..{_MAX_TABLE_NUMBER}")
-    prefix = _varint(table_number)
+    prefix = _varint_of(table_number)
     while True:
         body = prefix + _random_bytes(_INTERNAL_BYTES)
         if _legacy_check(body[:-2]) != body[-2:]:  # never looks like a converted legacy id
@@ -104,6 +111,12 @@ def table_number_of(doc_id: str) -> int:
     wrong when the id is malformed."""
     if not isinstance(doc_id, str):
         raise ValueError(f"invalid id {doc_id!r}: not an id string")
+    return _table_number(doc_id)
+
+
+# Every read, patch and delete decodes its id; the same ids come back again and again.
+@functools.lru_cache(maxsize=16384)
+def _table_number(doc_id: str) -> int:
     if 20 <= len(doc_id) <= _LEGACY_MAX_LENGTH:
         return _legacy_table_number(doc_id)
     if len(doc_id) not in _CONVEX_LENGTHS:
@@ -120,6 +133,11 @@ def table_number_of(doc_id: str) -> int:
     if number == 0:
         raise ValueError(f"invalid id {doc_id!r}: table number 0")
     return number
+
+
+@functools.lru_cache(maxsize=1024)
+def _varint_of(n: int) -> bytes:
+    return _varint(n)
 
 
 def _varint(n: int) -> bytes:
@@ -144,12 +162,14 @@ def _read_varint(doc_id: str, raw: bytes) -> tuple[int, int]:
     raise ValueError(f"invalid id {doc_id!r}: truncated table number varint")
 
 
+def _fletcher_sums(body: bytes) -> tuple[int, int]:
+    # c0 is the byte sum; c1 the sum of c0 after each byte (both before any modulo).
+    return sum(body), sum(itertools.accumulate(body))
+
+
 def _footer(body: bytes) -> bytes:
-    c0 = c1 = 0
-    for byte in body:
-        c0 = (c0 + byte) & 0xFF
-        c1 = (c1 + c0) & 0xFF
-    return bytes([c0, c1])  # (c1 << 8 | c0) ^ version 0, little-endian
+    c0, c1 = _fletcher_sums(body)
+    return bytes([c0 & 0xFF, c1 & 0xFF])  # (c1 << 8 | c0) ^ version 0, little-endian
 
 
 def _b32(data: bytes) -> str:
@@ -159,6 +179,11 @@ def _b32(data: bytes) -> str:
 
 
 def _digits(text: str) -> int:
+    if text.isascii():  # int() reads any Unicode digit; the translation covers ASCII only
+        try:
+            return int(text.translate(_TO_INT_DIGITS), 32)
+        except ValueError:
+            pass  # the walk below names the character
     value = 0
     for char in text:
         if char not in _DECODE:
@@ -180,11 +205,8 @@ def _unb32(text: str) -> bytes:
 
 
 def _legacy_check(body: bytes) -> bytes:
-    a = b = 0
-    for byte in body:
-        a = (a + byte) % 255
-        b = (b + a) % 255
-    return bytes([b, a])
+    a, b = _fletcher_sums(body)  # Fletcher-16 modulo 255, big-endian
+    return bytes([b % 255, a % 255])
 
 
 def _legacy_table_number(doc_id: str) -> int:

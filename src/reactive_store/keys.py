@@ -34,6 +34,7 @@ TOP = b"\xff"
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 
 _CANONICAL_NAN = struct.pack(">d", math.nan)
+_DOUBLE = struct.Struct(">d").pack
 
 
 def _escape(raw: bytes) -> bytes:
@@ -42,7 +43,7 @@ def _escape(raw: bytes) -> bytes:
 
 
 def _float_bits(x: float) -> bytes:
-    raw = _CANONICAL_NAN if math.isnan(x) else struct.pack(">d", x)
+    raw = _CANONICAL_NAN if x != x else _DOUBLE(x)  # x != x: NaN
     if raw[0] & 0x80:  # negative: flip every bit so larger magnitudes sort first
         return bytes(b ^ 0xFF for b in raw)
     return bytes([raw[0] | 0x80]) + raw[1:]
@@ -50,7 +51,14 @@ def _float_bits(x: float) -> bytes:
 
 def encode_value(value: Value, out: bytearray) -> None:
     """Append the order-preserving encoding of one value to `out`."""
-    if value is MISSING:
+    kind = type(value)  # the common exact types first; subclasses take the chain below
+    if kind is str:
+        out.append(TAG_STRING)
+        out += _escape(value.encode("utf-8"))
+    elif kind is float:
+        out.append(TAG_FLOAT64)
+        out += _float_bits(value)
+    elif value is MISSING:
         out.append(TAG_MISSING)
     elif value is None:
         out.append(TAG_NULL)
@@ -96,6 +104,8 @@ def encode_tuple(values: list[Value] | tuple[Value, ...]) -> bytes:
 
 def field_value(doc: dict[str, Any], path: str) -> Value:
     """The value at a dotted field path of a document, or MISSING."""
+    if "." not in path:
+        return doc.get(path, MISSING) if isinstance(doc, dict) else MISSING
     current: Any = doc
     for part in path.split("."):
         if not isinstance(current, dict) or part not in current:

@@ -10,8 +10,8 @@ from typing import Any
 from reactive_store.annotations.mapping import shape_of
 from reactive_store.annotations.markers import show
 from reactive_store.errors import AnnotationError, SchemaError, ValidationError
-from reactive_store.keys import MISSING, TAG_STRING, encode_tuple, field_value
-from reactive_store.types import Document, Value
+from reactive_store.keys import MISSING, TAG_STRING, encode_tuple, encode_value, field_value
+from reactive_store.types import Document
 from reactive_store.validators import ObjectValidator, UnionValidator, Validator, object_fields
 
 BY_ID = "by_id"
@@ -32,11 +32,13 @@ class Index:
     name: str
     fields: tuple[str, ...]
 
-    def key(self, doc: Document) -> bytes:
-        values: list[Value] = [field_value(doc, f) for f in self.fields]
-        values.append(doc["_creationTime"])
-        values.append(doc["_id"])
-        key = encode_tuple(values)
+    def key(self, doc: Document, suffix: bytes | None = None) -> bytes:
+        """The key of a stored document; `suffix` is `key_suffix(doc)` when already known
+        (every index key of a document ends with it)."""
+        out = bytearray()
+        for path in self.fields:
+            encode_value(field_value(doc, path), out)
+        key = bytes(out) + (key_suffix(doc) if suffix is None else suffix)
         if len(key) > MAX_INDEX_KEY_BYTES:
             raise ValidationError(
                 f"index {self.name!r}: key of {len(key)} bytes is larger than "
@@ -47,6 +49,9 @@ class Index:
     @property
     def key_fields(self) -> tuple[str, ...]:
         return (*self.fields, "_creationTime")
+
+
+_BY_CREATION_TIME_INDEX = Index(BY_CREATION_TIME, ())
 
 
 @dataclass(frozen=True)
@@ -230,7 +235,7 @@ def define_schema(tables: Mapping[str, TableDefinition]) -> Schema:
 
 def all_indexes(table: TableDefinition) -> dict[str, Index]:
     """The user's indexes plus the built-in creation-time index (by_id is the primary key)."""
-    return {BY_CREATION_TIME: Index(BY_CREATION_TIME, ()), **table.indexes}
+    return {BY_CREATION_TIME: _BY_CREATION_TIME_INDEX, **table.indexes}
 
 
 def validate_document(table_name: str, table: TableDefinition, doc: Any) -> Document:
@@ -247,9 +252,15 @@ def validate_document(table_name: str, table: TableDefinition, doc: Any) -> Docu
     return result
 
 
+def key_suffix(doc: Document) -> bytes:
+    """How every index key of a stored document ends: its (_creationTime, _id)."""
+    return encode_tuple((doc["_creationTime"], doc["_id"]))
+
+
 def index_keys(table: TableDefinition, doc: Document) -> dict[str, bytes]:
     """Every index key of a stored document (one that has _id and _creationTime)."""
-    return {name: index.key(doc) for name, index in all_indexes(table).items()}
+    suffix = key_suffix(doc)
+    return {name: index.key(doc, suffix) for name, index in all_indexes(table).items()}
 
 
 def index_keys_after(table: TableDefinition, old: Document, old_keys: dict[str, bytes],
@@ -257,10 +268,17 @@ def index_keys_after(table: TableDefinition, old: Document, old_keys: dict[str, 
     """The index keys of `new`, a new version of `old` (same _id and _creationTime) whose
     keys are `old_keys`: an index whose fields hold the very same objects in both (a patch
     leaves the fields it does not name untouched) keeps its key, which is not encoded again."""
-    return {name: old_keys[name]
-            if all(field_value(old, f) is field_value(new, f) for f in index.fields)
-            else index.key(new)
-            for name, index in all_indexes(table).items()}
+    keys = {}
+    suffix = None
+    for name, index in all_indexes(table).items():
+        for path in index.fields:
+            if field_value(old, path) is not field_value(new, path):
+                suffix = suffix or key_suffix(new)
+                keys[name] = index.key(new, suffix)
+                break
+        else:
+            keys[name] = old_keys[name]
+    return keys
 
 
 def id_key(doc_id: str) -> bytes:

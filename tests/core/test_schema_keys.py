@@ -6,7 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from reactive_store.keys import encode_tuple, field_value
 from reactive_store.schema import TableDefinition, index_keys, index_keys_after
 from reactive_store.validators import v
 
@@ -44,3 +47,27 @@ def test_an_untouched_index_keeps_its_key_object() -> None:
     new_keys = index_keys_after(TABLE, OLD, old_keys, patched(state={"kind": "done"}))
     assert new_keys["by_n"] is old_keys["by_n"] and new_keys["by_tags"] is old_keys["by_tags"]
     assert new_keys["by_state"] != old_keys["by_state"]
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+                    st.floats(allow_nan=True), st.text(max_size=8), st.binary(max_size=8))
+
+
+@given(kind=st.one_of(SCALARS, st.just({})), n=SCALARS,
+       tags=st.one_of(st.none(), st.lists(SCALARS, max_size=3)),
+       created=st.floats(allow_nan=False), doc_id=st.text(min_size=1, max_size=40))
+def test_index_keys_are_the_tuples_of_their_fields_then_creation_time_and_id(
+        kind: Any, n: Any, tags: Any, created: float, doc_id: str) -> None:
+    # The keys share one encoded (_creationTime, _id) suffix: byte for byte the same as
+    # encoding each index's whole tuple.
+    doc: dict[str, Any] = {"_id": doc_id, "_creationTime": created, "state": {"kind": kind},
+                           "n": n}
+    if tags is not None:
+        doc["tags"] = tags
+    if kind == {}:
+        doc["state"] = {}  # a dotted path through an object without the field
+    keys = index_keys(TABLE, doc)
+    for name, index in TABLE.indexes.items():
+        expected = encode_tuple([*(field_value(doc, f) for f in index.fields), created, doc_id])
+        assert keys[name] == expected
+    assert keys["by_creation_time"] == encode_tuple([created, doc_id])

@@ -14,12 +14,19 @@ import pytest
 
 from reactive_store import values
 from reactive_store.deployment import Deployment, Settings
-from reactive_store.engine.db import document_from_row
+from reactive_store.engine.db import (
+    DatabaseWriter,
+    StoredVersion,
+    SystemTableWriter,
+    document_from_row,
+)
 from reactive_store.engine.engine import Engine, EngineConfig
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABLES
+from reactive_store.errors import ValidationError, WriteError
 from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
 from reactive_store.jobs.execution import now_ms
 from reactive_store.schema import all_indexes, index_keys
+from reactive_store.storage import Transaction
 from reactive_store.storage.job_claims import due_jobs, lock_due
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
@@ -189,6 +196,88 @@ async def test_a_locked_job_comes_as_encoding_it_again_would_store_it(quiet: Eng
         assert job.keys == index_keys(definition, doc)
         fields = {k: value for k, value in doc.items() if not k.startswith("_")}
         assert job.row.doc == orjson.dumps(values.encode(fields, SCHEDULED_FUNCTIONS))
+
+
+DONE = {"state": {"kind": "success"}, "result": {"n": 2**40, "raw": b"\x00", "list": [1.5]},
+        "completedTime": 1234.5}
+
+
+async def mark_done(engine: Engine, job_id: str, fields: dict[str, Any], from_stored: bool
+                    ) -> list[tuple[object, set[bytes]]]:
+    """Patch one job with `fields` in a transaction of its own, from the version its lock
+    read (the batch's way) or the general way; returns the commit's write set."""
+    definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+
+    async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
+        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, [job_id], *due_range(now_ms()),
+                               indexes=list(all_indexes(definition)))
+        doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+        stored = StoredVersion(job.row.doc, job.keys) if from_stored else None
+        await SystemTableWriter(db).patch(job_id, fields, current=doc, stored=stored)
+        return sorted((ref, keys) for ref, keys in db.writes.keys.items()), None
+
+    writes: list[tuple[object, set[bytes]]] = (await engine.transact("mark", body)).value
+    return writes
+
+
+async def test_a_job_marked_from_its_stored_version_is_stored_as_a_full_patch_would_be(
+        quiet: Engine) -> None:
+    # The batch's success mark validates and encodes only the fields it sets.
+    by_stored, by_patch = await schedule(quiet, "a", "b")
+    writes = [await mark_done(quiet, by_stored, DONE, True),
+              await mark_done(quiet, by_patch, DONE, False)]
+    one, other = (await state(quiet, by_stored)), (await state(quiet, by_patch))
+    assert {k: v for k, v in one.items() if k not in ("_id", "_creationTime", "args")} == {
+        k: v for k, v in other.items() if k not in ("_id", "_creationTime", "args")}
+    assert one["result"] == {"n": 2**40, "raw": b"\x00", "list": [1.5]}
+    assert [ref for ref, _ in writes[0]] == [ref for ref, _ in writes[1]]
+    assert [len(keys) for _, keys in writes[0]] == [len(keys) for _, keys in writes[1]]
+    async with quiet.store.write() as tx:  # the stored rows: JSON and every key column
+        definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+        for job_id in (by_stored, by_patch):
+            rows = await tx.fetch(
+                f"SELECT _id, _creation_time, doc FROM {tx.names.table(SCHEDULED_FUNCTIONS)} "
+                "WHERE _id = $1", job_id)
+            doc = document_from_row(rows[0][0], rows[0][1], rows[0][2])
+            fields = {k: value for k, value in doc.items() if not k.startswith("_")}
+            assert rows[0][2] == orjson.dumps(values.encode(fields, SCHEDULED_FUNCTIONS))
+            [locked] = await lock_due(tx, SCHEDULED_FUNCTIONS, [job_id], b"", b"\xff",
+                                      indexes=list(all_indexes(definition)))
+            assert locked.keys == index_keys(definition, doc)
+
+
+@pytest.mark.parametrize(("fields", "error", "message"), [
+    ({"nonsense": 1}, WriteError, "_scheduled_functions has no field 'nonsense'"),
+    ({"state": values.UNSET}, WriteError, "has no field 'state' to set"),
+    ({"completedTime": "soon"}, ValidationError,
+     "_scheduled_functions.completedTime: expected float64, got string"),
+    ({"state": {"kind": "later"}}, ValidationError, "_scheduled_functions.state.kind"),
+    ({"result": {"$bad": 1}}, ValidationError, "_scheduled_functions.result"),
+])
+async def test_a_bad_mark_from_the_stored_version_is_refused_and_writes_nothing(
+        quiet: Engine, fields: dict[str, Any], error: type[Exception], message: str) -> None:
+    [job_id] = await schedule(quiet, "a")
+    before = await state(quiet, job_id)
+    with pytest.raises(error, match=message):
+        await mark_done(quiet, job_id, fields, True)
+    assert await state(quiet, job_id) == before
+
+
+async def test_a_stored_version_of_another_document_is_refused(quiet: Engine) -> None:
+    first, second = await schedule(quiet, "a", "b")
+    definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+
+    async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
+        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, [first], *due_range(now_ms()),
+                               indexes=list(all_indexes(definition)))
+        doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+        await SystemTableWriter(db).patch(second, DONE, current=doc,
+                                          stored=StoredVersion(job.row.doc, job.keys))
+        return None, None
+
+    with pytest.raises(WriteError, match="not of document"):
+        await quiet.transact("mark", body)
+    assert (await state(quiet, second))["state"] == {"kind": "pending"}
 
 
 async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:

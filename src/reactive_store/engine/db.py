@@ -139,6 +139,10 @@ class DatabaseWriter(DatabaseReader):
         self.before[(table, doc_id)] = BeforeImage(table, doc_id, old["_creationTime"], raw)
 
     def _encode(self, table: str, fields: Document) -> bytes:
+        return self._checked_size(table, orjson.dumps(values.encode(fields, table)), fields)
+
+    def _checked_size(self, table: str, raw: bytes, fields: Document) -> bytes:
+        """`raw`, the encoding of `fields`, once both are within the document limits."""
         values.check_document_shape(
             fields,
             max_depth=self._limits.nesting_depth,
@@ -146,7 +150,6 @@ class DatabaseWriter(DatabaseReader):
             max_fields=self._limits.document_fields,
             path=table,
         )
-        raw = orjson.dumps(values.encode(fields, table))
         if len(raw) > self._limits.document_bytes:
             raise ValidationError(
                 f"table {table!r}: document of {len(raw)} bytes is larger than the limit of "
@@ -201,31 +204,53 @@ class DatabaseWriter(DatabaseReader):
         return table, self.reads.schema.tables[table], old
 
     async def _store(
-        self, table: str, definition: TableDefinition, old: Document, fields: Document,
-        stored: StoredVersion | None = None,
+        self, table: str, definition: TableDefinition, old: Document, fields: Document
     ) -> None:
         fields = validate_document(table, definition, fields)
         raw = self._encode(table, fields)
         new = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
-        old_keys = index_keys(definition, old) if stored is None else stored.keys
+        await self._write_version(table, definition, old, new, raw, index_keys(definition, old),
+                                  None)
+
+    async def _write_version(self, table: str, definition: TableDefinition, old: Document,
+                             new: Document, raw: bytes, old_keys: dict[str, bytes],
+                             old_raw: bytes | None) -> None:
+        """Write `new` (encoded as `raw`) over `old`, whose keys are `old_keys` (and stored
+        JSON `old_raw`, when known), recording both versions' keys."""
         new_keys = index_keys_after(definition, old, old_keys, new)
         indexes = IndexWrites.plan(table, definition, old, new)
         await self.reads.tx.update(table, old["_id"], raw, new_keys)
-        self._remember(table, old["_id"], old, None if stored is None else stored.raw)
+        self._remember(table, old["_id"], old, old_raw)
         await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, old_keys)
         self._record_keys(table, new_keys)
         self.writes.add(table, BY_ID, id_key(old["_id"]))
 
+    async def _patch_stored(self, table: str, old: Document, stored: StoredVersion,
+                            fields: Document) -> None:
+        """Patch a system document as this transaction read it (`old`, stored as `stored`)
+        with fields the engine made: those are validated and encoded, the rest is kept as
+        stored (the job runner marks hundreds of jobs done per batch)."""
+        definition = self.reads.schema.tables[table]
+        validators = definition.validator.fields  # type: ignore[attr-defined]
+        encoded = orjson.loads(stored.raw)
+        new = dict(old)
+        for name, value in fields.items():
+            if name not in validators or value is UNSET:
+                raise WriteError(f"patch: {table} has no field {name!r} to set")
+            path = f"{table}.{name}"
+            new[name] = validators[name].validate(value, path)
+            encoded[name] = values.encode(new[name], path)
+        raw = self._checked_size(table, orjson.dumps(encoded),
+                                 {k: v for k, v in new.items() if not k.startswith("_")})
+        await self._write_version(table, definition, old, new, raw, stored.keys, stored.raw)
     async def patch(self, doc_id: str, fields: Document) -> None:
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
         await self._patch(doc_id, _plain(fields), system=False)
 
     async def _patch(self, doc_id: str, fields: Document, system: bool,
-                     current: Document | None = None, stored: StoredVersion | None = None
-                     ) -> None:
-        """Patch; `current` is the document as this transaction already read it, if so, and
-        `stored` its stored form."""
+                     current: Document | None = None) -> None:
+        """Patch; `current` is the document as this transaction already read it, if so."""
         if not isinstance(fields, dict):
             raise WriteError(f"patch: fields must be an object, got {values.type_name(fields)}")
         if current is None:
@@ -244,7 +269,7 @@ class DatabaseWriter(DatabaseReader):
             else:
                 merged[name] = value
         try:
-            await self._store(table, definition, old, merged, stored)
+            await self._store(table, definition, old, merged)
         except ValidationError as exc:
             if any(value is None for value in fields.values()):
                 raise ValidationError(
@@ -304,9 +329,16 @@ class SystemTableWriter:
 
     async def patch(self, doc_id: str, fields: Document, current: Document | None = None,
                     stored: StoredVersion | None = None) -> None:
-        """Patch; `current` is the document as this transaction already read it, if so, and
-        `stored` its stored form (what re-encoding `current` would give)."""
-        await self._db._patch(doc_id, fields, system=True, current=current, stored=stored)
+        """Patch; `current` is the document as this transaction already read it, if so. With
+        `stored`, its stored form, only `fields` (the engine's own values) are validated and
+        encoded: the rest is written as stored."""
+        if stored is None:
+            await self._db._patch(doc_id, fields, system=True, current=current)
+            return
+        if current is None or current["_id"] != doc_id:
+            raise WriteError(f"patch: the stored version given is not of document {doc_id!r}")
+        table = self._db.reads.table_of_id(doc_id, system=True)
+        await self._db._patch_stored(table, current, stored, fields)
 
     async def delete(self, doc_id: str) -> None:
         await self._db._delete(doc_id, system=True)
