@@ -63,7 +63,7 @@ class Settings:
     run_jobs: bool = True  # run scheduled functions and crons in this process
     job_concurrency: int = 8  # scheduled actions running at once in this process
     job_batch_size: int = 512  # due scheduled mutations run in one transaction, at most
-    job_batch_slots: int = 1  # such transactions at once in the whole deployment
+    job_batch_slots: int = 4  # such transactions at once in the whole deployment (stripes)
     job_grace_s: float = 10.0  # on shutdown, how long running jobs may take to finish
     progress: Callable[[str], None] | None = None  # hears about long index backfills
     observe: ObserveSettings = field(default_factory=ObserveSettings)  # logs and records

@@ -27,7 +27,7 @@ from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
 from reactive_store.jobs.execution import now_ms
 from reactive_store.schema import all_indexes, index_keys
 from reactive_store.storage import Transaction
-from reactive_store.storage.job_claims import due_jobs, lock_due
+from reactive_store.storage.job_claims import DueJob, due_jobs, lock_due, stripe_of
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
@@ -70,6 +70,14 @@ async def schedule_ping(ctx):
 async def cancel(ctx, id):
     await ctx.scheduler.cancel(id)
 
+@internal_mutation(args={"id": v.string()})
+async def cancel_other(ctx, id):
+    await ctx.scheduler.cancel(id)
+
+@mutation(args={"id": v.string()})
+async def schedule_cancel(ctx, id):
+    return await ctx.scheduler.run_after(0, cancel_other, {"id": id})
+
 @query(args={"id": v.string()})
 async def job(ctx, id):
     return await ctx.db.system.get(id)
@@ -105,6 +113,15 @@ async def schedule(engine: Engine, *tags: str, delay: float = 0.0) -> list[str]:
     return ids
 
 
+async def due(engine: Engine, ids: list[str]) -> list[DueJob]:
+    """The jobs as the runner's scan names them: by id and the ctid of their row now."""
+    table = engine.store.names.table(SCHEDULED_FUNCTIONS)
+    async with engine.store.write() as tx:
+        rows = await tx.fetch(f"SELECT _id, ctid::text FROM {table} WHERE _id = ANY($1)", ids)
+    tids = {row[0]: row[1] for row in rows}
+    return [DueJob(job_id, tids[job_id]) for job_id in ids]
+
+
 async def state(engine: Engine, job_id: str) -> dict[str, Any]:
     job: dict[str, Any] = (await engine.run_query("work:job", {"id": job_id})).value
     return job
@@ -118,14 +135,15 @@ async def tags(engine: Engine) -> list[str]:
 async def test_a_batch_runs_its_due_jobs_once_in_one_transaction(quiet: Engine) -> None:
     ids = await schedule(quiet, "a", "b", "c")
     batch = MutationBatch(quiet)
+    jobs = await due(quiet, ids)
     before = quiet.store.transactions
-    result = await batch.run(ids)
+    result = await batch.run(jobs)
     assert (result.ran, result.left, result.busy) == (3, [], False)
     assert quiet.store.transactions - before == 1
     for job_id, tag in zip(ids, "abc", strict=True):
         job = await state(quiet, job_id)
         assert job["state"] == {"kind": "success"} and job["result"] == tag.upper()
-    assert (await batch.run(ids)).ran == 0  # done: never claimed again
+    assert (await batch.run(await due(quiet, ids))).ran == 0  # done: never claimed again
     assert await tags(quiet) == ["a", "b", "c"]
     runs = [ex for ex in quiet.observer.log if ex.path == "work:record"]
     assert len(runs) == 3 and {ex.caller for ex in runs} == {"Scheduler"}
@@ -134,7 +152,7 @@ async def test_a_batch_runs_its_due_jobs_once_in_one_transaction(quiet: Engine) 
 async def test_a_failing_job_rolls_its_batch_back_and_is_named(quiet: Engine) -> None:
     ids = await schedule(quiet, "a", "bad-one", "c")
     with pytest.raises(JobFailed) as failed:
-        await MutationBatch(quiet).run(ids)
+        await MutationBatch(quiet).run(await due(quiet, ids))
     assert failed.value.job["_id"] == ids[1]
     assert [(await state(quiet, i))["state"]["kind"] for i in ids] == ["pending"] * 3
     assert await tags(quiet) == []
@@ -152,12 +170,13 @@ async def test_jobs_not_due_canceled_or_held_elsewhere_are_not_claimed(
     try:
         async with other.transaction():
             await other.execute(f"SELECT 1 FROM {table} WHERE _id = $1 FOR UPDATE", held)
-            result = await MutationBatch(quiet).run([*later, canceled, held, free])
+            result = await MutationBatch(quiet).run(
+                await due(quiet, [*later, canceled, held, free]))
             assert (result.ran, result.left) == (1, [])
     finally:
         await other.close()
     assert await tags(quiet) == ["free"]
-    assert (await MutationBatch(quiet).run([held])).ran == 1
+    assert (await MutationBatch(quiet).run(await due(quiet, [held]))).ran == 1
     assert (await state(quiet, canceled))["state"] == {"kind": "canceled"}
     assert (await state(quiet, later[0]))["state"] == {"kind": "pending"}
 
@@ -171,13 +190,15 @@ async def test_the_due_scan_names_mutations_and_reads_actions_in_due_order(
     last = await schedule(quiet, "c")
 
     async def scan(limit: int) -> tuple[list[str], list[dict[str, Any]]]:
-        ids, rows = await quiet.read(lambda db: due_jobs(
+        jobs, rows = await quiet.read(lambda db: due_jobs(
             db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now_ms()), limit))
-        return ids, [document_from_row(row.id, row.creation_time, row.doc) for row in rows]
+        assert jobs == await due(quiet, [job.id for job in jobs])  # named by their rows
+        return ([job.id for job in jobs],
+                [document_from_row(row.id, row.creation_time, row.doc) for row in rows])
 
     assert await scan(10) == ([*first, *last], [await state(quiet, ping)])
     assert await scan(2) == (first, [])  # the limit counts every kind, in due order
-    await MutationBatch(quiet).run(first)
+    await MutationBatch(quiet).run(await due(quiet, first))
     assert await scan(10) == (last, [await state(quiet, ping)])  # done: no longer due
 
 
@@ -188,8 +209,8 @@ async def test_a_locked_job_comes_as_encoding_it_again_would_store_it(quiet: Eng
     await quiet.run_mutation("work:schedule_ping", {})
     definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
     async with quiet.store.write() as tx:
-        locked = await lock_due(tx, SCHEDULED_FUNCTIONS, ids, *due_range(now_ms()),
-                                indexes=list(all_indexes(definition)))
+        locked = await lock_due(tx, SCHEDULED_FUNCTIONS, await due(quiet, ids),
+                                *due_range(now_ms()), indexes=list(all_indexes(definition)))
     assert [job.row.id for job in locked] == ids
     for job in locked:
         doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
@@ -207,12 +228,13 @@ async def mark_done(engine: Engine, job_id: str, fields: dict[str, Any], from_st
     """Patch one job with `fields` in a transaction of its own, from the version its lock
     read (the batch's way) or the general way; returns the commit's write set."""
     definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+    jobs = await due(engine, [job_id])
 
     async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
-        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, [job_id], *due_range(now_ms()),
+        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
                                indexes=list(all_indexes(definition)))
         doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
-        stored = StoredVersion(job.row.doc, job.keys) if from_stored else None
+        stored = StoredVersion(job.row.doc, job.keys, job.tid) if from_stored else None
         await SystemTableWriter(db).patch(job_id, fields, current=doc, stored=stored)
         return sorted((ref, keys) for ref, keys in db.writes.keys.items()), None
 
@@ -241,7 +263,8 @@ async def test_a_job_marked_from_its_stored_version_is_stored_as_a_full_patch_wo
             doc = document_from_row(rows[0][0], rows[0][1], rows[0][2])
             fields = {k: value for k, value in doc.items() if not k.startswith("_")}
             assert rows[0][2] == orjson.dumps(values.encode(fields, SCHEDULED_FUNCTIONS))
-            [locked] = await lock_due(tx, SCHEDULED_FUNCTIONS, [job_id], b"", b"\xff",
+            [locked] = await lock_due(tx, SCHEDULED_FUNCTIONS, await due(quiet, [job_id]),
+                                      b"", b"\xff",
                                       indexes=list(all_indexes(definition)))
             assert locked.keys == index_keys(definition, doc)
 
@@ -266,9 +289,10 @@ async def test_a_bad_mark_from_the_stored_version_is_refused_and_writes_nothing(
 async def test_a_stored_version_of_another_document_is_refused(quiet: Engine) -> None:
     first, second = await schedule(quiet, "a", "b")
     definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
+    jobs = await due(quiet, [first])
 
     async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
-        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, [first], *due_range(now_ms()),
+        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
                                indexes=list(all_indexes(definition)))
         doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
         await SystemTableWriter(db).patch(second, DONE, current=doc,
@@ -283,7 +307,7 @@ async def test_a_stored_version_of_another_document_is_refused(quiet: Engine) ->
 async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: Engine) -> None:
     ids = await schedule(quiet, "slow-a", "slow-b", "slow-c")
     batch = MutationBatch(quiet)
-    running = asyncio.create_task(batch.run(ids))
+    running = asyncio.create_task(batch.run(await due(quiet, ids)))
     await until(lambda: asyncio.sleep(0.005, len(batch.last_claimed) == 3))
     await quiet.run_mutation("work:cancel", {"id": ids[2]})  # waits for the batch's lock
     assert running.done() and (await running).ran == 3
@@ -291,7 +315,7 @@ async def test_canceling_a_job_its_batch_holds_waits_and_leaves_it_done(quiet: E
     assert await tags(quiet) == ["slow-a", "slow-b", "slow-c"]
 
 
-async def test_a_batch_waits_its_turn_when_every_slot_is_busy(
+async def test_a_batch_waits_its_turn_when_its_stripe_is_busy(
     quiet: Engine, database_url: str
 ) -> None:
     ids = await schedule(quiet, "a", "b")
@@ -299,22 +323,81 @@ async def test_a_batch_waits_its_turn_when_every_slot_is_busy(
     try:
         async with other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock($1, 0)", quiet.store.names.job_lock)
-            result = await MutationBatch(quiet).run(ids)
+            result = await MutationBatch(quiet).run(await due(quiet, ids), stripe=0)
             assert (result.ran, result.left, result.busy) == (0, ids, True)
-            two_slots = await MutationBatch(quiet, slots=2).run(ids)
-            assert (two_slots.ran, two_slots.busy) == (2, False)
+            other_stripe = await MutationBatch(quiet).run(await due(quiet, ids), stripe=1)
+            assert (other_stripe.ran, other_stripe.busy) == (2, False)
     finally:
         await other.close()
     assert await tags(quiet) == ["a", "b"]
 
 
+class Meeting(MutationBatch):
+    """A batch that, its rows locked, waits before its first job until `count` batches
+    have locked theirs: so they surely overlap from their reads to their commits."""
+
+    def __init__(self, engine: Engine, met: list[int], both: asyncio.Event, count: int
+                 ) -> None:
+        super().__init__(engine)
+        self.met, self.both, self.count = met, both, count
+
+    async def _run_one(self, db: DatabaseWriter, tx: Transaction, job: dict[str, Any],
+                       stored: StoredVersion, attempt: Any) -> None:
+        if attempt.ran == 0:
+            self.met.append(1)
+            if len(self.met) == self.count:
+                self.both.set()
+            await asyncio.wait_for(self.both.wait(), 10)
+        await super()._run_one(db, tx, job, stored, attempt)
+
+
+async def test_batches_on_two_stripes_run_side_by_side_without_a_conflict(
+    app: Path, database_url: str
+) -> None:
+    # What the stripes are for: batches that overlap from their reads to their commits,
+    # each on its own heap pages, commit on their first attempt (one attempt allowed, so a
+    # conflict would raise), the second round on rows the first one rewrote.
+    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
+                                     namespace=new_namespace(), run_jobs=False,
+                                     engine=EngineConfig(max_attempts=1)))
+    engine = await deployment.start()
+    try:
+        for round_ in range(2):
+            ids = await schedule(engine, *[f"r{round_}-{i:03}-" + "x" * 300 for i in range(240)])
+            jobs = await due(engine, ids)
+            stripes = [[job for job in jobs if stripe_of(job, 2) == s] for s in (0, 1)]
+            assert all(len({job.block for job in part}) >= 3 for part in stripes)
+            met: list[int] = []
+            both = asyncio.Event()
+            results = await asyncio.gather(*(Meeting(engine, met, both, 2).run(part, stripe)
+                                             for stripe, part in enumerate(stripes)))
+            assert [r.ran for r in results] == [len(part) for part in stripes]
+        assert len(await tags(engine)) == 480
+    finally:
+        await deployment.stop()
+        await drop_namespace(database_url, deployment.settings.namespace)
+
+
+async def test_a_job_its_batch_wrote_before_it_ran_is_marked_by_id(quiet: Engine) -> None:
+    # The first job cancels the second, due later, in the same batch: the second's row is a
+    # new version by then, so its success mark cannot use the ctid its lock read.
+    [second] = await schedule(quiet, "b", delay=0.05)
+    first: str = (await quiet.run_mutation("work:schedule_cancel", {"id": second})).value
+    await asyncio.sleep(0.1)
+    result = await MutationBatch(quiet).run(await due(quiet, [first, second]))
+    assert result.ran == 2
+    assert (await state(quiet, first))["state"] == {"kind": "success"}
+    assert (await state(quiet, second))["state"] == {"kind": "success"}  # it did run
+    assert await tags(quiet) == ["b"]
+
+
 async def test_a_batch_past_its_time_budget_leaves_the_rest_pending(quiet: Engine) -> None:
     ids = await schedule(quiet, "a", "b", "c")
     batch = MutationBatch(quiet, budget_seconds=0.0)
-    first = await batch.run(ids)
+    first = await batch.run(await due(quiet, ids))
     assert first.ran == 1 and len(first.left) == 2 and set(first.left) < set(ids)
     assert [(await state(quiet, i))["state"]["kind"] for i in first.left] == ["pending"] * 2
-    assert (await batch.run(first.left)).ran == 1
+    assert (await batch.run(await due(quiet, first.left))).ran == 1
     assert len(await tags(quiet)) == 2
 
 

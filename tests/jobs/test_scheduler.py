@@ -48,6 +48,11 @@ async def start_slow(ctx):
 async def later(ctx, tag, delay):
     return await ctx.scheduler.run_after(delay, "work:record", {"tag": tag})
 
+@mutation(args={"tag": v.string(), "count": v.float64(), "delay": v.float64()})
+async def many_later(ctx, tag, count, delay):
+    for i in range(int(count)):
+        await ctx.scheduler.run_after(delay, "work:record", {"tag": tag})
+
 @mutation(args={"tag": v.string()})
 async def later_then_fail(ctx, tag):
     await ctx.scheduler.run_after(0, "work:record", {"tag": tag})
@@ -185,6 +190,29 @@ async def test_two_processes_run_each_job_exactly_once(app: Path, deploy: Any) -
     for outcome in ids:
         assert (await finished(a, outcome.value))["state"]["kind"] == "success"
     assert (await a.run_query("work:count", {"tag": "race"})).value == 40
+
+
+async def test_two_processes_share_a_burst_of_due_jobs_in_stripes(
+        app: Path, deploy: Any) -> None:
+    # 600 jobs due at once: both processes run batches (each on stripes of the job table),
+    # side by side, and every job runs exactly once.
+    namespace = new_namespace()
+    a = await deploy(app, namespace=namespace)
+    b = await deploy(app, namespace=namespace)
+    for _ in range(6):
+        await a.run_mutation("work:many_later", {"tag": "burst", "count": 100, "delay": 0.5})
+
+    async def all_ran() -> bool:
+        return (await a.run_query("work:count", {"tag": "burst"})).value >= 600
+
+    await until(all_ran, 30)
+    await asyncio.sleep(0.3)  # a job run twice would show up by now
+    assert (await a.run_query("work:count", {"tag": "burst"})).value == 600
+    jobs = (await a.run_query("work:jobs", {})).value
+    assert [j["state"]["kind"] for j in jobs].count("success") == 600
+    ran = [len([ex for ex in engine.observer.log if ex.path == "work:record"])
+           for engine in (a, b)]
+    assert sum(ran) == 600 and min(ran) > 0, ran
 
 
 async def test_a_job_for_a_deleted_function_fails_clearly(app: Path, deploy: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from reactive_store.storage.pending_writes import PendingWrites
+from reactive_store.storage.pending_writes import TID_ONLY, PendingWrites
 from reactive_store.storage.store import Store
 from tests.storage.test_buffered_writes import INDEX, items_store, keys, put
 
@@ -121,3 +121,46 @@ async def test_a_grouped_insert_that_collides_commits_nothing(store: Store) -> N
     async with store.read() as tx:
         rows = {r.id: r for r in await tx.scan("items", INDEX, b"", None, False, 10)}
     assert set(rows) == {"taken"} and rows["taken"].doc == b'{"n": 1}'
+
+
+def test_updates_by_ctid_reach_their_rows_by_tid_scans_alone() -> None:
+    pending = PendingWrites()
+    pending.update(T, "a", "{}", {K: b"1"}, tid="(3,7)")
+    pending.update(T, "b", "{}", {K: b"2"}, tid="(4,1)")
+    pending.update(T, "c", "{}", {K: b"3"})  # by id: its own statement
+    sql = statements(pending)
+    offs = [s for s in sql if s.startswith("SET LOCAL")]
+    assert [s.split()[2] for s in offs] == list(TID_ONLY)
+    assert all(s.endswith("= off") for s in offs)
+    update = next(s for s in sql if "v.tid::tid" in s)
+    assert "FROM (VALUES (E'(3,7)', E'a', " in update
+    assert 'WHERE t.ctid = v.tid::tid AND t._id = v._id COLLATE "C"' in update
+    assert sql.index(update) > sql.index(offs[-1])
+    assert [s for s in sql if s.startswith("RESET")] == [f"RESET {n}" for n in TID_ONLY]
+    pending.update(T, "a", "{}", {K: b"1"}, tid="(3,7)")
+    pending.update(T, "a", "{}", {K: b"2"})  # written twice: one statement each, in order
+    sql = statements(pending)
+    assert sql == [f"UPDATE {T} SET doc = E'{{}}', {K} = E'\\\\x31'::bytea "
+                   "WHERE ctid = E'(3,7)'::tid AND _id = E'a'",
+                   f"UPDATE {T} SET doc = E'{{}}', {K} = E'\\\\x32'::bytea WHERE _id = E'a'"]
+
+
+async def test_an_update_by_ctid_changes_that_row_version_only(store: Store) -> None:
+    for n in range(3):
+        await put(store, f"row{n}", n)
+    async with store.write() as tx:
+        tids = dict(await tx.fetch(f"SELECT _id, ctid::text FROM {store.names.table('items')}"))
+    async with store.write(buffered=True, buffer_updates=True) as tx:
+        await tx.update("items", "row0", b'{"n": 10}', keys(b"r0"), tid=tids["row0"])
+        await tx.update("items", "row1", b'{"n": 11}', keys(b"r1"), tid=tids["row1"])
+        # A ctid that no longer holds that document (or any): nothing is written.
+        await tx.update("items", "row2", b'{"n": 12}', keys(b"r2"), tid=tids["row0"])
+        await tx.commit_writes("{}")
+    async with store.write() as tx:  # not buffered: the statement form with parameters
+        await tx.update("items", "row2", b'{"n": 22}', keys(b"r22"), tid=tids["row2"])
+        await tx.commit_writes("{}")
+    async with store.read() as tx:
+        rows = {r.id: r for r in await tx.scan("items", INDEX, b"", None, False, 10)}
+    assert {i: (r.doc, r.key) for i, r in rows.items()} == {
+        "row0": (b'{"n": 10}', b"r0"), "row1": (b'{"n": 11}', b"r1"),
+        "row2": (b'{"n": 22}', b"r22")}

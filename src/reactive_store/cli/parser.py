@@ -142,8 +142,8 @@ def add_job_options(command: argparse.ArgumentParser) -> None:
                          help="due scheduled mutations run in one transaction, at most "
                               "(default 512; a batch also stops starting jobs after 200 ms)")
     command.add_argument("--job-batch-slots", type=at_least_one, metavar="N",
-                         help="such transactions running at once in the whole deployment; "
-                              "above 1 they can conflict on the job rows (default 1)")
+                         help="such transactions running at once in the whole deployment, "
+                              "each on its own stripe of the job table's pages (default 4)")
 
 
 def add_file_options(command: argparse.ArgumentParser) -> None:

@@ -106,10 +106,12 @@ class SystemReader:
 
 class StoredVersion(NamedTuple):
     """A document as stored, read by the transaction that writes it next: its raw JSON and
-    its index keys by index name (a writer given it encodes neither again)."""
+    its index keys by index name (a writer given it encodes neither again), and the ctid of
+    that row version when the writer is to reach it by that alone (jobs/batch.py)."""
 
     raw: bytes
     keys: dict[str, bytes]
+    tid: str | None = None
 
 
 class DatabaseWriter(DatabaseReader):
@@ -214,12 +216,12 @@ class DatabaseWriter(DatabaseReader):
 
     async def _write_version(self, table: str, definition: TableDefinition, old: Document,
                              new: Document, raw: bytes, old_keys: dict[str, bytes],
-                             old_raw: bytes | None) -> None:
+                             old_raw: bytes | None, tid: str | None = None) -> None:
         """Write `new` (encoded as `raw`) over `old`, whose keys are `old_keys` (and stored
-        JSON `old_raw`, when known), recording both versions' keys."""
+        JSON `old_raw` and row version `tid`, when known), recording both versions' keys."""
         new_keys = index_keys_after(definition, old, old_keys, new)
         indexes = IndexWrites.plan(table, definition, old, new)
-        await self.reads.tx.update(table, old["_id"], raw, new_keys)
+        await self.reads.tx.update(table, old["_id"], raw, new_keys, tid)
         self._remember(table, old["_id"], old, old_raw)
         await indexes.apply(self.reads.tx, self.writes)
         self._record_keys(table, old_keys)
@@ -243,7 +245,8 @@ class DatabaseWriter(DatabaseReader):
             encoded[name] = values.encode(new[name], path)
         raw = self._checked_size(table, orjson.dumps(encoded),
                                  {k: v for k, v in new.items() if not k.startswith("_")})
-        await self._write_version(table, definition, old, new, raw, stored.keys, stored.raw)
+        await self._write_version(table, definition, old, new, raw, stored.keys, stored.raw,
+                                  stored.tid)
     async def patch(self, doc_id: str, fields: Document) -> None:
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
         await self._patch(doc_id, _plain(fields), system=False)

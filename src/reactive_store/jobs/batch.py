@@ -1,18 +1,21 @@
 """Due scheduled mutations claimed and run several to one transaction, each exactly once.
 
-The runner's read-only scan picks the candidates; one SERIALIZABLE transaction locks those
-still pending and due with a single statement (`FOR UPDATE SKIP LOCKED` by id), runs each
-job's mutation and marks it succeeded, then commits: a job costs its own statements, not a
-transaction of its own. Exactly once holds as for a single job (`execution.py`): the row
-lock, the mutation's writes and the success mark share one transaction, so they commit
-together or not at all.
+The runner's read-only scan picks the candidates, by id and row version (ctid); one
+SERIALIZABLE transaction locks those still pending and due with a single statement (`FOR
+UPDATE SKIP LOCKED`), runs each job's mutation and marks it succeeded, then commits: a job
+costs its own statements, not a transaction of its own. Exactly once holds as for a single
+job (`execution.py`): the row lock, the mutation's writes and the success mark share one
+transaction, so they commit together or not at all.
 
-Batches run one at a time per deployment (`slots`, default 1): a batch transaction first
-takes a free slot, a transaction-scoped advisory lock, and gives up at once when none is
-free. Two SERIALIZABLE transactions that each read and rewrite job rows lying in the same
-table and index pages form a read/write cycle, so one of them is rolled back; with 1,000
-due jobs measured that was nearly every pair of concurrent batches (by id or by range,
-locked with SELECT ... FOR UPDATE or with UPDATE alike). One batch at a time wastes none.
+Batches run side by side, each on its own stripe of the job table (`stripes`, default 4,
+deployment-wide): a stripe is the heap pages whose number modulo `stripes` is the stripe's,
+taken with a transaction-scoped advisory lock (a batch gives up at once when its stripe is
+held). Two SERIALIZABLE transactions that read and rewrite job rows on the same pages, or
+through the same index pages, form a read/write cycle and one is rolled back: with 1,000
+due jobs that was nearly every pair of concurrent batches reading rows by id. A batch here
+reads and rewrites its rows by ctid only (TID scans: storage/job_claims.py and
+storage/pending_writes.py), on at most `MAX_PAGES` pages of its stripe, so its predicate
+locks cover those heap pages and nothing another batch writes: none of them conflict.
 """
 
 from __future__ import annotations
@@ -35,15 +38,18 @@ from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABL
 from reactive_store.jobs.execution import now_ms
 from reactive_store.keys import TOP, encode_tuple
 from reactive_store.observe.observer import ExecutionScope, source
-from reactive_store.schema import all_indexes
+from reactive_store.schema import BY_ID, all_indexes, id_key
 from reactive_store.storage import Transaction, TransientConflict
-from reactive_store.storage.job_claims import lock_due, take_slot
+from reactive_store.storage.job_claims import DueJob, lock_due, take_stripe
 from reactive_store.storage.store import DatabaseUnavailable
 
 PENDING = encode_tuple(["pending"])  # the `by_state` key prefix of pending jobs
 # A batch stops starting jobs after this long: a slow job delays the others in its batch
 # (and holds their row locks) for at most about this, plus its own time limit.
 BUDGET_SECONDS = 0.2
+# Heap pages one batch may read: past max_pred_locks_per_relation (32 by default) page locks,
+# Postgres locks the whole table instead, and batches would conflict again.
+MAX_PAGES = 24
 
 
 class JobFailed(Exception):
@@ -84,19 +90,20 @@ class MutationBatch:
     """Claims and runs batches of due mutation jobs for one process's runner."""
 
     def __init__(self, engine: Engine, on_lag: Callable[[float], None] | None = None,
-                 slots: int = 1, budget_seconds: float = BUDGET_SECONDS) -> None:
+                 stripes: int = 1, budget_seconds: float = BUDGET_SECONDS) -> None:
         self.engine = engine
         self.on_lag = on_lag
-        self.slots = slots  # batches running at once in the whole deployment
+        self.stripes = stripes  # batches running at once in the whole deployment, at most
         self.budget_seconds = budget_seconds
         self.last_claimed: list[dict[str, Any]] = []  # the last attempt's jobs
         # Read with each locked job: its success mark then encodes no old key again.
         self._indexes = list(all_indexes(SYSTEM_TABLES[SCHEDULED_FUNCTIONS]))
 
-    async def run(self, job_ids: list[str]) -> BatchResult:
-        """Lock those of `job_ids` still pending and due that no one else holds, run them
-        in one transaction and commit. Once the batch has run for `budget_seconds`, the
-        jobs not yet started are left pending (the result names them).
+    async def run(self, jobs: list[DueJob], stripe: int = 0) -> BatchResult:
+        """Take `stripe` (all of `jobs` lie in it), lock those of `jobs` still pending and
+        due that no one else holds, run them in one transaction and commit. Once the batch
+        has run for `budget_seconds`, the jobs not yet started are left pending (the result
+        names them).
 
         Raises JobFailed (nothing committed) when one of them raised; TransientConflict
         retries happen inside (`Engine.transact`), which raises ConflictError past them."""
@@ -106,9 +113,9 @@ class MutationBatch:
         async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
             nonlocal attempt
             attempt = _Attempt()
-            if not await take_slot(tx, self.slots):
-                return None, None  # every slot is busy: another batch is running
-            locked = await lock_due(tx, SCHEDULED_FUNCTIONS, job_ids, *due_range(now_ms()),
+            if not await take_stripe(tx, stripe):
+                return None, None  # another batch is running on this stripe
+            locked = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
                                     indexes=self._indexes)
             attempt.jobs = [document_from_row(job.row.id, job.row.creation_time, job.row.doc)
                             for job in locked]
@@ -117,14 +124,14 @@ class MutationBatch:
             for job, lock in zip(attempt.jobs, locked, strict=True):
                 if attempt.ran and clock() > stop:
                     break
-                stored = StoredVersion(lock.row.doc, lock.keys)
+                stored = StoredVersion(lock.row.doc, lock.keys, lock.tid)
                 await self._run_one(db, tx, job, stored, attempt)
                 attempt.ran += 1
             return attempt.ran, None
 
         outcome = await self.engine.transact("scheduled batch", body)
         if outcome.value is None:
-            return BatchResult(0, job_ids, busy=True)
+            return BatchResult(0, [job.id for job in jobs], busy=True)
         for scope in attempt.scopes:
             scope.run.retries = outcome.retries
             scope.record()
@@ -155,11 +162,18 @@ class MutationBatch:
                 # Rolled back with the batch; had the job broken the transaction by a
                 # conflict, storage turns this into TransientConflict and the batch reruns.
                 raise JobFailed(job) from exc
+        if _wrote(db, job["_id"]) or _wrote(writer, job["_id"]):
+            # A job of the batch wrote it: its ctid names a dead version now.
+            stored = StoredVersion(stored.raw, stored.keys)
         await SystemTableWriter(writer).patch(
             job["_id"], {"state": {"kind": "success"}, "result": value,
                          "completedTime": now_ms()}, current=job, stored=stored)
         merge(db, writer)
         attempt.scopes.append(scope)
+
+
+def _wrote(db: DatabaseWriter, job_id: str) -> bool:
+    return id_key(job_id) in db.writes.keys.get((SCHEDULED_FUNCTIONS, BY_ID), ())
 
 
 def merge(into: DatabaseWriter, one: DatabaseWriter) -> None:

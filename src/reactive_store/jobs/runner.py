@@ -1,8 +1,9 @@
 """The job runner: finds due scheduled functions and crons, in every server process.
 
-It scans for due work, starts batch workers for due mutations (`MutationBatch`) and tasks
-for due actions (`JobExecutor`), both bounded, fires due crons through the `CronTable`, and
-sleeps until the next due time or a commit that wrote a pending job or a cron.
+It scans for due work, starts batch workers for due mutations (`MutationBatch`, each batch
+on one stripe of the job table) and tasks for due actions (`JobExecutor`), both bounded,
+fires due crons through the `CronTable`, and sleeps until the next due time or a commit that
+wrote a pending job or a cron.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from reactive_store.engine.engine import Engine
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
 from reactive_store.errors import ConflictError
-from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch, due_range
+from reactive_store.jobs.batch import MAX_PAGES, PENDING, JobFailed, MutationBatch, due_range
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
-from reactive_store.storage.job_claims import due_jobs
+from reactive_store.storage.job_claims import DueJob, due_jobs, stripe_of
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,24 +34,33 @@ IDLE_POLL_SECONDS = 30.0
 COALESCE_SECONDS = 0.005
 RECHECK_SECONDS = 0.25  # while due jobs are pending that this process could not claim
 BATCH = 128
+# Due jobs one scan names at most: enough for every stripe's next batches, since jobs in
+# batches stay pending (and first in the index) until their batches commit.
+SCAN_LIMIT = 4096
+# Batches one process runs at once, each on its own stripe: two let one batch's COMMIT
+# (Postgres's work) overlap the next batch's functions (this process's work); more stripes
+# than this leave the rest to the other processes.
+PROCESS_BATCHES = 2
 
 
 class JobRunner:
     """Runs due jobs with bounded concurrency; wakes on commits that touch them.
 
     Mutation jobs are run by batch workers, each a loop of one transaction per batch of up
-    to `batch_size` jobs (`batch.py`), as many as there are `batch_slots` (batches running
-    at once in the whole deployment); action jobs one by one, at most `concurrency` at a
-    time (`execution.py`).
+    to `batch_size` jobs (`batch.py`) from one stripe of the job table; `batch_slots`
+    stripes, so at most that many batches at once in the whole deployment (at most
+    PROCESS_BATCHES of them in one process). Action jobs run one by one, at most
+    `concurrency` at a time (`execution.py`).
     """
 
     def __init__(self, engine: Engine, *, concurrency: int = 8, batch_size: int = 512,
-                 batch_slots: int = 1, on_lag: Callable[[float], None] | None = None) -> None:
+                 batch_slots: int = 4, on_lag: Callable[[float], None] | None = None) -> None:
         if min(concurrency, batch_size, batch_slots) < 1:
             raise ValueError(f"job runner: concurrency, batch size and batch slots must be "
                              f"at least 1, got {concurrency}, {batch_size} and {batch_slots}")
         self.executor = JobExecutor(engine, on_lag)
         self.batches = MutationBatch(engine, on_lag, batch_slots)
+        self._stripes = batch_slots
         self.crons = CronTable(engine)
         self._engine = engine
         self._concurrency = concurrency
@@ -60,11 +70,14 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}  # action jobs, by job id
         self._workers: set[asyncio.Task[None]] = set()  # batch loops; at most batch_slots
-        # Due mutation jobs found by a scan, in the order this process will try them: a
-        # scan adds those not here yet, a worker takes the first `batch_size`, and an id
-        # leaves `_mine` once its batch has ended (committed, rolled back or left it).
-        self._queue: deque[str] = deque()
+        # Due mutation jobs found by a scan, by stripe, in the order this process will try
+        # them: a scan adds those not here yet, a worker takes the first `batch_size` of a
+        # stripe, and an id leaves `_mine` once its batch has ended (committed, rolled back
+        # or left it).
+        self._queues: dict[int, deque[DueJob]] = {}
         self._mine: set[str] = set()  # queued or in a batch of this process
+        self._active: set[int] = set()  # stripes a worker of this process is running
+        self._held: set[int] = set()  # stripes found held by another process since the scan
         self._in_batches = 0  # mutation jobs in batches not yet ended
         self._batch_ended = False  # a batch ran since the last scan
         self._task: asyncio.Task[None] | None = None
@@ -134,20 +147,21 @@ class JobRunner:
         wanted = self._batch_slots * self._batch_size * 2 + len(self._running) + max(free, 0)
         due, actions, next_job, crons, next_cron = await self._engine.read(
             lambda db: self._scan(db, now, wanted))
-        fresh = [job_id for job_id in due if job_id not in self._mine]
-        # Every process scans the same index order: shuffled, two processes mostly take
-        # different jobs into their batches instead of racing for the same rows.
-        random.shuffle(fresh)
-        self._queue.extend(fresh)
-        self._mine.update(fresh)
-        workers = min(self._batch_slots - len(self._workers),
-                      -(-len(self._queue) // self._batch_size))
+        for found in due:
+            if found.id not in self._mine:
+                self._queues.setdefault(stripe_of(found, self._stripes), deque()).append(found)
+                self._mine.add(found.id)
+        self._held.clear()
+        workers = min(min(PROCESS_BATCHES, self._stripes) - len(self._workers),
+                      len(self._free_stripes()))
         for _ in range(workers):
             task = asyncio.create_task(self._work())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
         actions = [job for job in actions if job["_id"] not in self._running]
-        random.shuffle(actions)  # as above
+        # Every process scans the same index order: shuffled, two processes mostly take
+        # different actions instead of racing for the same rows.
+        random.shuffle(actions)
         for job in actions[:max(free, 0)]:
             task = asyncio.create_task(self._run_action(job))
             self._running[job["_id"]] = task
@@ -165,27 +179,53 @@ class JobRunner:
         soonest: float = min(upcoming)
         return max(0.0, min(idle, (soonest - now_ms()) / 1000.0))
 
+    def _free_stripes(self) -> list[int]:
+        """Stripes with queued jobs that no worker here runs and no other process held."""
+        return [stripe for stripe, queue in self._queues.items()
+                if queue and stripe not in self._active and stripe not in self._held]
+
+    def _take(self, stripe: int) -> list[DueJob]:
+        """The next batch of a stripe: at most `batch_size` jobs, and with more than one
+        stripe at most MAX_PAGES heap pages (batch.py)."""
+        queue = self._queues[stripe]
+        jobs: list[DueJob] = []
+        pages: set[int] = set()
+        while queue and len(jobs) < self._batch_size:
+            block = queue[0].block
+            if self._stripes > 1 and block not in pages and len(pages) == MAX_PAGES:
+                break
+            pages.add(block)
+            jobs.append(queue.popleft())
+        return jobs
+
     async def _work(self) -> None:
-        """Run batches of queued mutation jobs until the queue is empty (or the runner stops).
+        """Run batches of queued mutation jobs, a stripe at a time, until no stripe is free
+        (or the runner stops).
 
         A job that raised in a batch, and every job of a batch that kept conflicting, runs
         on its own (`JobExecutor`: its outcome recorded as always)."""
-        size = self._batch_size
         ran = 0
-        stop = False
-        while self._queue and not self._stopping and not stop:
-            ids = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
-            self._in_batches += len(ids)
-            back: list[str] = []  # still pending, to try next
+        while not self._stopping:
+            free = self._free_stripes()
+            if not free:
+                break
+            # Every process scans the same jobs: a random stripe, so that two processes
+            # mostly start on different ones instead of racing for the same lock.
+            stripe = random.choice(free)
+            jobs = self._take(stripe)
+            self._active.add(stripe)
+            self._in_batches += len(jobs)
+            back: list[DueJob] = []  # still pending, to try next
             try:
-                result = await self.batches.run(ids)
+                result = await self.batches.run(jobs, stripe)
                 ran += result.ran
-                back = result.left
+                left = set(result.left)
+                back = [job for job in jobs if job.id in left]
                 if result.busy:
-                    stop = True  # another process's batch: look again at the next scan
+                    self._held.add(stripe)  # another process's batch: look again later
             except JobFailed as failed:
                 await self._run_single(failed.job)
-                back = [i for i in ids if i != failed.job["_id"]]
+                back = [job for job in jobs if job.id != failed.job["_id"]]
             except ConflictError:
                 # Conflicts with other work on every attempt: each job on its own instead,
                 # so that only the one that keeps conflicting ends up recorded failed.
@@ -200,10 +240,11 @@ class JobRunner:
                 log.exception("a batch of scheduled mutations could not be run")
                 break
             finally:
-                self._in_batches -= len(ids)
-                self._mine.difference_update(ids)
-            self._queue.extendleft(reversed(back))
-            self._mine.update(back)
+                self._active.discard(stripe)
+                self._in_batches -= len(jobs)
+                self._mine.difference_update(job.id for job in jobs)
+            self._queues[stripe].extendleft(reversed(back))
+            self._mine.update(job.id for job in back)
         if ran:
             self._batch_ended = True  # rescan: more may be due, or due soon
             self._wake.set()
@@ -224,14 +265,14 @@ class JobRunner:
 
     @staticmethod
     async def _scan(db: DatabaseReader, now: float, wanted: int) -> tuple[
-            list[str], list[dict[str, Any]], float | None, list[str], float | None]:
+            list[DueJob], list[dict[str, Any]], float | None, list[str], float | None]:
         """Due mutation jobs (ids) and action jobs (documents), the next due time, due
         crons and the next cron's time, from one snapshot."""
         # Jobs running here stay pending (and first in the index) until they finish, so
         # `wanted` counts them too; the caller drops them. Only the actions' documents are
         # decoded: hundreds of due mutations cost a scan of ids (a batch locks and reads them).
         due, rows = await due_jobs(db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now),
-                                   min(wanted, 4 * BATCH)) if wanted > 0 else ([], [])
+                                   min(wanted, SCAN_LIMIT)) if wanted > 0 else ([], [])
         actions = [document_from_row(row.id, row.creation_time, row.doc) for row in rows]
         later = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
             "by_state", lambda q: q.eq("state.kind", "pending").gt("scheduledTime", now)).first()

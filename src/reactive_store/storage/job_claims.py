@@ -1,8 +1,10 @@
-"""The SQL of scheduled jobs: the scan for due ones, a deployment-wide batch slot, id locks.
+"""The SQL of scheduled jobs: the scan for due ones, stripes of the job table, row locks.
 
-The scan runs in the runner's read-only snapshot (`jobs/runner.py`). The slot and the row
-locks are taken inside the batch's own SERIALIZABLE transaction (`jobs/batch.py`), so they
-are held until it commits or rolls back, and nothing outlives a dead process.
+The scan runs in the runner's read-only snapshot (`jobs/runner.py`) and names each due
+mutation by its id and the ctid of its row. The stripe and the row locks are taken inside
+the batch's own SERIALIZABLE transaction (`jobs/batch.py`), so they are held until it
+commits or rolls back, and nothing outlives a dead process. Rows are read by TID scans only:
+a batch's predicate locks then cover the heap pages of its own stripe and nothing else.
 """
 
 from __future__ import annotations
@@ -10,49 +12,74 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from reactive_store.storage.pending_writes import TID_ONLY
 from reactive_store.storage.transaction import Row, Transaction
 
 
-async def take_slot(tx: Transaction, slots: int) -> bool:
-    """Take the first free one of `slots` batch slots (transaction-scoped advisory locks
-    (job_lock, slot)) till the end of `tx`; False, at once, when all are taken."""
-    rows = await tx.fetch("SELECT s FROM generate_series(0, $2 - 1) AS s "
-                          "WHERE pg_try_advisory_xact_lock($1, s) LIMIT 1",
-                          tx.names.job_lock, slots)
-    return bool(rows)
+class DueJob(NamedTuple):
+    """A due scheduled mutation as scanned: its id and the ctid of its row then."""
+
+    id: str
+    tid: str  # "(block,offset)"
+
+    @property
+    def block(self) -> int:
+        """The heap page its row was on (stripes are made of pages)."""
+        return int(self.tid[1:self.tid.index(",")])
+
+
+def stripe_of(job: DueJob, stripes: int) -> int:
+    """The stripe a job belongs to: stripes share out the job table's heap pages."""
+    return job.block % stripes
+
+
+async def take_stripe(tx: Transaction, stripe: int) -> bool:
+    """Take stripe `stripe` (a transaction-scoped advisory lock (job_lock, stripe)) till the
+    end of `tx`; False, at once, when another batch holds it."""
+    taken: bool = (await tx.fetch("SELECT pg_try_advisory_xact_lock($1, $2)",
+                                  tx.names.job_lock, stripe))[0][0]
+    return taken
 
 
 class LockedJob(NamedTuple):
-    """A job row locked for its batch, with its index keys as stored (by index name)."""
+    """A job row locked for its batch, with its index keys as stored (by index name) and
+    the ctid of the version locked."""
 
     row: Row
     keys: dict[str, bytes]
+    tid: str
 
 
-async def lock_due(tx: Transaction, table: str, job_ids: list[str], lo: bytes, hi: bytes,
+async def lock_due(tx: Transaction, table: str, jobs: Sequence[DueJob], lo: bytes, hi: bytes,
                    indexes: Sequence[str] = ()) -> list[LockedJob]:
-    """Lock the jobs of `table` with ids in `job_ids` whose `by_state` key lies in [lo, hi)
-    (pending and due), skipping rows another transaction holds (never waiting); in key
-    order, which is due order. Each comes with its stored keys of `indexes`."""
+    """Lock the rows `jobs` name (by ctid) that still hold those jobs with a `by_state` key
+    in [lo, hi) (pending and due), skipping rows another transaction holds (never waiting);
+    in key order, which is due order. Each comes with its stored keys of `indexes`.
+
+    Only a TID scan reads them (the planner settings say so for this statement), so the
+    predicate locks taken cover the pages of these rows alone."""
     sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
     columns = "".join(f", {tx.names.key_column(index)}" for index in indexes)
+    await tx.execute("; ".join(f"SET LOCAL {name} = off" for name in TID_ONLY))
     recs = await tx.fetch(
-        f"SELECT _id, _creation_time, doc{columns} FROM {sql_table} WHERE _id = ANY($1::text[]) "
-        f"AND {key} >= $2 AND {key} < $3 ORDER BY {key} FOR UPDATE SKIP LOCKED",
-        job_ids, lo, hi)
-    return [LockedJob(Row(r[0], r[1], r[2], None), dict(zip(indexes, r[3:], strict=True)))
+        f"SELECT ctid::text, _id, _creation_time, doc{columns} FROM {sql_table} "
+        f"WHERE ctid = ANY($1::text[]::tid[]) AND _id = ANY($2::text[]) "
+        f"AND {key} >= $3 AND {key} < $4 ORDER BY {key} FOR UPDATE SKIP LOCKED",
+        [job.tid for job in jobs], [job.id for job in jobs], lo, hi)
+    await tx.execute("; ".join(f"RESET {name}" for name in TID_ONLY))
+    return [LockedJob(Row(r[1], r[2], r[3], None), dict(zip(indexes, r[4:], strict=True)), r[0])
             for r in recs]
 
 
 async def due_jobs(tx: Transaction, table: str, lo: bytes, hi: bytes, limit: int
-                   ) -> tuple[list[str], list[Row]]:
+                   ) -> tuple[list[DueJob], list[Row]]:
     """The first `limit` jobs of `table` whose `by_state` key lies in [lo, hi) (pending and
-    due), in due order: the ids of scheduled mutations (a batch reads them again under its
-    lock), and the rows of the others (actions, which run from what was scanned)."""
+    due), in due order: the scheduled mutations by id and ctid (a batch reads them again
+    under its lock), and the rows of the others (actions, which run from what was scanned)."""
     sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
     recs = await tx.fetch(
         f"SELECT _id, _creation_time, CASE WHEN doc->>'kind' = 'mutation' THEN NULL "
-        f"ELSE doc END FROM {sql_table} WHERE {key} >= $1 AND {key} < $2 ORDER BY {key} "
-        f"LIMIT $3", lo, hi, limit)
-    mutations = [r[0] for r in recs if r[2] is None]
+        f"ELSE doc END, ctid::text FROM {sql_table} WHERE {key} >= $1 AND {key} < $2 "
+        f"ORDER BY {key} LIMIT $3", lo, hi, limit)
+    mutations = [DueJob(r[0], r[3]) for r in recs if r[2] is None]
     return mutations, [Row(r[0], r[1], r[2], None) for r in recs if r[2] is not None]

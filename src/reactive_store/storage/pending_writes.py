@@ -9,6 +9,10 @@ id, so two documents never compete for one key. The writes are then grouped, one
 INSERT per table and column list, one UPDATE ... FROM (VALUES ...) per table and column list
 and one DELETE per table. A document written twice keeps every write in order, one statement
 each.
+
+An update may name the row version it replaces by its `ctid` (the job runner's batches):
+then it reaches the row by a TID scan, never through an index or a table scan, so under
+SERIALIZABLE it holds predicate locks on that row's heap page alone (jobs/batch.py says why).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class PendingWrite(NamedTuple):
     then key columns); `literals` are the row's values as SQL literals in that order, an
     update's preceded by its id."""
 
-    kind: str  # "insert", "update" or "delete"
+    kind: str  # "insert", "update", "update_tid" (the first literal a ctid) or "delete"
     table: str  # the table's SQL name
     columns: tuple[str, ...]
     doc_id: str
@@ -53,11 +57,17 @@ class PendingWrites:
         self._add(PendingWrite("insert", table, columns, str(values[0]),
                                tuple(map(sql_literal, values))))
 
-    def update(self, table: str, doc_id: str, doc: str, keys: dict[str, bytes]) -> None:
-        """Set the document to `doc` and the key columns (name: key) to their keys."""
+    def update(self, table: str, doc_id: str, doc: str, keys: dict[str, bytes],
+               tid: str | None = None) -> None:
+        """Set the document to `doc` and the key columns (name: key) to their keys; `tid`
+        is the ctid of the row version to update, when known."""
         values: list[SqlValue] = [doc_id, doc, *keys.values()]
-        self._add(PendingWrite("update", table, ("doc", *keys), doc_id,
-                               tuple(map(sql_literal, values))))
+        literals = tuple(map(sql_literal, values))
+        if tid is None:
+            self._add(PendingWrite("update", table, ("doc", *keys), doc_id, literals))
+        else:
+            self._add(PendingWrite("update_tid", table, ("doc", *keys), doc_id,
+                                   (sql_literal(tid), *literals)))
 
     def delete(self, table: str, doc_id: str) -> None:
         self._add(PendingWrite("delete", table, (), doc_id, ()))
@@ -85,6 +95,11 @@ def one_statement(write: PendingWrite) -> str:
         sets = ", ".join(f"{c} = {v}" for c, v in zip(write.columns, write.literals[1:],
                                                        strict=True))
         return f"UPDATE {write.table} SET {sets} WHERE _id = {write.literals[0]}"
+    if write.kind == "update_tid":  # one row by ctid: a TID scan is the cheapest path
+        sets = ", ".join(f"{c} = {v}" for c, v in zip(write.columns, write.literals[2:],
+                                                       strict=True))
+        return (f"UPDATE {write.table} SET {sets} WHERE ctid = {write.literals[0]}::tid "
+                f"AND _id = {write.literals[1]}")
     return f"DELETE FROM {write.table} WHERE _id = {sql_literal(write.doc_id)}"
 
 
@@ -101,6 +116,8 @@ def grouped_statements(writes: list[PendingWrite]) -> list[str]:
                               + ", ".join(w.row for w in group))
         elif kind == "update":
             statements.append(update_sql(table, columns, [w.row for w in group]))
+        elif kind == "update_tid":
+            statements += tid_update_sql(table, columns, [w.row for w in group])
         else:
             ids = ", ".join(sql_literal(w.doc_id) for w in group)
             statements.append(f"DELETE FROM {table} WHERE _id IN ({ids})")
@@ -113,3 +130,20 @@ def update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> str:
     sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
     return (f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
             f"AS v(_id, {', '.join(columns)}) WHERE t._id = v._id COLLATE \"C\"")
+
+
+# Planner settings that leave a TID scan the only way in: for many rows, a table scan and a
+# hash join cost less, and would take a predicate lock on the whole table.
+TID_ONLY = ("enable_seqscan", "enable_indexscan", "enable_bitmapscan", "enable_hashjoin",
+            "enable_mergejoin")
+
+
+def tid_update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> list[str]:
+    """Statements updating `rows` of (ctid, id, document, keys...), each reached by its ctid
+    (a nested loop over the values, a TID scan inside), the planner settings restored after."""
+    sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
+    return [*(f"SET LOCAL {name} = off" for name in TID_ONLY),
+            f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
+            f"AS v(tid, _id, {', '.join(columns)}) "
+            f"WHERE t.ctid = v.tid::tid AND t._id = v._id COLLATE \"C\"",
+            *(f"RESET {name}" for name in TID_ONLY)]

@@ -289,14 +289,18 @@ class Transaction:
         params = ", ".join(f"${i + 1}" for i in range(3 + len(keys)))
         await self._write_row(f"{into} ({params})", doc_id, creation_time, doc, *keys.values())
 
-    async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes]) -> None:
+    async def update(self, table: str, doc_id: str, doc: bytes, keys: dict[str, bytes],
+                     tid: str | None = None) -> None:
+        """Write a new version of a document; `tid` is the ctid of the version this
+        transaction read (and locked), to reach it by a TID scan (storage/pending_writes.py)."""
         if self._buffering_updates():
             self._pending.update(self._n.table(table), doc_id, doc.decode(),
-                                 {self._n.key_column(i): k for i, k in keys.items()})
+                                 {self._n.key_column(i): k for i, k in keys.items()}, tid)
             return
         sets = ", ".join(f"{self._n.key_column(i)} = ${n + 3}" for n, i in enumerate(keys))
-        sql = f"UPDATE {self._n.table(table)} SET doc = $2, {sets} WHERE _id = $1"
-        await self._write_row(sql, doc_id, doc, *keys.values())
+        where = "_id = $1" if tid is None else f"ctid = ${len(keys) + 3}::text::tid AND _id = $1"
+        sql = f"UPDATE {self._n.table(table)} SET doc = $2, {sets} WHERE {where}"
+        await self._write_row(sql, doc_id, doc, *keys.values(), *([] if tid is None else [tid]))
 
     async def delete(self, table: str, doc_id: str) -> None:
         if self._buffering_updates():
