@@ -192,7 +192,11 @@ async def test_the_due_scan_names_mutations_and_reads_actions_in_due_order(
     async def scan(limit: int) -> tuple[list[str], list[dict[str, Any]]]:
         jobs, rows = await quiet.read(lambda db: due_jobs(
             db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now_ms()), limit))
-        assert jobs == await due(quiet, [job.id for job in jobs])  # named by their rows
+        # Named by their rows, with their due times.
+        named = await due(quiet, [job.id for job in jobs])
+        assert [(job.id, job.tid) for job in jobs] == [(job.id, job.tid) for job in named]
+        assert [job.due for job in jobs] == [(await state(quiet, job.id))["scheduledTime"]
+                                             for job in jobs]
         return ([job.id for job in jobs],
                 [document_from_row(row.id, row.creation_time, row.doc) for row in rows])
 

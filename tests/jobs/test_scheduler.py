@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,26 @@ async def later(ctx, tag, delay):
 async def many_later(ctx, tag, count, delay):
     for i in range(int(count)):
         await ctx.scheduler.run_after(delay, "work:record", {"tag": tag})
+
+@internal_mutation(args={"at": v.float64()})
+async def stamp(ctx, at):
+    import time
+    await ctx.db.insert("events", {"tag": f"stamp {at} {time.time() * 1000}"})
+
+@internal_action(args={"at": v.float64()})
+async def stamp_action(ctx, at):
+    import time
+    await ctx.run_mutation("work:record", {"tag": f"stamp {at} {time.time() * 1000}"})
+
+@mutation(args={"at": v.float64()})
+async def stamp_at(ctx, at):
+    await ctx.scheduler.run_at(at, stamp, {"at": at})
+    await ctx.scheduler.run_at(at, stamp_action, {"at": at})
+
+@query(args={})
+async def stamps(ctx):
+    return [e["tag"] for e in await ctx.db.query("events").collect()
+            if e["tag"].startswith("stamp ")]
 
 @mutation(args={"tag": v.string()})
 async def later_then_fail(ctx, tag):
@@ -213,6 +234,24 @@ async def test_two_processes_share_a_burst_of_due_jobs_in_stripes(
     ran = [len([ex for ex in engine.observer.log if ex.path == "work:record"])
            for engine in (a, b)]
     assert sum(ran) == 600 and min(ran) > 0, ran
+
+
+async def test_jobs_start_at_their_due_time_never_before(app: Path, deploy: Any) -> None:
+    # The runner wakes and scans a few ms before a job is due; a mutation's batch then
+    # waits for the due time, and an action is started only once due.
+    engine = await deploy(app)
+    now = time.time() * 1000
+    due = [now + 150 + 40 * i for i in range(5)]
+    for at in due:
+        await engine.run_mutation("work:stamp_at", {"at": at})
+
+    async def all_ran() -> list[str] | None:
+        found: list[str] = (await engine.run_query("work:stamps", {})).value
+        return found if len(found) == 2 * len(due) else None
+
+    for stamp in await until(all_ran, 10):
+        _, at, started = stamp.split()
+        assert float(started) >= float(at), stamp
 
 
 async def test_a_job_for_a_deleted_function_fails_clearly(app: Path, deploy: Any) -> None:

@@ -31,6 +31,9 @@ from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailab
 log = logging.getLogger(__name__)
 
 IDLE_POLL_SECONDS = 30.0
+# The runner wakes this long before the next job is due and scans then, so the batch can
+# start at the due time itself rather than a scan later.
+SCAN_AHEAD_MS = 5.0
 COALESCE_SECONDS = 0.005
 RECHECK_SECONDS = 0.25  # while due jobs are pending that this process could not claim
 BATCH = 128
@@ -82,6 +85,7 @@ class JobRunner:
         self._batch_ended = False  # a batch ran since the last scan
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._ahead: float | None = None  # the due time an early wake-up is for (ms)
 
     def on_commit(self, ts: int, writes: WriteSet) -> None:
         # Only a commit that added a pending job or touched a cron can make more work due.
@@ -141,12 +145,17 @@ class JobRunner:
         capacity, fire due crons; return how long to sleep (until the next due time, or
         until a worker or an action finishes)."""
         now = now_ms()
+        # Woken ahead of a due time: mutations due by then are queued now (their batch
+        # waits for it, `_work`); actions and crons only once due.
+        until = now if self._ahead is None or self._ahead - now > 2 * SCAN_AHEAD_MS else max(
+            now, self._ahead)
+        self._ahead = None
         # Twice the concurrency of actions in flight: one finishing finds the next one
         # ready, without tasks queueing by the hundred behind the semaphore.
         free = 2 * self._concurrency - len(self._running)
         wanted = self._batch_slots * self._batch_size * 2 + len(self._running) + max(free, 0)
         due, actions, next_job, crons, next_cron = await self._engine.read(
-            lambda db: self._scan(db, now, wanted))
+            lambda db: self._scan(db, now, wanted, until))
         for found in due:
             if found.id not in self._mine:
                 self._queues.setdefault(stripe_of(found, self._stripes), deque()).append(found)
@@ -158,7 +167,9 @@ class JobRunner:
             task = asyncio.create_task(self._work())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
-        actions = [job for job in actions if job["_id"] not in self._running]
+        early = [float(job["scheduledTime"]) for job in actions if job["scheduledTime"] > now]
+        actions = [job for job in actions
+                   if job["_id"] not in self._running and job["scheduledTime"] <= now]
         # Every process scans the same index order: shuffled, two processes mostly take
         # different actions instead of racing for the same rows.
         random.shuffle(actions)
@@ -172,12 +183,15 @@ class JobRunner:
             return 0.0
         # Due jobs still pending after a scan may be held by another process (which may
         # die holding them) or by a batch that failed: look again soon.
-        upcoming = [t for t in (next_job, next_cron) if t is not None]
+        upcoming = [t for t in (next_job, next_cron, *early) if t is not None]
         idle = RECHECK_SECONDS if due or actions else IDLE_POLL_SECONDS
         if not upcoming:
             return idle
         soonest: float = min(upcoming)
-        return max(0.0, min(idle, (soonest - now_ms()) / 1000.0))
+        wait = soonest - now_ms()
+        if soonest == next_job and wait > SCAN_AHEAD_MS:
+            self._ahead, wait = soonest, wait - SCAN_AHEAD_MS
+        return max(0.0, min(idle, wait / 1000.0))
 
     def _free_stripes(self) -> list[int]:
         """Stripes with queued jobs that no worker here runs and no other process held."""
@@ -217,6 +231,9 @@ class JobRunner:
             self._in_batches += len(jobs)
             back: list[DueJob] = []  # still pending, to try next
             try:
+                wait = max(job.due for job in jobs) - now_ms()
+                if wait > 0:  # queued by a scan ahead of their due time: start right at it
+                    await asyncio.sleep(wait / 1000.0 + 0.0002)
                 result = await self.batches.run(jobs, stripe)
                 ran += result.ran
                 left = set(result.left)
@@ -264,18 +281,19 @@ class JobRunner:
         return forget
 
     @staticmethod
-    async def _scan(db: DatabaseReader, now: float, wanted: int) -> tuple[
+    async def _scan(db: DatabaseReader, now: float, wanted: int, until: float) -> tuple[
             list[DueJob], list[dict[str, Any]], float | None, list[str], float | None]:
-        """Due mutation jobs (ids) and action jobs (documents), the next due time, due
-        crons and the next cron's time, from one snapshot."""
+        """Jobs due by `until` (mutations by id, actions as documents), the next due time
+        after it, crons due by `now` and the next cron's time, from one snapshot."""
         # Jobs running here stay pending (and first in the index) until they finish, so
         # `wanted` counts them too; the caller drops them. Only the actions' documents are
         # decoded: hundreds of due mutations cost a scan of ids (a batch locks and reads them).
-        due, rows = await due_jobs(db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(now),
+        due, rows = await due_jobs(db.reads.tx, SCHEDULED_FUNCTIONS, *due_range(until),
                                    min(wanted, SCAN_LIMIT)) if wanted > 0 else ([], [])
         actions = [document_from_row(row.id, row.creation_time, row.doc) for row in rows]
         later = await db.system.query(SCHEDULED_FUNCTIONS).with_index(
-            "by_state", lambda q: q.eq("state.kind", "pending").gt("scheduledTime", now)).first()
+            "by_state", lambda q: q.eq("state.kind", "pending").gt("scheduledTime", until)
+        ).first()
         crons = await db.system.query(CRON_JOBS).with_index(
             "by_next_run", lambda q: q.lte("nextRun", now)).take(BATCH)
         next_cron = await db.system.query(CRON_JOBS).with_index(

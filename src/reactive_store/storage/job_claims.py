@@ -17,10 +17,12 @@ from reactive_store.storage.transaction import Row, Transaction
 
 
 class DueJob(NamedTuple):
-    """A due scheduled mutation as scanned: its id and the ctid of its row then."""
+    """A due scheduled mutation as scanned: its id, the ctid of its row then, and when it
+    is due (ms since the epoch)."""
 
     id: str
     tid: str  # "(block,offset)"
+    due: float = 0.0
 
     @property
     def block(self) -> int:
@@ -79,7 +81,7 @@ async def due_jobs(tx: Transaction, table: str, lo: bytes, hi: bytes, limit: int
     sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
     recs = await tx.fetch(
         f"SELECT _id, _creation_time, CASE WHEN doc->>'kind' = 'mutation' THEN NULL "
-        f"ELSE doc END, ctid::text FROM {sql_table} WHERE {key} >= $1 AND {key} < $2 "
-        f"ORDER BY {key} LIMIT $3", lo, hi, limit)
-    mutations = [DueJob(r[0], r[3]) for r in recs if r[2] is None]
+        f"ELSE doc END, ctid::text, (doc->>'scheduledTime')::float8 FROM {sql_table} "
+        f"WHERE {key} >= $1 AND {key} < $2 ORDER BY {key} LIMIT $3", lo, hi, limit)
+    mutations = [DueJob(r[0], r[3], r[4]) for r in recs if r[2] is None]
     return mutations, [Row(r[0], r[1], r[2], None) for r in recs if r[2] is not None]
