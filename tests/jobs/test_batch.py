@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABL
 from reactive_store.errors import ValidationError, WriteError
 from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
 from reactive_store.jobs.execution import now_ms
+from reactive_store.jobs.runner import JobRunner
 from reactive_store.schema import all_indexes, index_keys
 from reactive_store.storage import Transaction
-from reactive_store.storage.job_claims import DueJob, due_jobs, lock_due, stripe_of
+from reactive_store.storage.job_claims import DueJob, due_jobs, lock_due, locks_added, stripe_of
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
@@ -380,6 +382,45 @@ async def test_batches_on_two_stripes_run_side_by_side_without_a_conflict(
     finally:
         await deployment.stop()
         await drop_namespace(database_url, deployment.settings.namespace)
+
+
+async def test_batches_of_rows_scattered_over_many_pages_do_not_conflict_either(
+    app: Path, database_url: str
+) -> None:
+    # Due jobs one or two to a page (the others due in an hour): a batch then holds a tuple
+    # lock per row, and the runner stops taking rows at 24 locks' worth, below the point
+    # where Postgres would lock the whole job table.
+    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
+                                     namespace=new_namespace(), run_jobs=False,
+                                     engine=EngineConfig(max_attempts=1)))
+    engine = await deployment.start()
+    try:
+        due_now = []
+        for i in range(80):
+            due_now += await schedule(engine, f"s{i:03}-" + "x" * 300)
+            await schedule(engine, *[f"later-{i}-{k}-" + "x" * 300 for k in range(12)],
+                           delay=3600)
+        jobs = await due(engine, due_now)
+        runner = JobRunner(engine, batch_slots=2)
+        for job in jobs:
+            runner._queues.setdefault(stripe_of(job, 2), deque()).append(job)
+        parts = [runner._take(stripe) for stripe in (0, 1)]
+        for part in parts:
+            pages = Counter(job.block for job in part)
+            assert sum(n if n <= 2 else 1 for n in pages.values()) <= 24
+            assert len(pages) > 12  # scattered: mostly one or two rows a page
+        met: list[int] = []
+        both = asyncio.Event()
+        results = await asyncio.gather(*(Meeting(engine, met, both, 2).run(part, stripe)
+                                         for stripe, part in enumerate(parts)))
+        assert [r.ran for r in results] == [len(part) for part in parts]
+    finally:
+        await deployment.stop()
+        await drop_namespace(database_url, deployment.settings.namespace)
+
+
+def test_each_read_row_adds_a_tuple_lock_until_its_page_has_a_page_lock() -> None:
+    assert [locks_added(n) for n in range(6)] == [1, 1, -1, 0, 0, 0]
 
 
 async def test_a_job_its_batch_wrote_before_it_ran_is_marked_by_id(quiet: Engine) -> None:

@@ -14,8 +14,9 @@ held). Two SERIALIZABLE transactions that read and rewrite job rows on the same 
 through the same index pages, form a read/write cycle and one is rolled back: with 1,000
 due jobs that was nearly every pair of concurrent batches reading rows by id. A batch here
 reads and rewrites its rows by ctid only (TID scans: storage/job_claims.py and
-storage/pending_writes.py), on at most `MAX_PAGES` pages of its stripe, so its predicate
-locks cover those heap pages and nothing another batch writes: none of them conflict.
+storage/pending_writes.py), taking at most `MAX_PREDICATE_LOCKS` of its stripe's rows'
+predicate locks, so they cover those heap pages and nothing another batch writes: none of
+them conflict.
 """
 
 from __future__ import annotations
@@ -47,9 +48,6 @@ PENDING = encode_tuple(["pending"])  # the `by_state` key prefix of pending jobs
 # A batch stops starting jobs after this long: a slow job delays the others in its batch
 # (and holds their row locks) for at most about this, plus its own time limit.
 BUDGET_SECONDS = 0.2
-# Heap pages one batch may read: past max_pred_locks_per_relation (32 by default) page locks,
-# Postgres locks the whole table instead, and batches would conflict again.
-MAX_PAGES = 24
 
 
 class JobFailed(Exception):

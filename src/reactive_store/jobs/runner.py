@@ -22,10 +22,16 @@ from reactive_store.engine.engine import Engine
 from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import CRON_JOBS, SCHEDULED_FUNCTIONS
 from reactive_store.errors import ConflictError
-from reactive_store.jobs.batch import MAX_PAGES, PENDING, JobFailed, MutationBatch, due_range
+from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch, due_range
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
-from reactive_store.storage.job_claims import DueJob, due_jobs, stripe_of
+from reactive_store.storage.job_claims import (
+    MAX_PREDICATE_LOCKS,
+    DueJob,
+    due_jobs,
+    locks_added,
+    stripe_of,
+)
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -200,15 +206,18 @@ class JobRunner:
 
     def _take(self, stripe: int) -> list[DueJob]:
         """The next batch of a stripe: at most `batch_size` jobs, and with more than one
-        stripe at most MAX_PAGES heap pages (batch.py)."""
+        stripe no more than MAX_PREDICATE_LOCKS predicate locks' worth of rows (batch.py)."""
         queue = self._queues[stripe]
         jobs: list[DueJob] = []
-        pages: set[int] = set()
+        rows: dict[int, int] = {}  # rows taken, by heap page
+        locks = 0
         while queue and len(jobs) < self._batch_size:
             block = queue[0].block
-            if self._stripes > 1 and block not in pages and len(pages) == MAX_PAGES:
+            added = locks_added(rows.get(block, 0))
+            if self._stripes > 1 and locks + added > MAX_PREDICATE_LOCKS:
                 break
-            pages.add(block)
+            locks += added
+            rows[block] = rows.get(block, 0) + 1
             jobs.append(queue.popleft())
         return jobs
 
@@ -231,8 +240,10 @@ class JobRunner:
             self._in_batches += len(jobs)
             back: list[DueJob] = []  # still pending, to try next
             try:
-                wait = max(job.due for job in jobs) - now_ms()
-                if wait > 0:  # queued by a scan ahead of their due time: start right at it
+                # Queued by a scan ahead of their due time: start right at the first one's
+                # (any due later are left out by the lock, and found by the next scan).
+                wait = min(job.due for job in jobs) - now_ms()
+                if wait > 0:
                     await asyncio.sleep(wait / 1000.0 + 0.0002)
                 result = await self.batches.run(jobs, stripe)
                 ran += result.ran

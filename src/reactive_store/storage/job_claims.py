@@ -30,6 +30,19 @@ class DueJob(NamedTuple):
         return int(self.tid[1:self.tid.index(",")])
 
 
+# Predicate locks one batch may hold on the job table. Postgres turns more than two tuple
+# locks of one page into a page lock (max_pred_locks_per_page), and more than 32 tuple and
+# page locks of one table into a lock of the whole table (max_pred_locks_per_relation: -2,
+# half of max_pred_locks_per_transaction's 64), which every other batch's writes would meet.
+MAX_PREDICATE_LOCKS = 24
+
+
+def locks_added(rows_read: int) -> int:
+    """The predicate locks reading one more row of a heap page adds, when `rows_read` of
+    its rows are read already: a third turns the page's two tuple locks into one."""
+    return (1, 1, -1)[rows_read] if rows_read < 3 else 0
+
+
 def stripe_of(job: DueJob, stripes: int) -> int:
     """The stripe a job belongs to: stripes share out the job table's heap pages."""
     return job.block % stripes
