@@ -7,16 +7,16 @@ costs its own statements, not a transaction of its own. Exactly once holds as fo
 job (`execution.py`): the row lock, the mutation's writes and the success mark share one
 transaction, so they commit together or not at all.
 
-Batches run side by side, each on its own stripe of the job table (`stripes`, default 4,
-deployment-wide): a stripe is the heap pages whose number modulo `stripes` is the stripe's,
-taken with a transaction-scoped advisory lock (a batch gives up at once when its stripe is
-held). Two SERIALIZABLE transactions that read and rewrite job rows on the same pages, or
-through the same index pages, form a read/write cycle and one is rolled back: with 1,000
-due jobs that was nearly every pair of concurrent batches reading rows by id. A batch here
-reads and rewrites its rows by ctid only (TID scans: storage/job_claims.py and
-storage/pending_writes.py), taking at most `MAX_PREDICATE_LOCKS` of its stripe's rows'
-predicate locks, so they cover those heap pages and nothing another batch writes: none of
-them conflict.
+Batches run side by side, each on its own stripe of the job table (the runner's
+`batch_slots` stripes, default 4): a stripe is the heap pages whose number modulo the
+stripe count is the stripe's, taken with a transaction-scoped advisory lock (a batch gives
+up at once when its stripe is held). Two SERIALIZABLE transactions that read and rewrite
+job rows on the same pages, or through the same index pages, form a read/write cycle and
+one is rolled back: with 1,000 due jobs that was nearly every pair of concurrent batches
+reading rows by id. A batch here reads and rewrites its rows by ctid only (TID scans:
+storage/job_claims.py and storage/pending_writes.py), taking at most `MAX_PREDICATE_LOCKS`
+of its stripe's rows' predicate locks, so they cover those heap pages and nothing another
+batch writes: none of them conflict.
 """
 
 from __future__ import annotations
@@ -88,10 +88,9 @@ class MutationBatch:
     """Claims and runs batches of due mutation jobs for one process's runner."""
 
     def __init__(self, engine: Engine, on_lag: Callable[[float], None] | None = None,
-                 stripes: int = 1, budget_seconds: float = BUDGET_SECONDS) -> None:
+                 budget_seconds: float = BUDGET_SECONDS) -> None:
         self.engine = engine
         self.on_lag = on_lag
-        self.stripes = stripes  # batches running at once in the whole deployment, at most
         self.budget_seconds = budget_seconds
         self.last_claimed: list[dict[str, Any]] = []  # the last attempt's jobs
         # Read with each locked job: its success mark then encodes no old key again.

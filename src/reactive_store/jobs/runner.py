@@ -68,7 +68,7 @@ class JobRunner:
             raise ValueError(f"job runner: concurrency, batch size and batch slots must be "
                              f"at least 1, got {concurrency}, {batch_size} and {batch_slots}")
         self.executor = JobExecutor(engine, on_lag)
-        self.batches = MutationBatch(engine, on_lag, batch_slots)
+        self.batches = MutationBatch(engine, on_lag)
         self._stripes = batch_slots
         self.crons = CronTable(engine)
         self._engine = engine
@@ -78,7 +78,7 @@ class JobRunner:
         self._slots = asyncio.Semaphore(concurrency)  # actions running at once
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}  # action jobs, by job id
-        self._workers: set[asyncio.Task[None]] = set()  # batch loops; at most batch_slots
+        self._workers: set[asyncio.Task[None]] = set()  # batch loops; PROCESS_BATCHES at most
         # Due mutation jobs found by a scan, by stripe, in the order this process will try
         # them: a scan adds those not here yet, a worker takes the first `batch_size` of a
         # stripe, and an id leaves `_mine` once its batch has ended (committed, rolled back
@@ -153,8 +153,9 @@ class JobRunner:
         now = now_ms()
         # Woken ahead of a due time: mutations due by then are queued now (their batch
         # waits for it, `_work`); actions and crons only once due.
-        until = now if self._ahead is None or self._ahead - now > 2 * SCAN_AHEAD_MS else max(
-            now, self._ahead)
+        until = now
+        if self._ahead is not None and self._ahead - now <= 2 * SCAN_AHEAD_MS:
+            until = max(now, self._ahead)
         self._ahead = None
         # Twice the concurrency of actions in flight: one finishing finds the next one
         # ready, without tasks queueing by the hundred behind the semaphore.
