@@ -61,6 +61,18 @@ async def test_a_recorded_request_travels_with_commit(store: Store, text: str) -
         ts, xid, f'"{text}"', f"hash {text}")
 
 
+@pytest.mark.parametrize("text", AWKWARD)
+async def test_a_commit_without_a_request_logs_its_row_with_commit(store: Store, text: str
+                                                                   ) -> None:
+    async with store.write() as tx:
+        await tx.insert("items", "id1", 1.0, b'{"n": 1}', keys("id1"))
+        xid = await tx.commit_writes(f"writes {text}")
+        assert xid == tx.xid and tx.commit_step.startswith("INSERT INTO ")
+    ts = await store.commit_ts(xid)
+    async with store.read() as tx:
+        assert await tx.commits_between(ts - 1, ts) == [(ts, f"writes {text}")]
+
+
 async def test_without_a_document_write_the_step_is_a_statement_of_its_own(
         store: Store) -> None:
     async with store.write() as tx:

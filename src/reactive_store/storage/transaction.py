@@ -331,7 +331,14 @@ class Transaction:
         session, request_id = request if request is not None else (None, None)
         self.logged_writes = writes
         if self.xid is not None or self.buffered:
-            # Sent with COMMIT, in one message: one round trip less.
+            # Sent with COMMIT, in one message: one round trip less. Without a request the
+            # row is all `_record_commit` writes, inserted here without the function call
+            # (about a tenth of Postgres's work for a single-insert mutation).
+            if request is None:
+                self.commit_step = (
+                    f"INSERT INTO {self._n.system('commits')} (xid, writes) "
+                    f"VALUES (pg_current_xact_id()::text::bigint, {sql_literal(writes)})")
+                return self.xid
             args = ", ".join(sql_literal(a) for a in (writes, session, request_id, result,
                                                      request_hash))
             self.commit_step = f"SELECT {self._n.system('record_commit')}({args})"
