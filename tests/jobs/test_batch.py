@@ -22,11 +22,13 @@ from reactive_store.engine.db import (
     document_from_row,
 )
 from reactive_store.engine.engine import Engine, EngineConfig
+from reactive_store.engine.readset import WriteSet
 from reactive_store.engine.system_tables import SCHEDULED_FUNCTIONS, SYSTEM_TABLES
 from reactive_store.errors import ValidationError, WriteError
-from reactive_store.jobs.batch import JobFailed, MutationBatch, due_range
+from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch, due_range
 from reactive_store.jobs.execution import now_ms
 from reactive_store.jobs.runner import JobRunner
+from reactive_store.keys import encode_tuple
 from reactive_store.schema import all_indexes, index_keys
 from reactive_store.storage import Transaction
 from reactive_store.storage.job_claims import DueJob, due_jobs, lock_due, locks_added, stripe_of
@@ -417,6 +419,22 @@ async def test_batches_of_rows_scattered_over_many_pages_do_not_conflict_either(
     finally:
         await deployment.stop()
         await drop_namespace(database_url, deployment.settings.namespace)
+
+
+async def test_a_runner_waiting_on_a_held_stripe_wakes_when_jobs_finish_elsewhere(
+        quiet: Engine) -> None:
+    runner = JobRunner(quiet, batch_slots=2)
+    finished = WriteSet()  # what another process's batch commits: a job leaves pending
+    finished.add(SCHEDULED_FUNCTIONS, "by_state", PENDING + b"job")
+    finished.add(SCHEDULED_FUNCTIONS, "by_state", encode_tuple(["success"]) + b"job")
+    runner.on_commit(1, finished)
+    assert not runner._wake.is_set()  # nothing waits: no new work either
+    runner._held.add(1)
+    runner.on_commit(2, finished)
+    assert runner._wake.is_set()
+    runner._wake.clear()
+    runner.on_commit(3, WriteSet())  # a commit of no job: still nothing to look at
+    assert not runner._wake.is_set()
 
 
 def test_each_read_row_adds_a_tuple_lock_until_its_page_has_a_page_lock() -> None:

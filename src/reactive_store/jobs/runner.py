@@ -96,10 +96,13 @@ class JobRunner:
     def on_commit(self, ts: int, writes: WriteSet) -> None:
         # Only a commit that added a pending job or touched a cron can make more work due.
         # Finishing a job writes its old pending key and its new finished key; a commit with
-        # more pending keys than others added (or rescheduled) at least one job.
+        # more pending keys than others added (or rescheduled) at least one job. While jobs
+        # wait here on stripes another process held, any commit of job states may be that
+        # process's batch ending: look again then, not at the next recheck.
         keys = writes.keys.get((SCHEDULED_FUNCTIONS, "by_state"), ())
         pending = sum(key.startswith(PENDING) for key in keys)
-        if pending > len(keys) - pending or any(table == CRON_JOBS for table, _ in writes.keys):
+        if (pending > len(keys) - pending or (keys and self._held)
+                or any(table == CRON_JOBS for table, _ in writes.keys)):
             self._wake.set()
 
     @property
