@@ -31,7 +31,14 @@ from reactive_store.jobs.runner import JobRunner
 from reactive_store.keys import encode_tuple
 from reactive_store.schema import all_indexes, index_keys
 from reactive_store.storage import Transaction
-from reactive_store.storage.job_claims import DueJob, due_jobs, lock_due, locks_added, stripe_of
+from reactive_store.storage.job_claims import (
+    DueJob,
+    LockBudget,
+    due_jobs,
+    lock_budget,
+    lock_due,
+    stripe_of,
+)
 from tests.db_faults import scratch_database
 from tests.e2e.servers import drop_namespace
 from tests.support import new_namespace, until, write_app
@@ -438,7 +445,14 @@ async def test_a_runner_waiting_on_a_held_stripe_wakes_when_jobs_finish_elsewher
 
 
 def test_each_read_row_adds_a_tuple_lock_until_its_page_has_a_page_lock() -> None:
-    assert [locks_added(n) for n in range(6)] == [1, 1, -1, 0, 0, 0]
+    assert [LockBudget().added(n) for n in range(6)] == [1, 1, -1, 0, 0, 0]
+    assert [LockBudget(per_page=4).added(n) for n in range(7)] == [1, 1, 1, 1, -3, 0, 0]
+
+
+async def test_the_lock_budget_is_read_from_the_server(quiet: Engine) -> None:
+    # The test servers keep Postgres's defaults: 2 tuple locks a page, 64 / 2 = 32 a table.
+    budget = await quiet.read(lambda db: lock_budget(db.reads.tx))
+    assert budget == LockBudget(per_page=2, locks=24)
 
 
 async def test_a_job_its_batch_wrote_before_it_ran_is_marked_by_id(quiet: Engine) -> None:

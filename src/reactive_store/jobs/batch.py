@@ -14,9 +14,9 @@ up at once when its stripe is held). Two SERIALIZABLE transactions that read and
 job rows on the same pages, or through the same index pages, form a read/write cycle and
 one is rolled back: with 1,000 due jobs that was nearly every pair of concurrent batches
 reading rows by id. A batch here reads and rewrites its rows by ctid only (TID scans:
-storage/job_claims.py and storage/pending_writes.py), taking at most `MAX_PREDICATE_LOCKS`
-of its stripe's rows' predicate locks, so they cover those heap pages and nothing another
-batch writes: none of them conflict.
+storage/job_claims.py and storage/pending_writes.py), taking no more of its stripe's rows
+than the server's predicate-lock budget covers (`LockBudget`): its predicate locks then
+cover those heap pages and nothing another batch writes, and none of them conflict.
 """
 
 from __future__ import annotations

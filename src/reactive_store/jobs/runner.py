@@ -26,10 +26,10 @@ from reactive_store.jobs.batch import PENDING, JobFailed, MutationBatch, due_ran
 from reactive_store.jobs.cron_table import CronTable
 from reactive_store.jobs.execution import JobExecutor, now_ms
 from reactive_store.storage.job_claims import (
-    MAX_PREDICATE_LOCKS,
     DueJob,
+    LockBudget,
     due_jobs,
-    locks_added,
+    lock_budget,
     stripe_of,
 )
 from reactive_store.storage.store import CommitOutcomeUnknown, DatabaseUnavailable
@@ -92,6 +92,7 @@ class JobRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ahead: float | None = None  # the due time an early wake-up is for (ms)
+        self._budget: LockBudget | None = None  # the server's, read at the first scan
 
     def on_commit(self, ts: int, writes: WriteSet) -> None:
         # Only a commit that added a pending job or touched a cron can make more work due.
@@ -164,6 +165,8 @@ class JobRunner:
         # ready, without tasks queueing by the hundred behind the semaphore.
         free = 2 * self._concurrency - len(self._running)
         wanted = self._batch_slots * self._batch_size * 2 + len(self._running) + max(free, 0)
+        if self._budget is None:
+            self._budget = await self._engine.read(lambda db: lock_budget(db.reads.tx))
         due, actions, next_job, crons, next_cron = await self._engine.read(
             lambda db: self._scan(db, now, wanted, until))
         for found in due:
@@ -210,15 +213,16 @@ class JobRunner:
 
     def _take(self, stripe: int) -> list[DueJob]:
         """The next batch of a stripe: at most `batch_size` jobs, and with more than one
-        stripe no more than MAX_PREDICATE_LOCKS predicate locks' worth of rows (batch.py)."""
+        stripe no more rows than the server's predicate-lock budget covers (batch.py)."""
+        budget = self._budget or LockBudget()
         queue = self._queues[stripe]
         jobs: list[DueJob] = []
         rows: dict[int, int] = {}  # rows taken, by heap page
         locks = 0
         while queue and len(jobs) < self._batch_size:
             block = queue[0].block
-            added = locks_added(rows.get(block, 0))
-            if self._stripes > 1 and locks + added > MAX_PREDICATE_LOCKS:
+            added = budget.added(rows.get(block, 0))
+            if self._stripes > 1 and locks + added > budget.locks:
                 break
             locks += added
             rows[block] = rows.get(block, 0) + 1

@@ -30,17 +30,35 @@ class DueJob(NamedTuple):
         return int(self.tid[1:self.tid.index(",")])
 
 
-# Predicate locks one batch may hold on the job table. Postgres turns more than two tuple
-# locks of one page into a page lock (max_pred_locks_per_page), and more than 32 tuple and
-# page locks of one table into a lock of the whole table (max_pred_locks_per_relation: -2,
-# half of max_pred_locks_per_transaction's 64), which every other batch's writes would meet.
-MAX_PREDICATE_LOCKS = 24
+class LockBudget(NamedTuple):
+    """How a batch's reads of the job table turn into predicate locks on this server.
+
+    Postgres turns more than `per_page` tuple locks of one page into a page lock
+    (max_pred_locks_per_page), and more than a threshold of tuple and page locks of one
+    table into a lock of the whole table (max_pred_locks_per_relation, or when negative
+    max_pred_locks_per_transaction divided by its absolute value), which every other
+    batch's writes would meet. A batch keeps to three quarters of that threshold (`locks`).
+    The defaults: 2 a page, 32 a table, so 24."""
+
+    per_page: int = 2
+    locks: int = 24
+
+    def added(self, rows_read: int) -> int:
+        """The predicate locks reading one more row of a heap page adds, when `rows_read`
+        of its rows are read already: past `per_page`, one page lock replaces them."""
+        if rows_read < self.per_page:
+            return 1
+        return 1 - self.per_page if rows_read == self.per_page else 0
 
 
-def locks_added(rows_read: int) -> int:
-    """The predicate locks reading one more row of a heap page adds, when `rows_read` of
-    its rows are read already: a third turns the page's two tuple locks into one."""
-    return (1, 1, -1)[rows_read] if rows_read < 3 else 0
+async def lock_budget(tx: Transaction) -> LockBudget:
+    """The server's predicate-lock thresholds, as a batch's budget."""
+    per_page, per_relation, per_transaction = (await tx.fetch(
+        "SELECT current_setting('max_pred_locks_per_page')::int, "
+        "current_setting('max_pred_locks_per_relation')::int, "
+        "current_setting('max_pred_locks_per_transaction')::int"))[0]
+    table = per_relation if per_relation >= 0 else per_transaction // -per_relation
+    return LockBudget(per_page, max(1, table * 3 // 4))
 
 
 def stripe_of(job: DueJob, stripes: int) -> int:
