@@ -105,17 +105,30 @@ def app(tmp_path: Path) -> Path:
                                         "functions/work.py": FUNCTIONS})
 
 
-@pytest.fixture
-async def quiet(app: Path, database_url: str) -> AsyncIterator[Engine]:
+async def quiet_engine(app: Path, database_url: str, config: EngineConfig
+                       ) -> AsyncIterator[Engine]:
     """A deployment that runs no jobs by itself: the tests drive batches by hand."""
     deployment = Deployment(Settings(app_dir=app, database_url=database_url,
-                                     namespace=new_namespace(), run_jobs=False))
+                                     namespace=new_namespace(), run_jobs=False, engine=config))
     engine = await deployment.start()
     try:
         yield engine
     finally:
         await deployment.stop()
         await drop_namespace(database_url, deployment.settings.namespace)
+
+
+@pytest.fixture
+async def quiet(app: Path, database_url: str) -> AsyncIterator[Engine]:
+    async for engine in quiet_engine(app, database_url, EngineConfig()):
+        yield engine
+
+
+@pytest.fixture
+async def one_attempt(app: Path, database_url: str) -> AsyncIterator[Engine]:
+    """As `quiet`, with one attempt a transaction: a conflict raises instead of retrying."""
+    async for engine in quiet_engine(app, database_url, EngineConfig(max_attempts=1)):
+        yield engine
 
 
 async def schedule(engine: Engine, *tags: str, delay: float = 0.0) -> list[str]:
@@ -366,66 +379,50 @@ class Meeting(MutationBatch):
         await super()._run_one(db, tx, job, stored, attempt)
 
 
+async def overlapping(engine: Engine, parts: list[list[DueJob]]) -> list[int]:
+    """Run one batch per part, part i on stripe i, all overlapping from their locks to their
+    commits (`Meeting`); how many jobs each ran."""
+    met: list[int] = []
+    both = asyncio.Event()
+    results = await asyncio.gather(*(Meeting(engine, met, both, len(parts)).run(part, stripe)
+                                     for stripe, part in enumerate(parts)))
+    return [result.ran for result in results]
+
+
 async def test_batches_on_two_stripes_run_side_by_side_without_a_conflict(
-    app: Path, database_url: str
-) -> None:
+        one_attempt: Engine) -> None:
     # What the stripes are for: batches that overlap from their reads to their commits,
     # each on its own heap pages, commit on their first attempt (one attempt allowed, so a
     # conflict would raise), the second round on rows the first one rewrote.
-    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
-                                     namespace=new_namespace(), run_jobs=False,
-                                     engine=EngineConfig(max_attempts=1)))
-    engine = await deployment.start()
-    try:
-        for round_ in range(2):
-            ids = await schedule(engine, *[f"r{round_}-{i:03}-" + "x" * 300 for i in range(240)])
-            jobs = await due(engine, ids)
-            stripes = [[job for job in jobs if stripe_of(job, 2) == s] for s in (0, 1)]
-            assert all(len({job.block for job in part}) >= 3 for part in stripes)
-            met: list[int] = []
-            both = asyncio.Event()
-            results = await asyncio.gather(*(Meeting(engine, met, both, 2).run(part, stripe)
-                                             for stripe, part in enumerate(stripes)))
-            assert [r.ran for r in results] == [len(part) for part in stripes]
-        assert len(await tags(engine)) == 480
-    finally:
-        await deployment.stop()
-        await drop_namespace(database_url, deployment.settings.namespace)
+    for round_ in range(2):
+        ids = await schedule(one_attempt, *[f"r{round_}-{i:03}-" + "x" * 300 for i in range(240)])
+        jobs = await due(one_attempt, ids)
+        stripes = [[job for job in jobs if stripe_of(job, 2) == s] for s in (0, 1)]
+        assert all(len({job.block for job in part}) >= 3 for part in stripes)
+        assert await overlapping(one_attempt, stripes) == [len(part) for part in stripes]
+    assert len(await tags(one_attempt)) == 480
 
 
 async def test_batches_of_rows_scattered_over_many_pages_do_not_conflict_either(
-    app: Path, database_url: str
-) -> None:
+        one_attempt: Engine) -> None:
     # Due jobs one or two to a page (the others due in an hour): a batch then holds a tuple
     # lock per row, and the runner stops taking rows at 24 locks' worth, below the point
     # where Postgres would lock the whole job table.
-    deployment = Deployment(Settings(app_dir=app, database_url=database_url,
-                                     namespace=new_namespace(), run_jobs=False,
-                                     engine=EngineConfig(max_attempts=1)))
-    engine = await deployment.start()
-    try:
-        due_now = []
-        for i in range(80):
-            due_now += await schedule(engine, f"s{i:03}-" + "x" * 300)
-            await schedule(engine, *[f"later-{i}-{k}-" + "x" * 300 for k in range(12)],
-                           delay=3600)
-        jobs = await due(engine, due_now)
-        runner = JobRunner(engine, batch_slots=2)
-        for job in jobs:
-            runner._queues.setdefault(stripe_of(job, 2), deque()).append(job)
-        parts = [runner._take(stripe) for stripe in (0, 1)]
-        for part in parts:
-            pages = Counter(job.block for job in part)
-            assert sum(n if n <= 2 else 1 for n in pages.values()) <= 24
-            assert len(pages) > 12  # scattered: mostly one or two rows a page
-        met: list[int] = []
-        both = asyncio.Event()
-        results = await asyncio.gather(*(Meeting(engine, met, both, 2).run(part, stripe)
-                                         for stripe, part in enumerate(parts)))
-        assert [r.ran for r in results] == [len(part) for part in parts]
-    finally:
-        await deployment.stop()
-        await drop_namespace(database_url, deployment.settings.namespace)
+    due_now = []
+    for i in range(80):
+        due_now += await schedule(one_attempt, f"s{i:03}-" + "x" * 300)
+        await schedule(one_attempt, *[f"later-{i}-{k}-" + "x" * 300 for k in range(12)],
+                       delay=3600)
+    jobs = await due(one_attempt, due_now)
+    runner = JobRunner(one_attempt, batch_slots=2)
+    for job in jobs:
+        runner._queues.setdefault(stripe_of(job, 2), deque()).append(job)
+    parts = [runner._take(stripe) for stripe in (0, 1)]
+    for part in parts:
+        pages = Counter(job.block for job in part)
+        assert sum(n if n <= 2 else 1 for n in pages.values()) <= 24
+        assert len(pages) > 12  # scattered: mostly one or two rows a page
+    assert await overlapping(one_attempt, parts) == [len(part) for part in parts]
 
 
 async def test_a_runner_waiting_on_a_held_stripe_wakes_when_jobs_finish_elsewhere(

@@ -247,6 +247,7 @@ class DatabaseWriter(DatabaseReader):
                                  {k: v for k, v in new.items() if not k.startswith("_")})
         await self._write_version(table, definition, old, new, raw, stored.keys, stored.raw,
                                   stored.tid)
+
     async def patch(self, doc_id: str, fields: Document) -> None:
         """Shallow-merge `fields` into the document; a field set to UNSET is removed."""
         await self._patch(doc_id, _plain(fields), system=False)

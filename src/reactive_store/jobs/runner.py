@@ -69,11 +69,10 @@ class JobRunner:
                              f"at least 1, got {concurrency}, {batch_size} and {batch_slots}")
         self.executor = JobExecutor(engine, on_lag)
         self.batches = MutationBatch(engine, on_lag)
-        self._stripes = batch_slots
         self.crons = CronTable(engine)
         self._engine = engine
         self._concurrency = concurrency
-        self._batch_slots = batch_slots
+        self._batch_slots = batch_slots  # the job table's stripes (batch.py)
         self._batch_size = batch_size
         self._slots = asyncio.Semaphore(concurrency)  # actions running at once
         self._wake = asyncio.Event()
@@ -171,10 +170,10 @@ class JobRunner:
             lambda db: self._scan(db, now, wanted, until))
         for found in due:
             if found.id not in self._mine:
-                self._queues.setdefault(stripe_of(found, self._stripes), deque()).append(found)
+                self._queues.setdefault(stripe_of(found, self._batch_slots), deque()).append(found)
                 self._mine.add(found.id)
         self._held.clear()
-        workers = min(min(PROCESS_BATCHES, self._stripes) - len(self._workers),
+        workers = min(min(PROCESS_BATCHES, self._batch_slots) - len(self._workers),
                       len(self._free_stripes()))
         for _ in range(workers):
             task = asyncio.create_task(self._work())
@@ -222,7 +221,7 @@ class JobRunner:
         while queue and len(jobs) < self._batch_size:
             block = queue[0].block
             added = budget.added(rows.get(block, 0))
-            if self._stripes > 1 and locks + added > budget.locks:
+            if self._batch_slots > 1 and locks + added > budget.locks:
                 break
             locks += added
             rows[block] = rows.get(block, 0) + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from reactive_store.storage.pending_writes import TID_ONLY
+from reactive_store.storage.pending_writes import TID_ONLY_OFF, TID_ONLY_ON
 from reactive_store.storage.transaction import Row, Transaction
 
 
@@ -93,13 +93,13 @@ async def lock_due(tx: Transaction, table: str, jobs: Sequence[DueJob], lo: byte
     predicate locks taken cover the pages of these rows alone."""
     sql_table, key = tx.names.table(table), tx.names.key_column("by_state")
     columns = "".join(f", {tx.names.key_column(index)}" for index in indexes)
-    await tx.execute("; ".join(f"SET LOCAL {name} = off" for name in TID_ONLY))
+    await tx.execute(TID_ONLY_ON)
     recs = await tx.fetch(
         f"SELECT ctid::text, _id, _creation_time, doc{columns} FROM {sql_table} "
         f"WHERE ctid = ANY($1::text[]::tid[]) AND _id = ANY($2::text[]) "
         f"AND {key} >= $3 AND {key} < $4 ORDER BY {key} FOR UPDATE SKIP LOCKED",
         [job.tid for job in jobs], [job.id for job in jobs], lo, hi)
-    await tx.execute("; ".join(f"RESET {name}" for name in TID_ONLY))
+    await tx.execute(TID_ONLY_OFF)
     return [LockedJob(Row(r[1], r[2], r[3], None), dict(zip(indexes, r[4:], strict=True)), r[0])
             for r in recs]
 

@@ -136,14 +136,16 @@ def update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> str:
 # hash join cost less, and would take a predicate lock on the whole table.
 TID_ONLY = ("enable_seqscan", "enable_indexscan", "enable_bitmapscan", "enable_hashjoin",
             "enable_mergejoin")
+TID_ONLY_ON = "; ".join(f"SET LOCAL {name} = off" for name in TID_ONLY)
+TID_ONLY_OFF = "; ".join(f"RESET {name}" for name in TID_ONLY)
 
 
 def tid_update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> list[str]:
     """Statements updating `rows` of (ctid, id, document, keys...), each reached by its ctid
     (a nested loop over the values, a TID scan inside), the planner settings restored after."""
     sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
-    return [*(f"SET LOCAL {name} = off" for name in TID_ONLY),
+    return [TID_ONLY_ON,
             f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
             f"AS v(tid, _id, {', '.join(columns)}) "
             f"WHERE t.ctid = v.tid::tid AND t._id = v._id COLLATE \"C\"",
-            *(f"RESET {name}" for name in TID_ONLY)]
+            TID_ONLY_OFF]
