@@ -47,7 +47,7 @@ class Names:
         self.schema = ident(namespace)
         digest = hashlib.sha1(namespace.encode()).digest()
         # Advisory lock keys of this deployment: commit ordering and schema push; and the
-        # first half of the two-key locks of the job batch slots (`jobs/batch.py`).
+        # first half of the two-key locks of the job table's stripes (`jobs/batch.py`).
         self.commit_lock = int.from_bytes(digest[:4], "big", signed=True)
         self.push_lock = int.from_bytes(digest[4:8], "big", signed=True)
         self.job_lock = int.from_bytes(digest[8:12], "big", signed=True)
