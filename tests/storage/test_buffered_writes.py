@@ -254,7 +254,7 @@ async def test_sequencing_after_commit_never_fails_the_commit(
         async with store.write(buffered=True) as tx:
             await tx.insert("items", "i1", 1.0, b'{"n": 1}', keys(b"i1"))
             await tx.commit_writes("{}", ("s", 7), '"r"')
-            tx.sequence_after = True
+            tx.sequence_soon = True  # nothing else sequences: it carries its own
         async with store.read() as tx:
             assert await tx.get("items", "i1") is not None
             found = await tx.find_request("s", 7)
@@ -263,6 +263,37 @@ async def test_sequencing_after_commit_never_fails_the_commit(
         assert await store.commit_ts(("s", 7)) > 0
     finally:
         await conn.close()
+
+
+async def test_concurrent_commits_share_the_batched_sequencing(store: Store) -> None:
+    """Under load, commits whose callers wait on the stream do not each sequence in their
+    own message: one carries its sequencing, the rest are sequenced by the batched calls
+    their COMMITs nudge, with nobody asking for their timestamps."""
+    answers: list[bool] = []
+    carry = store.sequencer.carry
+
+    def recording() -> bool:
+        answers.append(carry())
+        return answers[-1]
+
+    store.sequencer.carry = recording  # type: ignore[method-assign]
+
+    async def socket_write(n: int) -> None:
+        async with store.write(buffered=True) as tx:
+            await tx.insert("items", f"c{n}", float(n), b'{"n": %d}' % n, keys(b"c%d" % n))
+            await tx.commit_writes("{}", ("s", n), '"r"')
+            tx.sequence_soon = True
+
+    await asyncio.gather(*(socket_write(n) for n in range(8)))
+    assert answers.count(True) >= 1 and answers.count(False) >= 1, answers
+    for _ in range(200):
+        async with store.read() as tx:
+            found = [await tx.find_request("s", n) for n in range(8)]
+        stamps = [f.ts for f in found if f is not None]
+        if len(stamps) == 8 and None not in stamps:
+            break
+        await asyncio.sleep(0.01)
+    assert len(set(stamps)) == 8 and None not in stamps, stamps
 
 
 async def put(store: Store, doc_id: str, n: int) -> None:

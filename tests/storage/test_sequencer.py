@@ -194,3 +194,39 @@ async def test_a_waiter_is_not_held_by_the_gap() -> None:
     started = asyncio.get_running_loop().time()
     assert await sequencer.timestamp(2) > 1000
     assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_a_commit_carries_its_sequencing_only_when_nothing_else_sequences() -> None:
+    calls = Calls()
+    sequencer = Sequencer(calls)
+    assert sequencer.carry()
+    assert not sequencer.carry(), "a second message while the first is under way"
+    sequencer.carried()
+    assert sequencer.carry()
+    sequencer.carried()
+    waiter = asyncio.create_task(sequencer.timestamp(3))
+    await asyncio.sleep(0)
+    assert not sequencer.carry(), "a batched call is under way"
+    await waiter
+    assert sequencer.carry()
+    sequencer.carried()
+
+
+async def test_a_prompt_nudge_skips_the_gap_between_calls() -> None:
+    """Work nobody waits for lets a batch gather after a call; a commit whose caller waits
+    on the commit stream for its timestamp does not wait out that gap."""
+    for prompt, bound in ((False, None), (True, 0.1)):
+        calls = Calls()
+        sequencer = Sequencer(calls, gap=0.5)
+        await sequencer.timestamp(1)  # a call just ended: the gap starts now
+        started = asyncio.get_running_loop().time()
+        sequencer.nudge(prompt=prompt)
+        while len(calls.batches) < 2:
+            await asyncio.sleep(0.005)
+        waited = asyncio.get_running_loop().time() - started
+        if bound is None:
+            assert waited >= 0.4, waited
+        else:
+            assert waited < bound, waited
+        await sequencer.close()
+

@@ -186,10 +186,10 @@ class MutationRunner(EngineCore):
             await history.record(tx, list(db.before.values()))
         if xid is not None or not timestamp:
             return xid, None  # the batched sequencer serves it (or nobody waits)
-        # Sequenced in COMMIT's own message: a call whose commit an earlier call already
-        # sequenced skips the commit lock, so concurrent writers mostly share one call.
+        # Sequenced in COMMIT's own message when this process sequences nothing else, else by
+        # the next batched call (`Store._commit`).
         watch = self.timestamps.watch(db.writes)
-        tx.sequence_after = watch is not None
+        tx.sequence_soon = watch is not None
         return xid, watch
 
     def _gave_up(self, label: str, unavailable: DatabaseUnavailable | None) -> Exception:

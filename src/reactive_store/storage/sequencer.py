@@ -43,6 +43,8 @@ class Sequencer:
         self._wanted: set[int] = set()
         self._flushes: list[asyncio.Future[None]] = []
         self._nudged = False
+        self._prompt = False  # a waiter learns its timestamp from the stream: no gap
+        self._carrying = 0  # commit messages under way that sequence in their own message
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def timestamp(self, commit: CommitKey) -> int:
@@ -64,11 +66,30 @@ class Sequencer:
         self._wanted.add(xid)
         self._kick(idle_only=True)
 
-    def nudge(self) -> None:
+    def nudge(self, prompt: bool = False) -> None:
         """Sequence whatever committed work is waiting (left by a process that died, seen by
-        a query before its timestamp was given, or committed with no xid to announce)."""
+        a query before its timestamp was given, or committed with no xid to announce).
+        With `prompt`, someone waits for the commit stream to bring it: no gap first."""
         self._nudged = True
+        self._prompt = self._prompt or prompt
         self._kick(idle_only=True)
+
+    def carry(self) -> bool:
+        """Whether a commit about to be sent should sequence in COMMIT's own message.
+
+        Only when no sequencing of this process is under way: at light load that saves the
+        commit a round trip. Under load each such message would be a sequencing transaction
+        of its own, one commit each, queued on the commit lock; instead the commit joins the
+        next batched call (`nudge(prompt=True)` once COMMIT returns). A True answer must be
+        matched by `carried()` when the message is done.
+        """
+        if self._running or self._carrying:
+            return False
+        self._carrying += 1
+        return True
+
+    def carried(self) -> None:
+        self._carrying -= 1
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -93,14 +114,14 @@ class Sequencer:
             while self._waiting or self._wanted or self._nudged or self._flushes:
                 # Work nobody waits for, right after a call: let a batch gather first.
                 rest = self._last_call + self._gap - loop.time()
-                if rest > 0 and not self._waiting and not self._flushes:
+                if rest > 0 and not (self._waiting or self._flushes or self._prompt):
                     await asyncio.sleep(rest)
                 waiting, self._waiting = self._waiting, {}
                 flushes, self._flushes = self._flushes, []
                 keys: list[CommitKey] = sorted(self._wanted.union(
                     k for k in waiting if isinstance(k, int)))
                 keys += sorted(k for k in waiting if not isinstance(k, int))
-                self._wanted, self._nudged = set(), False
+                self._wanted, self._nudged, self._prompt = set(), False, False
                 try:
                     found = await self._call_retrying(keys)
                     self._last_call = loop.time()

@@ -268,10 +268,26 @@ class Store(Maintenance):
                 task.add_done_callback(self._ending.discard)
                 handed_off = True
                 return
-            await commit(conn, tx, transaction, self._unavailable, self._resolve)
+            await self._commit(conn, tx, transaction)
         finally:
             if not handed_off:
                 self._pool.release(conn)
+
+    async def _commit(self, conn: Any, tx: Any, transaction: Transaction) -> None:
+        """COMMIT a write; one whose caller waits on the commit stream for its timestamp is
+        sequenced in COMMIT's message when this process sequences nothing else, else by the
+        next batched call (`Sequencer.carry`)."""
+        if not transaction.sequence_soon:
+            await commit(conn, tx, transaction, self._unavailable, self._resolve)
+            return
+        transaction.sequence_after = self.sequencer.carry()
+        try:
+            await commit(conn, tx, transaction, self._unavailable, self._resolve)
+        finally:
+            if transaction.sequence_after:
+                self.sequencer.carried()
+        if not transaction.sequence_after:
+            self.sequencer.nudge(prompt=True)
 
     async def _end_read(self, conn: Any, tx: Any, transaction: Transaction) -> None:
         """COMMIT a finished read-only transaction, then hand its connection back."""

@@ -187,8 +187,10 @@ class Transaction:
         self._pending = PendingWrites()
         self.first_insert: tuple[str, str] | None = None  # (table, id), buffered
         self.logged_writes: str | None = None  # the write set `commit_writes` logged
-        # Sequence right after COMMIT, in its message: the commit gets its timestamp with
-        # no round trip of its own (for a caller that will learn it from the commit stream).
+        # The caller will learn the timestamp from the commit stream, so the commit must be
+        # sequenced soon: in COMMIT's message (`sequence_after`, no round trip of its own) or
+        # by the next batched call; the store chooses (`Store._commit`).
+        self.sequence_soon = False
         self.sequence_after = False
 
     async def _run(self, op: Callable[[], Any]) -> Any:
