@@ -280,12 +280,13 @@ class Store(Maintenance):
         if not transaction.sequence_soon:
             await commit(conn, tx, transaction, self._unavailable, self._resolve)
             return
-        transaction.sequence_after = self.sequencer.carry()
+        sequencer = self.sequencer  # `close` replaces it: the count stays with this one
+        transaction.sequence_after = sequencer.carry()
         try:
             await commit(conn, tx, transaction, self._unavailable, self._resolve)
         finally:
             if transaction.sequence_after:
-                self.sequencer.carried()
+                sequencer.carried()
         if not transaction.sequence_after:
             self.sequencer.nudge(prompt=True)
 
