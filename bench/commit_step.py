@@ -68,11 +68,49 @@ def variants(ns: str) -> dict[str, tuple[str, Body]]:
                      lambda c, k, ns: c.execute(
                          "BEGIN ISOLATION LEVEL SERIALIZABLE; "
                          f"INSERT INTO {ns}.m VALUES ('{k}', 'x'); COMMIT")),
+        "one_trip_emit": ("  BEGIN + INSERT + pg_logical_emit_message + COMMIT as one simple query "
+                          "(the write set in the WAL: no log table, nothing after COMMIT)",
+                          lambda c, k, ns: c.execute(emit_one_trip(ns, k))),
         "one_trip_sequenced": ("  BEGIN + INSERT + log row by xid + COMMIT as one simple query, "
                                "then a batched _sequence not waited for (an HTTP mutation "
                                "whose writes are all inserts)",
                                lambda c, k, ns: one_trip_sequenced(c, k, ns)),
     }
+
+
+def emit_one_trip(ns: str, key: str) -> str:
+    return ("BEGIN ISOLATION LEVEL SERIALIZABLE; "
+            f"INSERT INTO {ns}.m VALUES ('{key}', 'x'); "
+            f"SELECT pg_logical_emit_message(true, '{ns}', '{key}'); COMMIT")
+
+
+async def decoding_cost(ns: str, duration: float) -> str:
+    """What reading the emitted write sets back costs: a temporary logical slot (pgoutput,
+    messages only) decodes what `one_trip_emit` wrote in `duration`; or why not measured."""
+    conn = await asyncpg.connect(DATABASE_URL)
+    try:
+        level = await conn.fetchval("SHOW wal_level")
+        if level != "logical":
+            return (f"logical decoding: not measured here (wal_level is {level}; it must be "
+                    "logical, which takes a server restart)")
+        await conn.execute(f"CREATE PUBLICATION {ns}_pub")  # no tables: messages only
+        try:  # a temporary slot holds WAL only while this connection lives
+            await conn.execute(f"SELECT pg_create_logical_replication_slot('{ns}_slot', "
+                               "'pgoutput', true)")
+            rate, _ = await run(ns, lambda c, k, ns: c.execute(emit_one_trip(ns, k)), duration)
+            start = time.perf_counter()
+            messages = await conn.fetchval(
+                "SELECT count(*) FILTER (WHERE get_byte(data, 0) = ascii('M')) FROM "
+                f"pg_logical_slot_get_binary_changes('{ns}_slot', NULL, NULL, 'proto_version', "
+                f"'1', 'publication_names', '{ns}_pub', 'messages', 'true')")
+            took = time.perf_counter() - start
+        finally:
+            await conn.execute(f"DROP PUBLICATION {ns}_pub")
+    finally:
+        await conn.close()
+    return (f"logical decoding (pgoutput, temporary slot, one backend): {messages:,} write sets "
+            f"written at {rate:,.0f} tx/s read back in {took * 1000:,.0f} ms, "
+            f"{took / max(messages, 1) * 1e6:.1f} us each")
 
 
 def lock_key(ns: str) -> int:
@@ -237,6 +275,7 @@ async def main() -> None:
         results: dict[str, list[tuple[float, float]]] = {}
         for name in order:
             results.setdefault(name, []).append(await run(ns, table[name][1], duration))
+        decoding = await decoding_cost(ns, duration)
     finally:
         await SEQUENCERS.pop(ns).close()
         await sequencer_conn.close()
@@ -252,6 +291,7 @@ async def main() -> None:
         rate = sum(r for r, _ in results[name]) / len(results[name])
         p50 = sum(p for _, p in results[name]) / len(results[name])
         print(f"  {rate:6,.0f}  {rate / base:7.2f}x  {p50:6.2f}  {p50 / base_p50:7.2f}x  {label}")
+    print(decoding)
 
 
 if __name__ == "__main__":
