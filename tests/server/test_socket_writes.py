@@ -167,3 +167,31 @@ def test_a_sender_given_held_writes_holds_during_a_pass() -> None:
         assert send("x")
         assert written == []
     assert written == [("t", framed_by_websockets("x"))]
+
+
+def test_a_fan_out_pass_writes_before_its_sessions_settle() -> None:
+    """The endpoint's pass: the held writes go out first, then the sessions that took a
+    shared step settle (that work is off the way to the sockets)."""
+    from types import SimpleNamespace
+
+    from reactive_store.server.sync_endpoint import SyncEndpoint
+
+    events: list[str] = []
+
+    class Session:
+        def settle(self) -> None:
+            events.append("settled")
+
+    class Recording(Transport):
+        def write(self, data: bytes) -> None:
+            events.append("written")
+
+    deployment = SimpleNamespace(subscriptions=SimpleNamespace(notify_scope=None))
+    endpoint = SyncEndpoint(deployment)  # type: ignore[arg-type]
+    assert deployment.subscriptions.notify_scope == endpoint._fan_out_pass
+    with endpoint._fan_out_pass():
+        endpoint.writes.write(Recording([]), b"frame")
+        endpoint.encodings.settle_after_pass(Session())
+        assert events == []
+    assert events == ["written", "settled"]
+

@@ -90,6 +90,23 @@ def test_sessions_in_one_state_take_one_step_worked_out_once() -> None:
     assert encodings.steps is None  # only during the pass
 
 
+def test_a_shared_step_settles_when_the_pass_ends() -> None:
+    """A session that took another's step keeps its state until the pass ends (its writes go
+    out first); asked again within the pass, it settles first and answers as alone."""
+    encodings, live, sessions = one_room(3)
+    set_result(live, 2, ["a", "b"])
+    with encodings.sharing_steps():
+        steps = [session.next_transition(2) for session in sessions]
+        assert len(set(steps)) == 1 and isinstance(steps[0], str)
+        assert [session.sent.ts for session in sessions] == [2, 1, 1]
+        assert sessions[0].unsettled is None and sessions[1].unsettled is not None
+        assert sessions[1].next_transition(2) is None  # settled, then nothing new
+        assert sessions[1].sent.ts == 2 and sessions[1].unsettled is None
+    assert [session.sent.ts for session in sessions] == [2, 2, 2]
+    assert all(session.unsettled is None for session in sessions)
+    assert sessions[2].queries[0].sent_json == live.result_json
+
+
 def test_a_session_in_another_state_takes_its_own_step() -> None:
     encodings, live, sessions = one_room(3)
     sessions[1].mutations_in_flight = 1

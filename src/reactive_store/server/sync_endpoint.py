@@ -67,8 +67,9 @@ class SyncEndpoint:
 
     @contextlib.contextmanager
     def _fan_out_pass(self) -> Iterator[None]:
-        """One notification's pass over its sockets: steps shared, writes held to the end."""
-        with self.writes.holding(), self.encodings.sharing_steps():
+        """One notification's pass over its sockets: steps shared, writes held to the end,
+        then the sessions' shared steps settled (after the writes, which start sooner)."""
+        with self.encodings.sharing_steps(), self.writes.holding():
             yield
 
     async def serve(self, websocket: WebSocket) -> None:

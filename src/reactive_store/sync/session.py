@@ -121,6 +121,9 @@ class SyncSession(Generic[R]):
     # it again; None when not known. Invariant: anything that changes what `_state` reads,
     # other than a pass's shared step, sets it to None.
     state_key: tuple[object, ...] | None = field(default=None, repr=False)
+    # A step taken from another session during the pass under way, whose changes to this
+    # session's state wait for the pass to end (`settle`).
+    unsettled: SharedStep | None = field(default=None, repr=False)
 
     def connect(self, msg: Connect) -> None:
         """The socket's first message: who the client is, and whether it is reconnecting."""
@@ -190,8 +193,11 @@ class SyncSession(Generic[R]):
 
         During a fan-out pass (`SharedEncodings.sharing_steps`) a session in the same state
         as one that already took its step takes the same step: the same answer, and the
-        same changes to its state, without working them out again.
+        same changes to its state, without working them out again. Those changes are made
+        when the pass ends (`settle`), after its writes: the writes start sooner.
         """
+        if self.unsettled is not None:
+            self.settle()
         steps = self.encodings.steps
         state = None if steps is None or self.removed else self.state_key or self._state()
         if state is None:
@@ -207,11 +213,26 @@ class SyncSession(Generic[R]):
                 (q.sent_json, q.sent_lines, q.sent_journal) for q in self.queries.values()),
                 after)
         elif isinstance(shared.step, str):
-            self.sent, self.force = shared.sent, False
-            for query, sent in zip(self.queries.values(), shared.queries, strict=True):
-                query.sent_json, query.sent_lines, query.sent_journal = sent
+            self.unsettled = shared
+            self.encodings.settle_after_pass(self)
+            return shared.step
         self.state_key = shared.after
         return shared.step
+
+    def settle(self) -> None:
+        """Make the state changes of the step this session took from another one.
+
+        Invariant: between taking the step and this, nothing reads this session's state.
+        The pass that took it visits each session once and never awaits, and its end
+        settles every session before anything else runs (`SharedEncodings.sharing_steps`).
+        """
+        shared, self.unsettled = self.unsettled, None
+        if shared is None:
+            return
+        self.sent, self.force = shared.sent, False
+        for query, sent in zip(self.queries.values(), shared.queries, strict=True):
+            query.sent_json, query.sent_lines, query.sent_journal = sent
+        self.state_key = shared.after
 
     def _state(self) -> tuple[object, ...] | None:
         """What a step reads of this session, but for what `next_transition` adds to it, as

@@ -49,11 +49,13 @@ class SharedEncodings:
         # The steps sessions took during the fan-out pass under way, keyed by all a step
         # reads of its session (sync/session.py's SharedStep); None outside a pass.
         self.steps: dict[tuple[object, ...], Any] | None = None
+        self._unsettled: list[Any] = []  # sessions that took a step: settled at the end
 
     @contextlib.contextmanager
     def sharing_steps(self) -> Iterator[None]:
         """A fan-out pass: the live queries' results and the processed timestamp stay put
-        until it ends (no await inside), so sessions in one state can share one step."""
+        until it ends (no await inside), so sessions in one state can share one step. The
+        sessions that took a step worked out by another settle their state at the end."""
         if self.steps is not None:
             yield
             return
@@ -62,6 +64,13 @@ class SharedEncodings:
             yield
         finally:
             self.steps = None
+            unsettled, self._unsettled = self._unsettled, []
+            for session in unsettled:
+                session.settle()
+
+    def settle_after_pass(self, session: Any) -> None:
+        """`session.settle()` when the pass under way ends."""
+        self._unsettled.append(session)
 
     def update(self, query_id: int, result_json: bytes, lines_json: bytes,
                journal: str | None) -> bytes:
