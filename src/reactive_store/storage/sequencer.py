@@ -89,6 +89,7 @@ class Sequencer:
         return True
 
     def carried(self) -> None:
+        """A message `carry` let sequence itself is done (committed or not)."""
         self._carrying -= 1
 
     async def close(self) -> None:
