@@ -34,6 +34,7 @@ from reactive_store.storage import Transaction
 from reactive_store.storage.job_claims import (
     DueJob,
     LockBudget,
+    LockedJob,
     due_jobs,
     lock_budget,
     lock_due,
@@ -251,17 +252,21 @@ DONE = {"state": {"kind": "success"}, "result": {"n": 2**40, "raw": b"\x00", "li
         "completedTime": 1234.5}
 
 
+async def lock_one(tx: Transaction, jobs: list[DueJob]) -> tuple[LockedJob, dict[str, Any]]:
+    """Lock the one due job of `jobs` as a batch does; the lock's row and its document."""
+    [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
+                           indexes=list(all_indexes(SYSTEM_TABLES[SCHEDULED_FUNCTIONS])))
+    return job, document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+
+
 async def mark_done(engine: Engine, job_id: str, fields: dict[str, Any], from_stored: bool
                     ) -> list[tuple[object, set[bytes]]]:
     """Patch one job with `fields` in a transaction of its own, from the version its lock
     read (the batch's way) or the general way; returns the commit's write set."""
-    definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
     jobs = await due(engine, [job_id])
 
     async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
-        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
-                               indexes=list(all_indexes(definition)))
-        doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+        job, doc = await lock_one(tx, jobs)
         stored = StoredVersion(job.row.doc, job.keys, job.tid) if from_stored else None
         await SystemTableWriter(db).patch(job_id, fields, current=doc, stored=stored)
         return sorted((ref, keys) for ref, keys in db.writes.keys.items()), None
@@ -316,13 +321,10 @@ async def test_a_bad_mark_from_the_stored_version_is_refused_and_writes_nothing(
 
 async def test_a_stored_version_of_another_document_is_refused(quiet: Engine) -> None:
     first, second = await schedule(quiet, "a", "b")
-    definition = SYSTEM_TABLES[SCHEDULED_FUNCTIONS]
     jobs = await due(quiet, [first])
 
     async def body(db: DatabaseWriter, tx: Transaction) -> tuple[Any, Any]:
-        [job] = await lock_due(tx, SCHEDULED_FUNCTIONS, jobs, *due_range(now_ms()),
-                               indexes=list(all_indexes(definition)))
-        doc = document_from_row(job.row.id, job.row.creation_time, job.row.doc)
+        job, doc = await lock_one(tx, jobs)
         await SystemTableWriter(db).patch(second, DONE, current=doc,
                                           stored=StoredVersion(job.row.doc, job.keys))
         return None, None
