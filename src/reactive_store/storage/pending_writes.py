@@ -124,12 +124,15 @@ def grouped_statements(writes: list[PendingWrite]) -> list[str]:
     return statements
 
 
-def update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> str:
+def update_sql(table: str, columns: tuple[str, ...], rows: list[str], by_tid: bool = False
+               ) -> str:
     """An UPDATE setting `columns` (the first is the json document, the rest bytea keys)
-    from `rows` of (id, document, keys...), matched by id."""
+    from `rows` of (id, document, keys...), matched by id; with `by_tid`, rows of (ctid,
+    id, document, keys...), each reached by its ctid as well."""
     sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
+    names, match = ("tid, _id", "t.ctid = v.tid::tid AND ") if by_tid else ("_id", "")
     return (f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
-            f"AS v(_id, {', '.join(columns)}) WHERE t._id = v._id COLLATE \"C\"")
+            f"AS v({names}, {', '.join(columns)}) WHERE {match}t._id = v._id COLLATE \"C\"")
 
 
 # Planner settings that leave a TID scan the only way in: for many rows, a table scan and a
@@ -143,9 +146,4 @@ TID_ONLY_OFF = "; ".join(f"RESET {name}" for name in TID_ONLY)
 def tid_update_sql(table: str, columns: tuple[str, ...], rows: list[str]) -> list[str]:
     """Statements updating `rows` of (ctid, id, document, keys...), each reached by its ctid
     (a nested loop over the values, a TID scan inside), the planner settings restored after."""
-    sets = ", ".join(f"{c} = v.{c}" + ("::json" if c == "doc" else "") for c in columns)
-    return [TID_ONLY_ON,
-            f"UPDATE {table} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
-            f"AS v(tid, _id, {', '.join(columns)}) "
-            f"WHERE t.ctid = v.tid::tid AND t._id = v._id COLLATE \"C\"",
-            TID_ONLY_OFF]
+    return [TID_ONLY_ON, update_sql(table, columns, rows, by_tid=True), TID_ONLY_OFF]
