@@ -91,15 +91,14 @@ class PendingWrites:
 def one_statement(write: PendingWrite) -> str:
     if write.kind == "insert":
         return f"INSERT INTO {write.table} ({', '.join(write.columns)}) VALUES {write.row}"
-    if write.kind == "update":
-        sets = ", ".join(f"{c} = {v}" for c, v in zip(write.columns, write.literals[1:],
-                                                       strict=True))
-        return f"UPDATE {write.table} SET {sets} WHERE _id = {write.literals[0]}"
-    if write.kind == "update_tid":  # one row by ctid: a TID scan is the cheapest path
-        sets = ", ".join(f"{c} = {v}" for c, v in zip(write.columns, write.literals[2:],
-                                                       strict=True))
-        return (f"UPDATE {write.table} SET {sets} WHERE ctid = {write.literals[0]}::tid "
-                f"AND _id = {write.literals[1]}")
+    if write.kind in ("update", "update_tid"):
+        # One row by ctid needs no planner settings: a TID scan is the cheapest path.
+        by_tid = write.kind == "update_tid"
+        head = 2 if by_tid else 1  # the literals before the columns': (ctid,) id
+        sets = ", ".join(f"{c} = {v}" for c, v in zip(
+            write.columns, write.literals[head:], strict=True))
+        match = f"ctid = {write.literals[0]}::tid AND " if by_tid else ""
+        return f"UPDATE {write.table} SET {sets} WHERE {match}_id = {write.literals[head - 1]}"
     return f"DELETE FROM {write.table} WHERE _id = {sql_literal(write.doc_id)}"
 
 
