@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import struct
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -189,6 +191,46 @@ async def test_a_fan_out_is_written_at_once_and_chains_on_every_socket(
                     got = await c.recv()
                     assert got["modifications"][0]["value"] == integer(n)
         assert len(writes) >= 20 * 5 - 5, len(writes)
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_a_large_fan_out_is_written_from_two_threads_and_chains_everywhere(
+        make_app: Any, serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit watched by more sockets than PARALLEL_FROM is written from the loop's thread
+    and a helper thread (server/parallel_writes.py): every socket still gets every Transition,
+    complete and chained."""
+    from reactive_store.server import parallel_writes
+
+    writers: set[str] = set()
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        writers.add(threading.current_thread().name)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(parallel_writes.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel_writes.os, "write", write)
+    base, _ = await serve(make_app(ACCOUNTS_APP))
+    count = parallel_writes.PARALLEL_FROM + 16
+    sockets = [await websockets.connect(base.replace("http", "ws") + "/api/1.48.0/sync")
+               for _ in range(count)]
+    try:
+        clients = [Client(ws) for ws in sockets]
+        for i, c in enumerate(clients):
+            await c.connect(session=f"wide{i}")
+            await c.modify(add(1, "accounts:total", {}))
+            assert (await c.recv())["modifications"][0]["value"] == integer(0)
+        async with httpx.AsyncClient() as http:
+            for n in range(1, 4):
+                await http.post(base + "/api/mutation", json={
+                    "path": "accounts:open", "args": {"owner": f"o{n}", "balance": integer(1)}})
+                for c in clients:  # Client.recv checks the chaining
+                    got = await c.recv()
+                    assert got["modifications"][0]["value"] == integer(n)
+        assert threading.current_thread().name in writers
+        assert any(name.startswith("socket-writes") for name in writers), writers
     finally:
         for ws in sockets:
             await ws.close()

@@ -14,6 +14,8 @@ from typing import Any
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
+from reactive_store.server.parallel_writes import Held, ParallelWrites, plain_fd
+
 
 class SharedFrame:
     """The last text frame built, handed to the next socket that sends the same text: in a
@@ -36,11 +38,13 @@ class SharedFrame:
 
 
 class HeldWrites:
-    """Socket writes held during a fan-out's pass over its sockets, then made in one tight
-    loop: the Python work for every socket runs before any system call, not between them."""
+    """Socket writes held during a fan-out's pass over its sockets, then made in tight
+    loops: the Python work for every socket runs before any system call, not between them,
+    and a large batch is written from several threads (server/parallel_writes.py)."""
 
-    def __init__(self) -> None:
-        self._held: list[tuple[Any, bytes]] | None = None
+    def __init__(self, parallel: ParallelWrites | None = None) -> None:
+        self._held: list[Held] | None = None
+        self.parallel = parallel or ParallelWrites(helpers=0)
 
     @contextlib.contextmanager
     def holding(self) -> Iterator[None]:
@@ -52,16 +56,15 @@ class HeldWrites:
             yield
         finally:
             held, self._held = self._held, None
-            for transport, data in held:
-                if not transport.is_closing():
-                    transport.write(data)
+            self.parallel.write_all(held)
 
-    def write(self, transport: Any, data: bytes) -> None:
-        """Write `data` now, or at the end of the pass under way (in the order given)."""
+    def write(self, transport: Any, data: bytes, fd: int = -1) -> None:
+        """Write `data` now, or at the end of the pass under way (in the order given);
+        `fd` is the transport's own when it is a plain TCP one (`plain_fd`), else -1."""
         if self._held is None:
             transport.write(data)
         else:
-            self._held.append((transport, data))
+            self._held.append((transport, data, fd))
 
 
 def immediate_sender(protocol: Any, shared: SharedFrame | None = None,
@@ -81,6 +84,7 @@ def immediate_sender(protocol: Any, shared: SharedFrame | None = None,
             and hasattr(protocol, "close_sent") and transport is not None):
         return None
     write = (writes or HeldWrites()).write  # a HeldWrites never holding writes at once
+    fd = plain_fd(transport)
 
     def send_now(*texts: str) -> bool:
         if protocol.close_sent or transport.is_closing():
@@ -90,11 +94,11 @@ def immediate_sender(protocol: Any, shared: SharedFrame | None = None,
             # What conn.send_text would write, without building it again for this socket.
             frame = shared.of(texts[0])
             pending = conn.data_to_send()
-            write(transport, b"".join([*pending, frame]) if pending else frame)
+            write(transport, b"".join([*pending, frame]) if pending else frame, fd)
             return True
         for each in texts:
             conn.send_text(each.encode())
-        write(transport, b"".join(conn.data_to_send()))  # one write for all of them
+        write(transport, b"".join(conn.data_to_send()), fd)  # one write for all of them
         return True
 
     return send_now

@@ -16,6 +16,7 @@ from reactive_store.auth import Caller
 from reactive_store.deployment import Deployment
 from reactive_store.limits import ServerLimits
 from reactive_store.server.cors import websocket_origin_allowed
+from reactive_store.server.parallel_writes import ParallelWrites
 from reactive_store.server.socket_writes import HeldWrites, SharedFrame, immediate_sender
 from reactive_store.sync.connection import ConnectionClosed, SyncConnection
 from reactive_store.sync.protocol import Authenticate, ProtocolError
@@ -62,7 +63,7 @@ class SyncEndpoint:
         # Shared by every socket of the deployment: a fan-out encodes and frames once.
         self.encodings = SharedEncodings()
         self.frame = SharedFrame()
-        self.writes = HeldWrites()
+        self.writes = HeldWrites(ParallelWrites())
         deployment.subscriptions.notify_scope = self._fan_out_pass
 
     @contextlib.contextmanager
