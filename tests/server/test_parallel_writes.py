@@ -300,3 +300,14 @@ def test_tls_and_unknown_transports_have_no_plain_fd(loop: str, tmp_path: Path) 
 
     LOOPS[loop](run())
     assert plain_fd(object()) == -1
+
+
+@pytest.mark.parametrize(("cores", "helpers"), [(1, 0), (2, 1), (4, 3), (64, 3)])
+def test_helpers_follow_the_usable_cores(monkeypatch: pytest.MonkeyPatch, cores: int,
+                                         helpers: int) -> None:
+    monkeypatch.setattr(parallel_writes, "usable_cores", lambda: cores)
+    assert ParallelWrites().helpers == helpers
+
+
+def test_usable_cores_are_the_affinity_mask() -> None:
+    assert parallel_writes.usable_cores() == len(os.sched_getaffinity(0))

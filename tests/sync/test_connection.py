@@ -210,7 +210,7 @@ async def test_a_large_fan_out_is_written_from_two_threads_and_chains_everywhere
         writers.add(threading.current_thread().name)
         return real_write(fd, data)
 
-    monkeypatch.setattr(parallel_writes.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel_writes, "usable_cores", lambda: 2)
     monkeypatch.setattr(parallel_writes.os, "write", write)
     base, _ = await serve(make_app(ACCOUNTS_APP))
     count = parallel_writes.PARALLEL_FROM + 16

@@ -33,6 +33,13 @@ def plain_fd(transport: Any) -> int:
     return int(sock.fileno()) if sock is not None else -1
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def write_lane(lane: list[Held]) -> list[Rest]:
     """Write each (transport, data, fd) straight to its fd; return what must still go
     through the transport: the unsent tail of a short write, and every later write to that
@@ -58,7 +65,7 @@ class ParallelWrites:
 
     def __init__(self, helpers: int | None = None) -> None:
         if helpers is None:
-            helpers = min(3, (os.cpu_count() or 1) - 1)
+            helpers = min(3, usable_cores() - 1)
         self.helpers = max(helpers, 0)
         self._pool: ThreadPoolExecutor | None = None
 
