@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,6 @@ def test_every_socket_gets_its_bytes_in_order_from_two_threads(
                 want = b"first %d;second %d;" % (i, i)
                 assert await read_exactly(client, len(want)) == want
         finally:
-            writes.close()
             close_all(server, transports, clients)
 
     LOOPS[loop](run())
@@ -137,7 +137,6 @@ def test_a_full_socket_takes_the_rest_through_its_transport_in_order(loop: str) 
             want = big + b"after the big one"
             assert await read_exactly(slow, len(want)) == want
         finally:
-            writes.close()
             close_all(server, transports, clients)
 
     LOOPS[loop](run())
@@ -154,7 +153,7 @@ def test_bytes_already_queued_go_first_and_closed_sockets_are_skipped(
             backlog = os.urandom(BIGGER_THAN_BUFFERS)
             queued.write(backlog)
             assert queued.get_write_buffer_size() > 0
-            clients[0].setblocking(True)  # the peer reads some while the loop stands still:
+            clients[0].settimeout(10)  # the peer reads some while the loop stands still:
             head = b""  # room in the kernel, bytes still queued in the transport
             while len(head) < 1 << 20:
                 head += clients[0].recv(1 << 16)
@@ -169,7 +168,6 @@ def test_bytes_already_queued_go_first_and_closed_sockets_are_skipped(
             for client in clients[2:]:
                 assert await read_exactly(client, 5) == b"frame"
         finally:
-            writes.close()
             close_all(server, transports, clients)
 
     LOOPS[loop](run())
@@ -199,7 +197,6 @@ def test_a_broken_socket_is_left_to_its_transport_and_the_others_are_written(loo
                 assert await read_exactly(client, 5) == b"frame"
             assert isinstance(await asyncio.wait_for(lost, 10), OSError)
         finally:
-            writes.close()
             close_all(server, transports, clients[1:])
 
     LOOPS[loop](run())
@@ -217,7 +214,8 @@ def test_a_lane_keeps_a_sockets_later_writes_behind_its_unsent_tail(
         assert len(rest) == 2 and rest[1] == (transport, b"next")
         tail = rest[0][1]
         assert 0 < len(tail) < len(big) and big.endswith(tail)
-        # The peer may read between the two writes; the second must still wait its turn.
+        # Had the peer read between the two writes, the kernel would take the second: it
+        # must still wait behind the tail (a scripted short write, then room).
         b.setblocking(False)
         while True:
             try:
@@ -309,5 +307,52 @@ def test_helpers_follow_the_usable_cores(monkeypatch: pytest.MonkeyPatch, cores:
     assert ParallelWrites().helpers == helpers
 
 
-def test_usable_cores_are_the_affinity_mask() -> None:
-    assert parallel_writes.usable_cores() == len(os.sched_getaffinity(0))
+@pytest.mark.parametrize(("text", "cores"), [
+    ("max 100000\n", None), ("200000 100000\n", 2), ("150000 100000\n", 2),
+    ("50000 100000\n", 1), ("garbage\n", None), ("1 0\n", None)])
+def test_a_cgroup_quota_caps_the_cores(tmp_path: Path, text: str, cores: int | None) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(text)
+    assert parallel_writes.cgroup_cores(cpu_max) == cores
+    assert parallel_writes.cgroup_cores(tmp_path / "missing") is None
+
+
+def test_usable_cores_take_the_smaller_of_affinity_and_quota(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    affinity = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(parallel_writes, "cgroup_cores", lambda: None)
+    assert parallel_writes.usable_cores() == affinity
+    monkeypatch.setattr(parallel_writes, "cgroup_cores", lambda: 1)
+    assert parallel_writes.usable_cores() == 1
+    monkeypatch.setattr(parallel_writes, "cgroup_cores", lambda: affinity + 8)
+    assert parallel_writes.usable_cores() == affinity
+
+
+def test_a_failing_lane_still_waits_for_the_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's own lane failing must not return while a helper still writes to fds the
+    loop could close and reuse next."""
+    loop_thread = threading.current_thread()
+    helper_done: list[int] = []
+    real = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if threading.current_thread() is loop_thread:
+            raise RuntimeError("the loop's lane broke")
+        time.sleep(0.001)  # a slow helper: still busy when the loop's lane fails
+        sent = real(fd, data)
+        helper_done.append(fd)
+        return sent
+
+    async def run() -> None:
+        server, transports, clients = await connected(PARALLEL_FROM)
+        try:
+            monkeypatch.setattr(parallel_writes.os, "write", write)
+            held = [(t, b"frame", plain_fd(t)) for t in transports]
+            with pytest.raises(RuntimeError, match="lane broke"):
+                ParallelWrites(helpers=1).write_all(held)
+            assert len(helper_done) == PARALLEL_FROM // 2  # every helper write had ended
+        finally:
+            monkeypatch.undo()
+            close_all(server, transports, clients)
+
+    uvloop.run(run())
