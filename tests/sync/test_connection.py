@@ -169,31 +169,37 @@ def record_immediate_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return writes
 
 
+async def fan_out(base: str, sockets: int, commits: int, session: str) -> None:
+    """`sockets` raw clients watch `accounts:total`; each of `commits` accounts opened over
+    HTTP must reach every one of them, complete and chained (Client.recv checks)."""
+    opened = [await websockets.connect(base.replace("http", "ws") + "/api/1.48.0/sync")
+              for _ in range(sockets)]
+    try:
+        clients = [Client(ws) for ws in opened]
+        for i, c in enumerate(clients):
+            await c.connect(session=f"{session}{i}")
+            await c.modify(add(1, "accounts:total", {}))
+            assert (await c.recv())["modifications"][0]["value"] == integer(0)
+        async with httpx.AsyncClient() as http:
+            for n in range(1, commits + 1):
+                await http.post(base + "/api/mutation", json={
+                    "path": "accounts:open", "args": {"owner": f"o{n}", "balance": integer(1)}})
+                for c in clients:
+                    got = await c.recv()
+                    assert got["modifications"][0]["value"] == integer(n)
+    finally:
+        for ws in opened:
+            await ws.close()
+
+
 async def test_a_fan_out_is_written_at_once_and_chains_on_every_socket(
         make_app: Any, serve: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sockets whose pump is idle get a commit's Transition written by the notification
     itself (no task woken per socket): every one still chains, in order, and is complete."""
     writes = record_immediate_writes(monkeypatch)
     base, _ = await serve(make_app(ACCOUNTS_APP))
-    sockets = [await websockets.connect(base.replace("http", "ws") + "/api/1.48.0/sync")
-               for _ in range(20)]
-    try:
-        clients = [Client(ws) for ws in sockets]
-        for i, c in enumerate(clients):
-            await c.connect(session=f"fan{i}")
-            await c.modify(add(1, "accounts:total", {}))
-            assert (await c.recv())["modifications"][0]["value"] == integer(0)
-        async with httpx.AsyncClient() as http:
-            for n in range(1, 6):
-                await http.post(base + "/api/mutation", json={
-                    "path": "accounts:open", "args": {"owner": f"o{n}", "balance": integer(1)}})
-                for c in clients:  # Client.recv checks the chaining
-                    got = await c.recv()
-                    assert got["modifications"][0]["value"] == integer(n)
-        assert len(writes) >= 20 * 5 - 5, len(writes)
-    finally:
-        for ws in sockets:
-            await ws.close()
+    await fan_out(base, sockets=20, commits=5, session="fan")
+    assert len(writes) >= 20 * 5 - 5, len(writes)
 
 
 async def test_a_large_fan_out_is_written_from_two_threads_and_chains_everywhere(
@@ -213,27 +219,9 @@ async def test_a_large_fan_out_is_written_from_two_threads_and_chains_everywhere
     monkeypatch.setattr(parallel_writes, "usable_cores", lambda: 2)
     monkeypatch.setattr(parallel_writes.os, "write", write)
     base, _ = await serve(make_app(ACCOUNTS_APP))
-    count = parallel_writes.PARALLEL_FROM + 16
-    sockets = [await websockets.connect(base.replace("http", "ws") + "/api/1.48.0/sync")
-               for _ in range(count)]
-    try:
-        clients = [Client(ws) for ws in sockets]
-        for i, c in enumerate(clients):
-            await c.connect(session=f"wide{i}")
-            await c.modify(add(1, "accounts:total", {}))
-            assert (await c.recv())["modifications"][0]["value"] == integer(0)
-        async with httpx.AsyncClient() as http:
-            for n in range(1, 4):
-                await http.post(base + "/api/mutation", json={
-                    "path": "accounts:open", "args": {"owner": f"o{n}", "balance": integer(1)}})
-                for c in clients:  # Client.recv checks the chaining
-                    got = await c.recv()
-                    assert got["modifications"][0]["value"] == integer(n)
-        assert threading.current_thread().name in writers
-        assert any(name.startswith("socket-writes") for name in writers), writers
-    finally:
-        for ws in sockets:
-            await ws.close()
+    await fan_out(base, sockets=parallel_writes.PARALLEL_FROM + 16, commits=3, session="wide")
+    assert threading.current_thread().name in writers
+    assert any(name.startswith("socket-writes") for name in writers), writers
 
 
 async def test_sockets_in_the_same_state_get_the_same_transition_text(
