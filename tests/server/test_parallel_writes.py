@@ -5,6 +5,7 @@ takes the direct path."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
 import socket
@@ -12,7 +13,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,22 +44,30 @@ class Accepted(asyncio.Protocol):
         self.transports.append(transport)
 
 
-async def connected(count: int) -> tuple[asyncio.Server, list[Any],
-                                         list[socket.socket]]:
-    """`count` server-side transports of this loop, each with its client socket (in order)."""
+@contextlib.asynccontextmanager
+async def connected(count: int) -> AsyncIterator[tuple[list[Any], list[socket.socket]]]:
+    """`count` server-side transports of this loop, each with its client socket (in order);
+    all closed, with their server, at the end."""
     transports: list[Any] = []
     protocol = type("Recording", (Accepted,), {"transports": transports})
     server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    clients = []
-    for i in range(count):
-        clients.append(socket.create_connection(("127.0.0.1", port)))
-        for _ in range(5000):
-            if len(transports) > i:
-                break
-            await asyncio.sleep(0.001)
-        assert len(transports) > i, "the server did not accept"
-    return server, transports, clients
+    clients: list[socket.socket] = []
+    try:
+        for i in range(count):
+            clients.append(socket.create_connection(("127.0.0.1", port)))
+            for _ in range(5000):
+                if len(transports) > i:
+                    break
+                await asyncio.sleep(0.001)
+            assert len(transports) > i, "the server did not accept"
+        yield transports, clients
+    finally:
+        for transport in transports:
+            transport.close()
+        for client in clients:
+            client.close()
+        server.close()
 
 
 async def read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -70,15 +79,6 @@ async def read_exactly(sock: socket.socket, size: int) -> bytes:
         assert chunk, "closed early"
         got += chunk
     return bytes(got)
-
-
-def close_all(server: asyncio.Server, transports: list[Any],
-              clients: list[socket.socket]) -> None:
-    for transport in transports:
-        transport.close()
-    for client in clients:
-        client.close()
-    server.close()
 
 
 @pytest.fixture
@@ -99,9 +99,8 @@ def threads_writing(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
 def test_every_socket_gets_its_bytes_in_order_from_two_threads(
         loop: str, threads_writing: set[str]) -> None:
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM + 6)
-        writes = ParallelWrites(helpers=1)
-        try:
+        async with connected(PARALLEL_FROM + 6) as (transports, clients):
+            writes = ParallelWrites(helpers=1)
             fds = [plain_fd(t) for t in transports]
             assert all(fd >= 0 for fd in fds)
             pairs = list(enumerate(zip(transports, fds, strict=True)))
@@ -111,8 +110,6 @@ def test_every_socket_gets_its_bytes_in_order_from_two_threads(
             for i, client in enumerate(clients):
                 want = b"first %d;second %d;" % (i, i)
                 assert await read_exactly(client, len(want)) == want
-        finally:
-            close_all(server, transports, clients)
 
     LOOPS[loop](run())
     assert threading.current_thread().name in threads_writing
@@ -122,9 +119,8 @@ def test_every_socket_gets_its_bytes_in_order_from_two_threads(
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_full_socket_takes_the_rest_through_its_transport_in_order(loop: str) -> None:
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM)
-        writes = ParallelWrites(helpers=1)
-        try:
+        async with connected(PARALLEL_FROM) as (transports, clients):
+            writes = ParallelWrites(helpers=1)
             slow = clients[0]
             big = os.urandom(BIGGER_THAN_BUFFERS)  # the socket takes part of it: a short write
             held = [(t, b"x%d" % i, plain_fd(t)) for i, t in enumerate(transports)]
@@ -136,8 +132,6 @@ def test_a_full_socket_takes_the_rest_through_its_transport_in_order(loop: str) 
                 assert await read_exactly(client, len(b"x%d" % i)) == b"x%d" % i
             want = big + b"after the big one"
             assert await read_exactly(slow, len(want)) == want
-        finally:
-            close_all(server, transports, clients)
 
     LOOPS[loop](run())
 
@@ -146,9 +140,8 @@ def test_a_full_socket_takes_the_rest_through_its_transport_in_order(loop: str) 
 def test_bytes_already_queued_go_first_and_closed_sockets_are_skipped(
         loop: str, threads_writing: set[str]) -> None:
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM + 1)
-        writes = ParallelWrites(helpers=1)
-        try:
+        async with connected(PARALLEL_FROM + 1) as (transports, clients):
+            writes = ParallelWrites(helpers=1)
             queued, closed = transports[0], transports[1]
             backlog = os.urandom(BIGGER_THAN_BUFFERS)
             queued.write(backlog)
@@ -167,8 +160,6 @@ def test_bytes_already_queued_go_first_and_closed_sockets_are_skipped(
             assert await asyncio.get_running_loop().sock_recv(clients[1], 10) == b""
             for client in clients[2:]:
                 assert await read_exactly(client, 5) == b"frame"
-        finally:
-            close_all(server, transports, clients)
 
     LOOPS[loop](run())
 
@@ -176,15 +167,14 @@ def test_bytes_already_queued_go_first_and_closed_sockets_are_skipped(
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_broken_socket_is_left_to_its_transport_and_the_others_are_written(loop: str) -> None:
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM)
-        writes = ParallelWrites(helpers=1)
         lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
 
         class Lost(asyncio.Protocol):
             def connection_lost(self, exc: Exception | None) -> None:
                 lost.set_result(exc)
 
-        try:
+        async with connected(PARALLEL_FROM) as (transports, clients):
+            writes = ParallelWrites(helpers=1)
             transports[0].set_protocol(Lost())
             transports[0].pause_reading()  # only a write can find the reset
             broken = clients[0]
@@ -196,8 +186,6 @@ def test_a_broken_socket_is_left_to_its_transport_and_the_others_are_written(loo
             for client in clients[1:]:
                 assert await read_exactly(client, 5) == b"frame"
             assert isinstance(await asyncio.wait_for(lost, 10), OSError)
-        finally:
-            close_all(server, transports, clients[1:])
 
     LOOPS[loop](run())
 
@@ -240,8 +228,7 @@ def test_a_lane_keeps_a_sockets_later_writes_behind_its_unsent_tail(
 def test_few_writes_or_no_helpers_write_through_the_transports(
         threads_writing: set[str]) -> None:
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM)
-        try:
+        async with connected(PARALLEL_FROM) as (transports, clients):
             held = [(t, b"frame", plain_fd(t)) for t in transports]
             ParallelWrites(helpers=1).write_all(held[:-1])  # one short of a parallel batch
             ParallelWrites(helpers=0).write_all(held)
@@ -249,8 +236,6 @@ def test_few_writes_or_no_helpers_write_through_the_transports(
                 assert await read_exactly(client, 10) == b"frame" * 2
             assert await read_exactly(clients[-1], 5) == b"frame"
             assert threads_writing == set()
-        finally:
-            close_all(server, transports, clients)
 
     uvloop.run(run())
 
@@ -344,15 +329,12 @@ def test_a_failing_lane_still_waits_for_the_helpers(monkeypatch: pytest.MonkeyPa
         return sent
 
     async def run() -> None:
-        server, transports, clients = await connected(PARALLEL_FROM)
-        try:
+        async with connected(PARALLEL_FROM) as (transports, _):
             monkeypatch.setattr(parallel_writes.os, "write", write)
             held = [(t, b"frame", plain_fd(t)) for t in transports]
             with pytest.raises(RuntimeError, match="lane broke"):
                 ParallelWrites(helpers=1).write_all(held)
             assert len(helper_done) == PARALLEL_FROM // 2  # every helper write had ended
-        finally:
             monkeypatch.undo()
-            close_all(server, transports, clients)
 
     uvloop.run(run())
