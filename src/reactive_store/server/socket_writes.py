@@ -60,7 +60,7 @@ class HeldWrites:
 
     def write(self, transport: Any, data: bytes, fd: int = -1) -> None:
         """Write `data` now, or at the end of the pass under way (in the order given);
-        `fd` is the transport's own when it is a plain TCP one (`plain_fd`), else -1."""
+        `fd` is the transport's own when it is a plain socket one (`plain_fd`), else -1."""
         if self._held is None:
             transport.write(data)
         else:
